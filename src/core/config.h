@@ -1,0 +1,96 @@
+/* config: Plaza's settings. Defaults are compiled in; a JSON file, then
+ * environment variables (PLAZA_<KEY>, dots as underscores, upper case), then
+ * command-line flags override them, in that order. Every key is described
+ * once in a table in config.c (name, type, range, default, help), which
+ * drives parsing, validation, the environment mapping and docs. An unknown
+ * key or a bad value is an error that names the key and what was expected. */
+#ifndef PLAZA_CONFIG_H
+#define PLAZA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_ERR_MAX 256
+
+/* Representation: bools are ints (0/1). Strings are never NULL after
+ * config_defaults (an unset string such as tls.cert is ""). enum strings hold
+ * the canonical lower-case choice. ws_allowed_origins is NULL when empty,
+ * else an array of ws_nallowed_origins non-empty strings plus a NULL. */
+typedef struct config {
+    /* server */
+    char *host;                     /* "host": listen address (default "0.0.0.0") */
+    int port;                       /* "port": 8000 (0 = any free port) */
+    int workers;                    /* "workers": event-loop threads, 0 = one per core (0..1024) */
+    char *web_root;                 /* "web_root": static files folder, "web" */
+    char *log_level;                /* "log_level": debug|info|warn|error */
+    char *log_format;               /* "log_format": text|json */
+    int shutdown_timeout_ms;        /* "shutdown_timeout_ms": 5000 */
+    int max_connections;            /* "max_connections": 0 = no limit */
+    int debug_echo;                 /* "debug_echo": echo handler on /connection/websocket (tests only) */
+
+    /* http.* */
+    int http_max_header_bytes;      /* "http.max_header_bytes": 16384 */
+    int http_max_headers;           /* "http.max_headers": 64 */
+    int http_max_body_bytes;        /* "http.max_body_bytes": 1048576 */
+    int http_read_timeout_ms;       /* "http.read_timeout_ms": 10000 (a request must arrive whole within it) */
+    int http_keepalive_timeout_ms;  /* "http.keepalive_timeout_ms": 60000 */
+    int http_static_max_age;        /* "http.static_max_age": Cache-Control max-age seconds, 60 */
+
+    /* websocket.* */
+    int ws_max_message_bytes;       /* "websocket.max_message_bytes": 1048576 (after decompression) */
+    int ws_compression;             /* "websocket.compression": false */
+    int ws_compression_level;       /* "websocket.compression_level": 1..9, 1 */
+    int ws_compression_min_bytes;   /* "websocket.compression_min_bytes": 128 */
+    int ws_ping_interval_ms;        /* "websocket.ping_interval_ms": 25000 (0 = off) */
+    int ws_pong_timeout_ms;         /* "websocket.pong_timeout_ms": 10000 */
+    int ws_close_timeout_ms;        /* "websocket.close_timeout_ms": 3000 */
+    int ws_max_outbound_bytes;      /* "websocket.max_outbound_bytes": 4194304 (slow consumer limit) */
+    char **ws_allowed_origins;      /* "websocket.allowed_origins": [] = any */
+    int ws_nallowed_origins;
+
+    /* tls.* */
+    char *tls_cert;                 /* "tls.cert": PEM file; empty = plain TCP */
+    char *tls_key;                  /* "tls.key": PEM file */
+} config;
+
+/* Fills c with the defaults (c's old contents are not freed). Aborts only if
+ * the few default strings cannot be allocated. */
+void config_defaults(config *c);
+
+/* Frees the strings and arrays held by c and NULLs them (safe to repeat). */
+void config_free(config *c);
+
+/* Loaders and config_set either apply everything or, on error, leave c
+ * untouched. err may be NULL. */
+
+/* Applies a JSON file. Returns 0, or -1 with err set (names the key). */
+int config_load_file(config *c, const char *path, char err[CONFIG_ERR_MAX]);
+
+/* Applies a JSON document given as text (the file loader's core). It must be
+ * an object; sections are nested objects: {"http": {"max_headers": 32}}. */
+int config_load_json(config *c, const char *text, size_t len,
+                     char err[CONFIG_ERR_MAX]);
+
+/* Applies PLAZA_* variables from envp (NULL-terminated "K=V" strings; NULL =
+ * none). Unknown PLAZA_* variables are errors too, except PLAZA_CONFIG (the
+ * config file path, read by main). Lists are comma-separated. */
+int config_load_env(config *c, char *const *envp, char err[CONFIG_ERR_MAX]);
+
+/* Sets one key from its text form, as a flag or env var gives it
+ * ("websocket.compression", "true"). ints: decimal; bools: true/false, 1/0,
+ * yes/no, on/off (any case); lists: comma-separated, blanks trimmed. */
+int config_set(config *c, const char *key, const char *value,
+               char err[CONFIG_ERR_MAX]);
+
+/* Cross-key checks (e.g. tls.cert without tls.key). */
+int config_validate(const config *c, char err[CONFIG_ERR_MAX]);
+
+/* Writes one line per key to out: name, type, default, help. */
+void config_print_keys(FILE *out);
+
+/* Writes the markdown table of every key (key, env var, type, default,
+ * meaning), as in docs/configuration.md. */
+void config_write_markdown(FILE *out);
+
+#endif

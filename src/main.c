@@ -1,0 +1,129 @@
+/* main: the command line. `plaza serve` loads the configuration (defaults,
+ * then the JSON file, then PLAZA_* variables, then flags), starts the server
+ * and runs it until SIGINT/SIGTERM; `plaza checkconfig FILE` validates a
+ * file; `plaza version` prints the version. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/ssl.h>
+#include "core/config.h"
+#include "core/version.h"
+#include "net/server.h"
+#include "net/ws_echo.h"
+#include "obs/log.h"
+
+extern char **environ;
+
+static void usage(FILE *out) {
+    fprintf(out,
+        "usage: plaza serve [--config FILE] [--port N] [--host ADDR]\n"
+        "                   [--workers N] [--set KEY=VALUE]... [--debug-echo]\n"
+        "       plaza checkconfig FILE\n"
+        "       plaza keys            (every configuration key)\n"
+        "       plaza version\n"
+        "\n"
+        "Configuration: compiled-in defaults, then the JSON file (--config or\n"
+        "PLAZA_CONFIG), then PLAZA_* environment variables, then flags.\n");
+}
+
+/* Flags of `serve` that map to a key. */
+static const struct { const char *flag, *key; } FLAG_KEYS[] = {
+    {"--port", "port"}, {"--host", "host"}, {"--workers", "workers"},
+    {"--web-root", "web_root"}, {"--log-level", "log_level"},
+};
+
+static const char *config_path(int argc, char **argv) {
+    for (int i = 2; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--config") == 0) return argv[i + 1];
+    return getenv("PLAZA_CONFIG");
+}
+
+static int apply_flag(config *cfg, int argc, char **argv, int *i,
+                      char err[CONFIG_ERR_MAX]) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--debug-echo") == 0) return config_set(cfg, "debug_echo", "true", err);
+    if (*i + 1 >= argc) { snprintf(err, CONFIG_ERR_MAX, "%s needs a value", a); return -1; }
+    const char *v = argv[++*i];
+    if (strcmp(a, "--config") == 0) return 0;
+    for (size_t k = 0; k < sizeof(FLAG_KEYS) / sizeof(FLAG_KEYS[0]); k++)
+        if (strcmp(a, FLAG_KEYS[k].flag) == 0) return config_set(cfg, FLAG_KEYS[k].key, v, err);
+    if (strcmp(a, "--set") == 0) {
+        char key[128];
+        const char *eq = strchr(v, '=');
+        if (!eq || (size_t)(eq - v) >= sizeof(key)) {
+            snprintf(err, CONFIG_ERR_MAX, "--set expects KEY=VALUE, got \"%s\"", v);
+            return -1;
+        }
+        memcpy(key, v, (size_t)(eq - v));
+        key[eq - v] = '\0';
+        return config_set(cfg, key, eq + 1, err);
+    }
+    snprintf(err, CONFIG_ERR_MAX, "unknown option \"%s\"", a);
+    return -1;
+}
+
+/* Builds the configuration from every source. Returns 0 or -1 (printed). */
+static int load_config(config *cfg, int argc, char **argv) {
+    char err[CONFIG_ERR_MAX];
+    config_defaults(cfg);
+    const char *path = config_path(argc, argv);
+    if (path && config_load_file(cfg, path, err)) goto fail;
+    if (config_load_env(cfg, environ, err)) goto fail;
+    for (int i = 2; i < argc; i++)
+        if (apply_flag(cfg, argc, argv, &i, err)) goto fail;
+    if (config_validate(cfg, err)) goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "plaza: configuration error: %s\n", err);
+    return -1;
+}
+
+static int cmd_serve(int argc, char **argv) {
+    config cfg;
+    if (load_config(&cfg, argc, argv)) { config_free(&cfg); return 2; }
+    log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
+    server srv;
+    int rc = 1;
+    if (server_init(&srv, &cfg) == 0) {
+        if (cfg.debug_echo) {
+            srv.ws_handler = &ws_echo_handler;
+            log_warn("debug_echo is on: /connection/websocket echoes (tests only)");
+        }
+        rc = server_run(&srv);
+    }
+    server_free(&srv);
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_checkconfig(int argc, char **argv) {
+    if (argc != 3) { usage(stderr); return 2; }
+    config cfg;
+    char err[CONFIG_ERR_MAX];
+    config_defaults(&cfg);
+    int rc = config_load_file(&cfg, argv[2], err) || config_validate(&cfg, err);
+    if (rc) fprintf(stderr, "plaza: %s\n", err);
+    else printf("%s: ok\n", argv[2]);
+    config_free(&cfg);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc, argv);
+    if (strcmp(cmd, "checkconfig") == 0) return cmd_checkconfig(argc, argv);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("plaza %s\n", PLAZA_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "keys") == 0) { config_print_keys(stdout); return 0; }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "plaza: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,392 @@
+/* conn: a connection's socket, TLS, outbound queue and deadlines (see
+ * conn.h). Protocol handling lives in http_conn.c and ws_conn.c. */
+#include <stdlib.h>
+#include <string.h>
+#include "net/conn.h"
+#include "net/http_conn.h"
+#include "net/server.h"
+#include "net/tls.h"
+#include "net/worker.h"
+#include "net/ws_conn.h"
+#include "obs/log.h"
+
+#define MAX_IOV 64
+#define LINGER_MS 2000
+#define RING_KEEP 16   /* rings larger than this are freed when drained */
+
+static const char REFUSED[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+
+uint64_t conn_now(const conn *c) { return uv_now(&c->w->loop); }
+
+void conn_peer(const conn *c, char *buf, size_t len) {
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    char ip[64] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(buf, len, "%s:%d", ip, port);
+}
+
+void conn_set_mstate(conn *c, int mstate) {
+    METRIC_SUB(c->w->metrics.conns[c->mstate], 1);
+    METRIC_ADD(c->w->metrics.conns[mstate], 1);
+    c->mstate = (uint8_t)mstate;
+}
+
+void conn_set_deadline(conn *c, uint64_t due_ms) {
+    if (!c->closed) wheel_schedule(&c->w->wheel, &c->deadline, due_ms);
+}
+
+/* ---- queue ---- */
+
+static void queue_free(conn *c) {
+    while (c->q_count) {
+        netbuf_unref(c->q[c->q_head]);
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_count--;
+    }
+    free(c->q);
+    c->q = NULL;
+    c->q_cap = c->q_head = c->q_off = 0;
+    c->out_bytes = 0;
+}
+
+static int queue_grow(conn *c) {
+    uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
+    netbuf **nq = malloc(sizeof(*nq) * cap);
+    if (!nq) return -1;
+    for (uint32_t i = 0; i < c->q_count; i++)
+        nq[i] = c->q[(c->q_head + i) % c->q_cap];
+    free(c->q);
+    c->q = nq;
+    c->q_cap = cap;
+    c->q_head = 0;
+    return 0;
+}
+
+/* Drops n written bytes from the head of the queue. */
+static void queue_consume(conn *c, size_t n) {
+    METRIC_ADD(c->w->metrics.bytes_out, n);
+    c->out_bytes -= n;
+    while (n) {
+        netbuf *b = c->q[c->q_head];
+        size_t rest = b->len - c->q_off;
+        if (n < rest) { c->q_off += (uint32_t)n; return; }
+        n -= rest;
+        netbuf_unref(b);
+        c->q_off = 0;
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_count--;
+    }
+    if (!c->q_count && c->q_cap > RING_KEEP) queue_free(c);
+}
+
+/* Slow consumer: drop what is not already being written, tell the peer
+ * why, and give it close_timeout to take it. */
+static void conn_slow(conn *c) {
+    server *srv = c->w->srv;
+    METRIC_ADD(c->w->metrics.slow_consumers, 1);
+    size_t keep = c->tls ? 0 : c->inflight_bytes;
+    uint32_t kept = 0;
+    size_t covered = 0, off = c->q_off;
+    while (kept < c->q_count && covered < keep) {
+        netbuf *b = c->q[(c->q_head + kept) % c->q_cap];
+        covered += b->len - off;
+        off = 0;
+        kept++;
+    }
+    while (c->q_count > kept) {
+        uint32_t last = (c->q_head + c->q_count - 1) % c->q_cap;
+        c->out_bytes -= c->q[last]->len - (c->q_count == 1 ? c->q_off : 0);
+        netbuf_unref(c->q[last]);
+        c->q_count--;
+    }
+    if (!c->q_count) c->q_off = 0;
+    ws_conn_close(c, srv->ws_slow_close_code, "slow consumer");
+}
+
+int conn_send(conn *c, netbuf *b) {
+    if (c->closed || c->shut || c->ending) { netbuf_unref(b); return -1; }
+    const config *cfg = c->w->srv->cfg;
+    if (c->kind == CONN_WS && !c->ws->close_sent &&
+        c->out_bytes + b->len > (size_t)cfg->ws_max_outbound_bytes) {
+        netbuf_unref(b);
+        conn_slow(c);
+        return -1;
+    }
+    if (c->q_count == c->q_cap && queue_grow(c) != 0) {
+        netbuf_unref(b);
+        conn_abort(c);
+        return -1;
+    }
+    c->q[(c->q_head + c->q_count) % c->q_cap] = b;
+    c->q_count++;
+    c->out_bytes += b->len;
+    worker_want_flush(c->w, c);
+    return 0;
+}
+
+int conn_send_copy(conn *c, const void *data, size_t len) {
+    netbuf *b = netbuf_copy(data, len);
+    if (!b) { conn_abort(c); return -1; }
+    return conn_send(c, b);
+}
+
+/* ---- writing ---- */
+
+static void finish_end(conn *c);
+
+static void on_write_done(uv_write_t *req, int status) {
+    conn *c = req->data;
+    free(req);
+    c->wreq = NULL;
+    if (c->tls) {
+        METRIC_ADD(c->w->metrics.bytes_out, c->inflight_bytes);
+        netbuf_unref(c->tls_out);
+        c->tls_out = NULL;
+    } else if (status == 0) {
+        queue_consume(c, c->inflight_bytes);
+    }
+    c->inflight_bytes = 0;
+    if (c->closed) return;
+    if (status < 0) { conn_abort(c); return; }
+    conn_flush(c);
+}
+
+static int submit_write(conn *c, uv_buf_t *bufs, unsigned n, size_t bytes) {
+    c->wreq = malloc(sizeof(*c->wreq));
+    if (!c->wreq) return -1;
+    c->wreq->data = c;
+    c->inflight_bytes = bytes;
+    if (uv_write(c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write_done)) {
+        free(c->wreq);
+        c->wreq = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Gathers up to MAX_IOV queued buffers; returns the count and total. */
+static unsigned gather(conn *c, uv_buf_t *bufs, size_t *total) {
+    unsigned n = 0;
+    *total = 0;
+    for (uint32_t i = 0; i < c->q_count && n < MAX_IOV; i++) {
+        netbuf *b = c->q[(c->q_head + i) % c->q_cap];
+        uint32_t off = i == 0 ? c->q_off : 0;
+        bufs[n] = uv_buf_init((char *)b->data + off, b->len - off);
+        *total += b->len - off;
+        n++;
+    }
+    return n;
+}
+
+static void flush_plain(conn *c) {
+    uv_buf_t bufs[MAX_IOV];
+    while (c->q_count) {
+        size_t total;
+        unsigned n = gather(c, bufs, &total);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (r == UV_EAGAIN) r = 0;
+        if (r < 0) { conn_abort(c); return; }
+        queue_consume(c, (size_t)r);
+        if ((size_t)r < total) {
+            n = gather(c, bufs, &total);
+            if (submit_write(c, bufs, n, total) != 0) conn_abort(c);
+            return;
+        }
+    }
+    if (c->ending) finish_end(c);
+}
+
+static void flush_tls(conn *c) {
+    while (c->q_count) {
+        netbuf *b = c->q[c->q_head];
+        if (tls_conn_write(c->tls, b->data + c->q_off, b->len - c->q_off)) {
+            conn_abort(c);
+            return;
+        }
+        c->out_bytes -= b->len - c->q_off;
+        netbuf_unref(b);
+        c->q_off = 0;
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_count--;
+    }
+    netbuf *out = tls_conn_take_output(c->tls);
+    if (!out) {
+        if (c->ending) finish_end(c);
+        return;
+    }
+    c->tls_out = out;
+    uv_buf_t buf = uv_buf_init((char *)out->data, out->len);
+    if (submit_write(c, &buf, 1, out->len) != 0) conn_abort(c);
+}
+
+void conn_flush(conn *c) {
+    if (c->closed || c->wreq || c->shut) return;
+    if (c->tls) flush_tls(c);
+    else flush_plain(c);
+}
+
+/* ---- ending and closing ---- */
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    (void)status;
+    free(req);
+}
+
+/* The queue is written: send FIN and wait (briefly) for the peer's. */
+static void finish_end(conn *c) {
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    c->shut = 1;
+    if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown)) {
+        free(req);
+        conn_abort(c);
+        return;
+    }
+    conn_set_deadline(c, conn_now(c) + LINGER_MS);
+}
+
+void conn_end(conn *c) {
+    if (c->closed || c->ending) return;
+    c->ending = 1;
+    conn_set_deadline(c, conn_now(c) + LINGER_MS);
+    worker_want_flush(c->w, c);
+}
+
+static void remove_from_flush_list(conn *c) {
+    conn **p = &c->w->flush_list;
+    while (*p && *p != c) p = &(*p)->flush_next;
+    if (*p) *p = c->flush_next;
+    c->in_flush = 0;
+}
+
+static void on_closed(uv_handle_t *h) {
+    conn *c = h->data;
+    if (c->in_flush) remove_from_flush_list(c);
+    queue_free(c);
+    netbuf_unref(c->tls_out);
+    tls_conn_free(c->tls);
+    http_conn_free(c);
+    ws_conn_free(c);
+    free(c);
+}
+
+void conn_abort(conn *c) {
+    if (c->closed) return;
+    c->closed = 1;
+    wheel_cancel(&c->deadline);
+    if (c->kind == CONN_WS && c->handler && !c->close_notified) {
+        c->close_notified = 1;
+        if (c->handler->on_close) c->handler->on_close(c);
+    }
+    METRIC_SUB(c->w->metrics.conns[c->mstate], 1);
+    atomic_fetch_sub(&c->w->srv->nconns, 1);
+    worker_remove_conn(c->w, c);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+void conn_shutdown(conn *c) {
+    if (c->closed) return;
+    if (c->kind == CONN_WS)
+        ws_conn_close(c, c->w->srv->ws_close_on_shutdown, "server shutting down");
+    else
+        conn_end(c);
+}
+
+void conn_on_deadline(conn *c) {
+    if (c->closed) return;
+    if (c->shut || c->ending) { conn_abort(c); return; }
+    if (c->kind == CONN_HTTP) http_conn_on_deadline(c);
+    else ws_conn_on_deadline(c);
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+    (void)hint;
+    conn *c = h->data;
+    buf->base = (char *)c->w->read_buf;
+    buf->len = sizeof(c->w->read_buf);
+}
+
+/* Plaintext in: hand it to the protocol. Returns 1 to stop. */
+static int dispatch(void *ud, uint8_t *data, size_t len) {
+    conn *c = ud;
+    if (c->shut || c->ending) return c->closed;   /* draining */
+    if (c->kind == CONN_HTTP) http_conn_on_data(c, data, len);
+    else ws_conn_on_data(c, data, len);
+    return c->closed;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    conn *c = s->data;
+    if (nread < 0) { conn_abort(c); return; }
+    if (nread == 0 || c->closed) return;
+    c->last_rx_ms = conn_now(c);
+    METRIC_ADD(c->w->metrics.bytes_in, nread);
+    if (!c->tls) { dispatch(c, (uint8_t *)buf->base, (size_t)nread); return; }
+    int ready = 0;
+    if (tls_conn_feed(c->tls, (uint8_t *)buf->base, (size_t)nread,
+                      c->w->tls_buf, sizeof(c->w->tls_buf), dispatch, c)) {
+        if (!tls_conn_ready(c->tls))
+            METRIC_ADD(c->w->metrics.tls_handshake_failed, 1);
+        conn_abort(c);
+        return;
+    }
+    (void)ready;
+    if (!c->closed) worker_want_flush(c->w, c);   /* handshake records */
+}
+
+/* ---- accepting ---- */
+
+static void refuse(conn *c) {
+    METRIC_ADD(c->w->metrics.refused, 1);
+    conn_send_copy(c, REFUSED, sizeof(REFUSED) - 1);
+    conn_end(c);
+}
+
+conn *conn_accept(worker *w, uv_stream_t *listener) {
+    server *srv = w->srv;
+    conn *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->closed = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return NULL;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    int n = atomic_fetch_add(&srv->nconns, 1) + 1;
+    worker_add_conn(w, c);
+    METRIC_ADD(w->metrics.accepted, 1);
+    METRIC_ADD(w->metrics.conns[MSTATE_HTTP], 1);
+    c->mstate = MSTATE_HTTP;
+    c->last_rx_ms = conn_now(c);
+    if (srv->tls && !(c->tls = tls_conn_new(srv->tls))) {
+        conn_abort(c);
+        return NULL;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (srv->cfg->max_connections && n > srv->cfg->max_connections && !c->tls) {
+        refuse(c);
+        return c;
+    }
+    if (srv->cfg->max_connections && n > srv->cfg->max_connections) {
+        conn_abort(c);
+        return NULL;
+    }
+    conn_set_deadline(c, c->last_rx_ms + (uint64_t)srv->cfg->http_read_timeout_ms);
+    return c;
+}

@@ -1,0 +1,63 @@
+/* server: the set of workers and what they share: configuration, the TLS
+ * context, the WebSocket handler, the static files root, the global
+ * connection count and shutdown. Started and stopped from the main thread. */
+#ifndef PLAZA_SERVER_H
+#define PLAZA_SERVER_H
+
+#include <stdatomic.h>
+#include <uv.h>
+#include "core/config.h"
+#include "net/conn.h"
+
+struct worker;
+struct tls_ctx;
+struct http_request;
+
+/* An HTTP handler: answers req on c (synchronously) and returns 1, or
+ * returns 0 if the path is not its own. */
+typedef int (*http_route_fn)(conn *c, const struct http_request *req,
+                             void *ud);
+
+#define SERVER_MAX_ROUTES 16
+
+typedef struct server {
+    const config *cfg;
+    int nworkers;
+    struct worker **workers;
+    struct tls_ctx *tls;
+    const ws_handler *ws_handler;         /* on /connection/websocket */
+    int ws_close_on_shutdown;             /* close code sent at shutdown */
+    int ws_slow_close_code;               /* close code for slow consumers */
+    struct { const char *prefix; http_route_fn fn; void *ud; } routes[SERVER_MAX_ROUTES];
+    int nroutes;
+    char *web_root;                       /* realpath of cfg->web_root, or NULL */
+    atomic_int nconns;                    /* all workers */
+    int port;                             /* the bound port */
+    uv_loop_t main_loop;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t shutdown_timer;
+    int shutting_down;
+    atomic_int workers_running;           /* worker threads still in uv_run */
+    uv_async_t *workers_done;             /* a worker's loop returned */
+    int exit_code;
+} server;
+
+/* Prepares srv from cfg (binds the port, loads TLS). Returns 0, or -1 with
+ * the error logged. */
+int server_init(server *srv, const config *cfg);
+
+/* Adds an HTTP route for paths starting with prefix (checked before static
+ * files). Call before server_run. */
+int server_add_route(server *srv, const char *prefix, http_route_fn fn,
+                     void *ud);
+
+/* Runs until SIGINT/SIGTERM and a graceful shutdown. Returns the exit code. */
+int server_run(server *srv);
+
+void server_free(server *srv);
+
+/* From any thread: runs fn on every worker. */
+int server_post_all(server *srv, void (*fn)(struct worker *, void *),
+                    void *(*arg_for)(void *ctx, int worker_id), void *ctx);
+
+#endif

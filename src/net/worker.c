@@ -1,0 +1,189 @@
+/* worker: an event-loop thread and what it owns (see worker.h): the
+ * listener, the connection list, the flush list drained once per loop turn,
+ * the timing wheel ticked by one libuv timer, and the cross-thread inbox. */
+#include <stdlib.h>
+#include <string.h>
+#include "net/worker.h"
+#include "net/server.h"
+#include "obs/log.h"
+
+#define TICK_MS WHEEL_TICK_MS
+#define LAG_WINDOW_MS 10000
+
+static void on_connection(uv_stream_t *listener, int status) {
+    worker *w = listener->data;
+    if (status < 0) {
+        log_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+        return;
+    }
+    conn_accept(w, listener);
+}
+
+/* Runs the tasks other threads posted. */
+static void on_wakeup(uv_async_t *a) {
+    worker *w = a->data;
+    uv_mutex_lock(&w->inbox_lock);
+    worker_task *t = w->inbox_head;
+    w->inbox_head = w->inbox_tail = NULL;
+    uv_mutex_unlock(&w->inbox_lock);
+    while (t) {
+        worker_task *next = t->next;
+        t->fn(w, t->arg);
+        free(t);
+        t = next;
+    }
+}
+
+/* After the I/O phase: one write per connection that got data this turn. */
+static void on_check(uv_check_t *h) {
+    worker *w = h->data;
+    while (w->flush_list) {
+        conn *c = w->flush_list;
+        w->flush_list = c->flush_next;
+        c->flush_next = NULL;
+        c->in_flush = 0;
+        conn_flush(c);
+    }
+}
+
+static void fire_deadline(wheel_node *n, void *ud) {
+    (void)ud;
+    conn *c = (conn *)((char *)n - offsetof(conn, deadline));
+    conn_on_deadline(c);
+}
+
+static void measure_lag(worker *w, uint64_t now) {
+    uint64_t expected = w->last_tick_ms + TICK_MS;
+    uint64_t lag_us = now > expected ? (now - expected) * 1000 : 0;
+    METRIC_SET(w->metrics.loop_lag_us, lag_us);
+    if (now - w->lag_window_start > LAG_WINDOW_MS) {
+        w->lag_window_start = now;
+        METRIC_SET(w->metrics.loop_lag_max_us, lag_us);
+    } else if (lag_us > METRIC_GET(w->metrics.loop_lag_max_us)) {
+        METRIC_SET(w->metrics.loop_lag_max_us, lag_us);
+    }
+    w->last_tick_ms = now;
+}
+
+static void on_tick(uv_timer_t *t) {
+    worker *w = t->data;
+    uv_update_time(&w->loop);
+    uint64_t now = uv_now(&w->loop);
+    measure_lag(w, now);
+    wheel_advance(&w->wheel, now, fire_deadline, w);
+}
+
+int worker_init(worker *w, server *srv, int id, int listen_fd) {
+    memset(w, 0, offsetof(worker, read_buf));
+    w->id = id;
+    w->srv = srv;
+    int rc = uv_loop_init(&w->loop);
+    if (rc) return rc;
+    w->loop.data = w;
+    uv_mutex_init(&w->inbox_lock);
+    uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+    w->wakeup.data = w;
+    uv_check_init(&w->loop, &w->flusher);
+    w->flusher.data = w;
+    uv_check_start(&w->flusher, on_check);
+    uv_timer_init(&w->loop, &w->ticker);
+    w->ticker.data = w;
+    wheel_init(&w->wheel, uv_now(&w->loop));
+    w->last_tick_ms = w->lag_window_start = uv_now(&w->loop);
+    uv_timer_start(&w->ticker, on_tick, TICK_MS, TICK_MS);
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if ((rc = uv_tcp_open(&w->listener, listen_fd)) != 0) return rc;
+    if ((rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection)) != 0)
+        return rc;
+    w->listening = 1;
+    return 0;
+}
+
+void worker_join(worker *w) { uv_thread_join(&w->thread); }
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void close_all_handles(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, on_handle_closed);
+}
+
+void worker_destroy(worker *w) {
+    /* Connections still open here were cut by the shutdown timeout. */
+    while (w->conns) {
+        conn *c = w->conns;
+        conn_abort(c);
+        if (w->conns == c) worker_remove_conn(w, c);
+    }
+    uv_walk(&w->loop, close_all_handles, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&w->loop) != 0)
+        log_warn("worker %d: loop had handles left at exit", w->id);
+    worker_task *t = w->inbox_head;
+    while (t) { worker_task *n = t->next; free(t); t = n; }
+    uv_mutex_destroy(&w->inbox_lock);
+}
+
+int worker_post(worker *w, worker_task_fn fn, void *arg) {
+    worker_task *t = malloc(sizeof(*t));
+    if (!t) return -1;
+    t->fn = fn;
+    t->arg = arg;
+    t->next = NULL;
+    uv_mutex_lock(&w->inbox_lock);
+    if (w->inbox_tail) w->inbox_tail->next = t;
+    else w->inbox_head = t;
+    w->inbox_tail = t;
+    uv_mutex_unlock(&w->inbox_lock);
+    uv_async_send(&w->wakeup);
+    return 0;
+}
+
+void worker_add_conn(worker *w, conn *c) {
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+}
+
+void worker_remove_conn(worker *w, conn *c) {
+    if (c->prev) c->prev->next = c->next;
+    else if (w->conns == c) w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    if (w->stopping && !w->conns) uv_stop(&w->loop);
+}
+
+void worker_want_flush(worker *w, conn *c) {
+    if (c->in_flush) return;
+    c->in_flush = 1;
+    c->flush_next = w->flush_list;
+    w->flush_list = c;
+}
+
+/* Graceful: stop accepting, ask every connection to go away, and stop the
+ * loop once the last one has closed. */
+static void task_shutdown(worker *w, void *arg) {
+    (void)arg;
+    w->stopping = 1;
+    if (w->listening) {
+        uv_close((uv_handle_t *)&w->listener, on_handle_closed);
+        w->listening = 0;
+    }
+    conn *c = w->conns;
+    while (c) {
+        conn *next = c->next;
+        conn_shutdown(c);
+        c = next;
+    }
+    if (!w->conns) uv_stop(&w->loop);
+}
+
+static void task_stop(worker *w, void *arg) {
+    (void)arg;
+    uv_stop(&w->loop);
+}
+
+void worker_shutdown(worker *w) { worker_post(w, task_shutdown, NULL); }
+void worker_stop(worker *w) { worker_post(w, task_stop, NULL); }

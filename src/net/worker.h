@@ -1,0 +1,68 @@
+/* worker: one event-loop thread. It owns its listener (SO_REUSEPORT, so the
+ * kernel spreads new connections over the workers), its connections, a
+ * timing wheel for their deadlines, a read buffer shared by all of them, a
+ * flush list and a task inbox through which other threads hand it work
+ * (fan-out, shutdown). Nothing on a connection's path takes a lock. */
+#ifndef PLAZA_WORKER_H
+#define PLAZA_WORKER_H
+
+#include <stdint.h>
+#include <uv.h>
+#include "net/conn.h"
+#include "net/timer_wheel.h"
+#include "obs/metrics.h"
+
+struct server;
+
+#define WORKER_READ_BUF (64 * 1024)
+
+typedef void (*worker_task_fn)(struct worker *w, void *arg);
+
+typedef struct worker_task {
+    struct worker_task *next;
+    worker_task_fn fn;
+    void *arg;
+} worker_task;
+
+typedef struct worker {
+    int id;
+    struct server *srv;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wakeup;
+    uv_check_t flusher;
+    uv_timer_t ticker;
+    uv_tcp_t listener;
+    int listening;
+    uv_mutex_t inbox_lock;
+    worker_task *inbox_head, *inbox_tail;
+    conn *conns;                 /* every open connection of this worker */
+    conn *flush_list;
+    timer_wheel wheel;
+    uint64_t last_tick_ms;
+    uint64_t lag_window_start;
+    int stopping;                /* graceful shutdown in progress */
+    net_metrics metrics;
+    uint8_t read_buf[WORKER_READ_BUF];
+    uint8_t tls_buf[WORKER_READ_BUF];
+} worker;
+
+/* Creates the loop and its handles and binds the listener to fd. */
+int worker_init(worker *w, struct server *srv, int id, int listen_fd);
+void worker_join(worker *w);
+void worker_destroy(worker *w);
+
+/* From any thread: runs fn(w, arg) on w's loop soon. Returns -1 if out of
+ * memory (fn is then not called). */
+int worker_post(worker *w, worker_task_fn fn, void *arg);
+
+/* Loop thread only. */
+void worker_add_conn(worker *w, conn *c);
+void worker_remove_conn(worker *w, conn *c);
+void worker_want_flush(worker *w, conn *c);
+
+/* From any thread: begin graceful shutdown / stop the loop now. */
+void worker_shutdown(worker *w);
+void worker_stop(worker *w);
+
+#endif

@@ -1,0 +1,496 @@
+/* Unit tests for core/config: defaults, the JSON and environment loaders,
+ * config_set, precedence, error messages and the key listings. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/config.h"
+
+#define NKEYS 26
+
+/* Fixture: a config at its defaults, freed after each test. */
+static int setup(void **state) {
+    config *c = malloc(sizeof(*c));
+    if (!c) return -1;
+    config_defaults(c);
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state) {
+    config_free(*state);
+    free(*state);
+    return 0;
+}
+
+static int load(config *c, const char *json, char *err) {
+    return config_load_json(c, json, strlen(json), err);
+}
+
+/* Asserts that loading json fails with an error containing want. */
+static void assert_json_error(config *c, const char *json, const char *want) {
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c, json, err), -1);
+    if (!strstr(err, want)) fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+static void assert_set_error(config *c, const char *key, const char *val,
+                             const char *want) {
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_set(c, key, val, err), -1);
+    if (!strstr(err, want)) fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+static void assert_env_error(config *c, char **envp, const char *want) {
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_load_env(c, envp, err), -1);
+    if (!strstr(err, want)) fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+/* Writes text to a fresh temporary file; returns its path (static buffer). */
+static const char *temp_file(const char *text) {
+    static char path[] = "/tmp/plaza_test_config_XXXXXX";
+    strcpy(path, "/tmp/plaza_test_config_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_defaults(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX];
+    assert_string_equal(c->host, "0.0.0.0");
+    assert_int_equal(c->port, 8000);
+    assert_int_equal(c->workers, 0);
+    assert_string_equal(c->web_root, "web");
+    assert_string_equal(c->log_level, "info");
+    assert_string_equal(c->log_format, "text");
+    assert_int_equal(c->shutdown_timeout_ms, 5000);
+    assert_int_equal(c->max_connections, 0);
+    assert_int_equal(c->debug_echo, 0);
+    assert_int_equal(c->http_max_header_bytes, 16384);
+    assert_int_equal(c->http_max_headers, 64);
+    assert_int_equal(c->http_max_body_bytes, 1048576);
+    assert_int_equal(c->http_read_timeout_ms, 10000);
+    assert_int_equal(c->http_keepalive_timeout_ms, 60000);
+    assert_int_equal(c->http_static_max_age, 60);
+    assert_int_equal(c->ws_max_message_bytes, 1048576);
+    assert_int_equal(c->ws_compression, 0);
+    assert_int_equal(c->ws_compression_level, 1);
+    assert_int_equal(c->ws_compression_min_bytes, 128);
+    assert_int_equal(c->ws_ping_interval_ms, 25000);
+    assert_int_equal(c->ws_pong_timeout_ms, 10000);
+    assert_int_equal(c->ws_close_timeout_ms, 3000);
+    assert_int_equal(c->ws_max_outbound_bytes, 4194304);
+    assert_null(c->ws_allowed_origins);
+    assert_int_equal(c->ws_nallowed_origins, 0);
+    assert_string_equal(c->tls_cert, "");
+    assert_string_equal(c->tls_key, "");
+    assert_int_equal(config_validate(c, err), 0);
+}
+
+static void test_free_twice(void **state) {
+    config *c = *state;
+    assert_int_equal(config_set(c, "websocket.allowed_origins", "a,b", NULL), 0);
+    config_free(c);
+    assert_null(c->host);
+    assert_null(c->ws_allowed_origins);
+    config_free(c);
+    config_defaults(c); /* for teardown */
+}
+
+static void test_json_overrides(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c,
+        "{\"port\": 9001, \"host\": \"127.0.0.1\", \"log_level\": \"debug\",\n"
+        " \"http\": {\"max_headers\": 32, \"static_max_age\": 0},\n"
+        " \"websocket\": {\"compression\": true, \"compression_level\": 9},\n"
+        " \"tls\": {\"cert\": \"c.pem\", \"key\": \"k.pem\"}}", err), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(c->port, 9001);
+    assert_string_equal(c->host, "127.0.0.1");
+    assert_string_equal(c->log_level, "debug");
+    assert_int_equal(c->http_max_headers, 32);
+    assert_int_equal(c->http_static_max_age, 0);
+    assert_int_equal(c->ws_compression, 1);
+    assert_int_equal(c->ws_compression_level, 9);
+    assert_string_equal(c->tls_cert, "c.pem");
+    assert_string_equal(c->tls_key, "k.pem");
+    /* untouched keys keep their defaults */
+    assert_int_equal(c->http_max_header_bytes, 16384);
+    assert_string_equal(c->web_root, "web");
+    assert_int_equal(config_validate(c, err), 0);
+}
+
+static void test_empty_object_and_sections(void **state) {
+    config *c = *state;
+    assert_int_equal(load(c, "{}", NULL), 0);
+    assert_int_equal(load(c, "{\"http\": {}, \"tls\": {}}", NULL), 0);
+    assert_int_equal(c->port, 8000);
+}
+
+static void test_file_overrides(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    const char *path = temp_file("{\"port\": 7000, \"http\": {\"max_body_bytes\": 0}}\n");
+    assert_int_equal(config_load_file(c, path, err), 0);
+    unlink(path);
+    assert_int_equal(c->port, 7000);
+    assert_int_equal(c->http_max_body_bytes, 0);
+}
+
+static void test_file_errors_name_the_file(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_load_file(c, "/nonexistent/plaza.json", err), -1);
+    assert_non_null(strstr(err, "/nonexistent/plaza.json"));
+    assert_non_null(strstr(err, "No such file"));
+
+    const char *path = temp_file("{\"port\": \"x\"}");
+    assert_int_equal(config_load_file(c, path, err), -1);
+    unlink(path);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "key \"port\""));
+}
+
+static void test_precedence_file_env_set(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    const char *path = temp_file(
+        "{\"port\": 7000, \"workers\": 2, \"log_format\": \"json\"}");
+    assert_int_equal(config_load_file(c, path, err), 0);
+    unlink(path);
+
+    char *env[] = {"HOME=/root", "PLAZA_PORT=7001", "PLAZA_WORKERS=3", NULL};
+    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(config_set(c, "port", "7002", err), 0);
+
+    assert_int_equal(c->port, 7002);          /* flag beats env beats file */
+    assert_int_equal(c->workers, 3);          /* env beats file */
+    assert_string_equal(c->log_format, "json"); /* file beats default */
+    assert_int_equal(c->ws_ping_interval_ms, 25000);
+}
+
+static void test_env_names(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    char *env[] = {
+        "PLAZA_HTTP_MAX_HEADER_BYTES=4096",
+        "PLAZA_WEBSOCKET_COMPRESSION=yes",
+        "PLAZA_WEBSOCKET_MAX_OUTBOUND_BYTES=65536",
+        "PLAZA_TLS_CERT=/etc/plaza/cert.pem",
+        "PLAZA_TLS_KEY=/etc/plaza/key.pem",
+        "PLAZA_LOG_LEVEL=WARN",
+        "PLAZA_DEBUG_ECHO=1",
+        "PLAZA_CONFIG=/etc/plaza.json", /* main's; ignored here */
+        "PATH=/usr/bin",
+        "plaza_port=1",                 /* not ours: case matters */
+        "PLAZA_NOEQUALS",
+        NULL,
+    };
+    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(c->http_max_header_bytes, 4096);
+    assert_int_equal(c->ws_compression, 1);
+    assert_int_equal(c->ws_max_outbound_bytes, 65536);
+    assert_string_equal(c->tls_cert, "/etc/plaza/cert.pem");
+    assert_string_equal(c->tls_key, "/etc/plaza/key.pem");
+    assert_string_equal(c->log_level, "warn");
+    assert_int_equal(c->debug_echo, 1);
+    assert_int_equal(c->port, 8000);
+    assert_int_equal(config_load_env(c, NULL, err), 0);
+}
+
+static void test_env_errors(void **state) {
+    config *c = *state;
+    char *unknown[] = {"PLAZA_PORT=1", "PLAZA_FOO=1", NULL};
+    assert_env_error(c, unknown, "unknown environment variable PLAZA_FOO");
+    assert_int_equal(c->port, 8000); /* nothing applied */
+
+    char *typo[] = {"PLAZA_WEBSOCKET_COMPRESION=1", NULL};
+    assert_env_error(c, typo, "PLAZA_WEBSOCKET_COMPRESION (did you mean "
+                              "PLAZA_WEBSOCKET_COMPRESSION?)");
+
+    char *bad[] = {"PLAZA_PORT=abc", NULL};
+    assert_env_error(c, bad, "PLAZA_PORT: key \"port\": expected an integer "
+                             "between 0 and 65535, got \"abc\"");
+    char *empty[] = {"PLAZA_HOST=", NULL};
+    assert_env_error(c, empty, "key \"host\": expected a non-empty string");
+}
+
+static void test_set_overrides_and_unknown(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_set(c, "http.read_timeout_ms", "250", err), 0);
+    assert_int_equal(c->http_read_timeout_ms, 250);
+    assert_int_equal(config_set(c, "web_root", "/srv/www", err), 0);
+    assert_string_equal(c->web_root, "/srv/www");
+    assert_int_equal(config_set(c, "log_format", "JSON", err), 0);
+    assert_string_equal(c->log_format, "json");
+    assert_int_equal(config_set(c, "tls.cert", "", err), 0);
+    assert_string_equal(c->tls_cert, "");
+    assert_set_error(c, "prot", "1", "unknown key \"prot\" (did you mean \"port\"?)");
+    assert_set_error(c, "http", "1", "unknown key \"http\"");
+    assert_set_error(c, "nonsense.key", "1", "unknown key \"nonsense.key\"");
+}
+
+static void test_unknown_keys_in_json(void **state) {
+    config *c = *state;
+    assert_json_error(c, "{\"port\": 1, \"bogus\": 1}", "unknown key \"bogus\"");
+    assert_json_error(c, "{\"prot\": 1}", "unknown key \"prot\" (did you mean \"port\"?)");
+    assert_json_error(c, "{\"websocket\": {\"compresion\": true}}",
+                      "unknown key \"websocket.compresion\" "
+                      "(did you mean \"websocket.compression\"?)");
+    assert_json_error(c, "{\"htp\": {\"max_headers\": 1}}", "unknown key \"htp\"");
+    assert_json_error(c, "{\"http\": {\"tls\": {}}}", "unknown key \"http.tls\"");
+    assert_json_error(c, "{\"http\": 5}", "key \"http\": expected an object");
+    assert_json_error(c, "{\"http.max_headers\": 5}",
+                      "key \"http.max_headers\": write sections as nested objects");
+    assert_int_equal(c->port, 8000); /* the failed loads applied nothing */
+}
+
+static void test_wrong_types(void **state) {
+    config *c = *state;
+    assert_json_error(c, "{\"port\": \"abc\"}",
+                      "key \"port\": expected an integer between 0 and 65535, got \"abc\"");
+    assert_json_error(c, "{\"port\": 80.5}", "key \"port\": expected an integer");
+    assert_json_error(c, "{\"port\": null}", "got null");
+    assert_json_error(c, "{\"websocket\": {\"compression\": 1}}",
+                      "key \"websocket.compression\": expected true or false, got 1");
+    assert_json_error(c, "{\"host\": 5}", "key \"host\": expected a non-empty string, got 5");
+    assert_json_error(c, "{\"log_level\": \"verbose\"}",
+                      "key \"log_level\": expected one of debug, info, warn, error, "
+                      "got \"verbose\"");
+    assert_json_error(c, "{\"log_format\": \"xml\"}",
+                      "key \"log_format\": expected one of text, json");
+    assert_json_error(c, "{\"websocket\": {\"allowed_origins\": \"https://a\"}}",
+                      "key \"websocket.allowed_origins\": expected an array of "
+                      "non-empty strings");
+    assert_json_error(c, "{\"websocket\": {\"allowed_origins\": [\"https://a\", 7]}}",
+                      "key \"websocket.allowed_origins[1]\": expected a non-empty "
+                      "string, got 7");
+    assert_set_error(c, "workers", "two",
+                     "key \"workers\": expected an integer between 0 and 1024, got \"two\"");
+    assert_set_error(c, "log_level", "trace", "key \"log_level\": expected one of");
+    assert_set_error(c, "host", "", "key \"host\": expected a non-empty string, got \"\"");
+}
+
+static void test_int_syntax(void **state) {
+    config *c = *state;
+    static const char *const bad[] = {
+        "", " 80", "80 ", "+80", "0x50", "80x", "8e3", "-", "--1",
+        "99999999999999999999999", "1.0",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_set_error(c, "port", bad[i], "key \"port\": expected an integer");
+    assert_int_equal(config_set(c, "port", "080", NULL), 0);
+    assert_int_equal(c->port, 80);
+    assert_int_equal(config_set(c, "port", "0", NULL), 0);
+    assert_int_equal(c->port, 0);
+}
+
+static void test_out_of_range(void **state) {
+    config *c = *state;
+    assert_json_error(c, "{\"port\": 70000}",
+                      "key \"port\": expected an integer between 0 and 65535, got 70000");
+    assert_json_error(c, "{\"port\": -1}", "got -1");
+    assert_json_error(c, "{\"port\": 99999999999999999999}", "invalid JSON");
+    assert_json_error(c, "{\"workers\": 1025}", "between 0 and 1024");
+    assert_json_error(c, "{\"websocket\": {\"compression_level\": 0}}",
+                      "key \"websocket.compression_level\": expected an integer "
+                      "between 1 and 9, got 0");
+    assert_json_error(c, "{\"http\": {\"max_header_bytes\": 100}}",
+                      "key \"http.max_header_bytes\": expected an integer >= 256, got 100");
+    assert_json_error(c, "{\"http\": {\"read_timeout_ms\": 0}}", ">= 1, got 0");
+    assert_json_error(c, "{\"max_connections\": 2147483648}", ">= 0, got 2147483648");
+    assert_set_error(c, "websocket.compression_level", "10", "between 1 and 9, got \"10\"");
+    assert_set_error(c, "shutdown_timeout_ms", "-5", ">= 0, got \"-5\"");
+    assert_set_error(c, "port", "65536", "between 0 and 65535");
+    assert_int_equal(config_set(c, "port", "65535", NULL), 0);
+    assert_int_equal(config_set(c, "workers", "1024", NULL), 0);
+    assert_int_equal(config_set(c, "websocket.ping_interval_ms", "0", NULL), 0);
+    assert_int_equal(c->ws_ping_interval_ms, 0);
+}
+
+static void test_invalid_json(void **state) {
+    config *c = *state;
+    assert_json_error(c, "{\n  \"port\": 80,\n  \"workers\": 2,\n}\n",
+                      "invalid JSON at line 4");
+    assert_json_error(c, "{\"port\": 80", "invalid JSON at line 1");
+    assert_json_error(c, "", "invalid JSON");
+    assert_json_error(c, "{\"port\": 80, \"port\": 81}", "duplicate");
+    assert_json_error(c, "[1, 2]", "must be a JSON object");
+    assert_json_error(c, "8000", "must be a JSON object");
+    assert_int_equal(c->port, 8000);
+}
+
+static void test_failed_load_changes_nothing(void **state) {
+    config *c = *state;
+    assert_int_equal(config_set(c, "websocket.allowed_origins", "https://x", NULL), 0);
+    assert_json_error(c, "{\"port\": 1, \"host\": \"::\", \"websocket\": "
+                         "{\"allowed_origins\": [\"https://y\"], \"bad\": 1}}",
+                      "unknown key \"websocket.bad\"");
+    assert_int_equal(c->port, 8000);
+    assert_string_equal(c->host, "0.0.0.0");
+    assert_int_equal(c->ws_nallowed_origins, 1);
+    assert_string_equal(c->ws_allowed_origins[0], "https://x");
+}
+
+static void test_arrays_from_json(void **state) {
+    config *c = *state;
+    assert_int_equal(load(c, "{\"websocket\": {\"allowed_origins\": "
+                             "[\"https://a.example\", \"http://localhost:8000\"]}}", NULL), 0);
+    assert_int_equal(c->ws_nallowed_origins, 2);
+    assert_string_equal(c->ws_allowed_origins[0], "https://a.example");
+    assert_string_equal(c->ws_allowed_origins[1], "http://localhost:8000");
+    assert_null(c->ws_allowed_origins[2]);
+
+    assert_int_equal(load(c, "{\"websocket\": {\"allowed_origins\": []}}", NULL), 0);
+    assert_int_equal(c->ws_nallowed_origins, 0);
+    assert_null(c->ws_allowed_origins);
+    assert_json_error(c, "{\"websocket\": {\"allowed_origins\": [\"\"]}}",
+                      "key \"websocket.allowed_origins[0]\": expected a non-empty "
+                      "string, got \"\"");
+}
+
+static void test_arrays_from_env(void **state) {
+    config *c = *state;
+    char *env[] = {"PLAZA_WEBSOCKET_ALLOWED_ORIGINS= https://a , https://b,,", NULL};
+    assert_int_equal(config_load_env(c, env, NULL), 0);
+    assert_int_equal(c->ws_nallowed_origins, 2);
+    assert_string_equal(c->ws_allowed_origins[0], "https://a");
+    assert_string_equal(c->ws_allowed_origins[1], "https://b");
+    assert_null(c->ws_allowed_origins[2]);
+
+    char *none[] = {"PLAZA_WEBSOCKET_ALLOWED_ORIGINS=", NULL};
+    assert_int_equal(config_load_env(c, none, NULL), 0);
+    assert_int_equal(c->ws_nallowed_origins, 0);
+    assert_null(c->ws_allowed_origins);
+}
+
+static void test_bools(void **state) {
+    config *c = *state;
+    static const char *const yes[] = {"true", "1", "yes", "on", "TRUE", "Yes", "ON"};
+    static const char *const no[] = {"false", "0", "no", "off", "False", "NO", "Off"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        assert_int_equal(config_set(c, "websocket.compression", "false", NULL), 0);
+        assert_int_equal(config_set(c, "websocket.compression", yes[i], NULL), 0);
+        assert_int_equal(c->ws_compression, 1);
+        assert_int_equal(config_set(c, "websocket.compression", no[i], NULL), 0);
+        assert_int_equal(c->ws_compression, 0);
+    }
+    assert_set_error(c, "debug_echo", "maybe",
+                     "key \"debug_echo\": expected a boolean (true/false, yes/no, "
+                     "on/off, 1/0), got \"maybe\"");
+    assert_set_error(c, "debug_echo", "2", "expected a boolean");
+    assert_set_error(c, "debug_echo", "", "expected a boolean");
+    assert_int_equal(load(c, "{\"debug_echo\": true}", NULL), 0);
+    assert_int_equal(c->debug_echo, 1);
+    assert_int_equal(load(c, "{\"debug_echo\": false}", NULL), 0);
+    assert_int_equal(c->debug_echo, 0);
+    assert_json_error(c, "{\"debug_echo\": \"yes\"}", "expected true or false, got \"yes\"");
+}
+
+static void test_tls_validate(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_validate(c, err), 0); /* neither */
+    assert_int_equal(config_set(c, "tls.cert", "cert.pem", NULL), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "\"tls.cert\" and \"tls.key\" must be set together"));
+    assert_non_null(strstr(err, "\"tls.key\" is empty"));
+    assert_int_equal(config_set(c, "tls.key", "key.pem", NULL), 0);
+    assert_int_equal(config_validate(c, err), 0); /* both */
+    assert_int_equal(config_set(c, "tls.cert", "", NULL), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "\"tls.cert\" is empty"));
+}
+
+static void test_validate_rechecks_fields(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    c->port = -1;
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "key \"port\""));
+    c->port = 8000;
+    c->ws_compression_level = 12;
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "key \"websocket.compression_level\""));
+}
+
+static void test_err_may_be_null(void **state) {
+    config *c = *state;
+    assert_int_equal(config_set(c, "nope", "1", NULL), -1);
+    assert_int_equal(load(c, "{", NULL), -1);
+    char *env[] = {"PLAZA_NOPE=1", NULL};
+    assert_int_equal(config_load_env(c, env, NULL), -1);
+}
+
+/* Counts lines in what fn writes, and checks each key appears in it. */
+static void check_listing(void (*fn)(FILE *), int header_lines) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    fn(f);
+    fclose(f);
+    int lines = 0;
+    for (char *p = buf; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, NKEYS + header_lines);
+    assert_non_null(strstr(buf, "websocket.allowed_origins"));
+    assert_non_null(strstr(buf, "http.max_header_bytes"));
+    assert_non_null(strstr(buf, "tls.key"));
+    if (header_lines) {
+        assert_non_null(strstr(buf, "| `port` | `PLAZA_PORT` | integer 0..65535 | `8000` |"));
+        assert_non_null(strstr(buf, "`PLAZA_WEBSOCKET_ALLOWED_ORIGINS`"));
+        assert_non_null(strstr(buf, "| debug/info/warn/error | `\"info\"` |"));
+    }
+    free(buf);
+}
+
+static void test_print_keys(void **state) {
+    (void)state;
+    check_listing(config_print_keys, 0);
+    check_listing(config_write_markdown, 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_defaults),
+        T(test_free_twice),
+        T(test_json_overrides),
+        T(test_empty_object_and_sections),
+        T(test_file_overrides),
+        T(test_file_errors_name_the_file),
+        T(test_precedence_file_env_set),
+        T(test_env_names),
+        T(test_env_errors),
+        T(test_set_overrides_and_unknown),
+        T(test_unknown_keys_in_json),
+        T(test_wrong_types),
+        T(test_int_syntax),
+        T(test_out_of_range),
+        T(test_invalid_json),
+        T(test_failed_load_changes_nothing),
+        T(test_arrays_from_json),
+        T(test_arrays_from_env),
+        T(test_bools),
+        T(test_tls_validate),
+        T(test_validate_rechecks_fields),
+        T(test_err_may_be_null),
+        T(test_print_keys),
+#undef T
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
