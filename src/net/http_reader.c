@@ -27,7 +27,8 @@ enum {
     STAGE_IDLE = 0,   /* nothing of a request seen yet */
     STAGE_URL,        /* request line started, target not complete */
     STAGE_HEAD,       /* target complete, reading headers */
-    STAGE_BODY,       /* head complete, reading the body (and trailers) */
+    STAGE_BODY,       /* head complete, reading the body */
+    STAGE_TRAILER,    /* last chunk seen, reading trailers */
     STAGE_DONE,       /* request complete, waiting for http_reader_next */
 };
 
@@ -89,13 +90,13 @@ static int fail_oom(http_reader *r) {
 
 /* Status and message for an error llhttp found by itself. */
 static void fail_llhttp(http_reader *r, llhttp_errno_t err) {
-    const char *msg = "bad request";
+    const char *msg = "bad request", *reason;
     switch (err) {
     case HPE_INVALID_VERSION:
         /* Well-formed but unknown versions (HTTP/3.0, HTTP/1.2) get this
          * reason; malformed ones get "Invalid major/minor version". */
-        if (strcmp(llhttp_get_error_reason(&r->parser),
-                   "Invalid HTTP version") == 0) {
+        reason = llhttp_get_error_reason(&r->parser);
+        if (reason && strcmp(reason, "Invalid HTTP version") == 0) {
             fail(r, 505, "HTTP version not supported");
             return;
         }
@@ -191,41 +192,36 @@ static int on_url_complete(llhttp_t *p) {
     return 0;
 }
 
-static int on_version_complete(llhttp_t *p) {
+static int check_version(llhttp_t *p) {
     if (p->http_major == 1 && (p->http_minor == 0 || p->http_minor == 1))
         return 0;
     return fail(reader(p), 505, "HTTP version not supported");
 }
 
+/* Rejects HTTP/2.0 etc. early; a request line without a version (HTTP/0.9
+ * style, which llhttp lets through) is caught at headers complete. */
+static int on_version_complete(llhttp_t *p) {
+    return check_version(p);
+}
+
 /* ------------------------------------------------------------------------
- * Headers (and trailers, which are counted but dropped)
+ * Headers (and trailers, which are dropped)
+ *
+ * Limits are checked when a name is complete, not as its bytes arrive, so
+ * the outcome does not depend on how the input was split.
  * ---------------------------------------------------------------------- */
 
 static int is_trailer(const http_reader *r) {
-    return r->stage == STAGE_BODY;
-}
-
-/* Trailer bytes share the header byte budget. */
-static int count_trailer(http_reader *r, size_t len) {
-    r->head_bytes += len;
-    if (r->head_bytes > r->limits.max_header_bytes)
-        return fail(r, 431, "request header fields too large");
-    return 0;
-}
-
-static int start_header(http_reader *r) {
-    if (r->req.nheaders >= r->limits.max_headers)
-        return fail(r, 431, "too many headers");
-    r->req.nheaders++;
-    r->in_field = 1;
-    r->field_off = r->arena_len;
-    return 0;
+    return r->stage == STAGE_TRAILER;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     http_reader *r = reader(p);
-    if (is_trailer(r)) return count_trailer(r, len) ? HPE_USER : 0;
-    if (!r->in_field && start_header(r) != 0) return HPE_USER;
+    if (is_trailer(r)) return 0;
+    if (!r->in_field) {
+        r->in_field = 1;
+        r->field_off = r->arena_len;
+    }
     if (arena_append(r, at, len) != 0) {
         fail_oom(r);
         return HPE_USER;
@@ -255,6 +251,9 @@ static int on_header_field_complete(llhttp_t *p) {
     if (!started || !is_token(r->arena + r->field_off,
                               r->arena_len - r->field_off))
         return fail(r, 400, "bad request: invalid header token");
+    if (r->req.nheaders >= r->limits.max_headers)
+        return fail(r, 431, "too many headers");
+    r->req.nheaders++;
     if (arena_append(r, "", 1) != 0) return fail_oom(r);
     r->field_off = r->arena_len;
     return 0;
@@ -262,7 +261,7 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
     http_reader *r = reader(p);
-    if (is_trailer(r)) return count_trailer(r, len) ? HPE_USER : 0;
+    if (is_trailer(r)) return 0;
     if (arena_append(r, at, len) != 0) {
         fail_oom(r);
         return HPE_USER;
@@ -344,7 +343,7 @@ static int on_headers_complete(llhttp_t *p) {
     http_reader *r = reader(p);
     r->stage = STAGE_BODY;
     r->body_off = r->arena_len;
-    if (check_transfer_encoding(r) != 0) return -1;
+    if (check_version(p) != 0 || check_transfer_encoding(r) != 0) return -1;
     if ((p->flags & F_CONTENT_LENGTH) &&
         p->content_length > r->limits.max_body_bytes)
         return fail(r, 413, "payload too large");
@@ -360,11 +359,15 @@ static int on_headers_complete(llhttp_t *p) {
  * Body and completion
  * ---------------------------------------------------------------------- */
 
+/* The last chunk (size 0) starts the trailers, which share the header
+ * byte budget: pause so the feed loop counts them like the head. */
 static int on_chunk_header(llhttp_t *p) {
     http_reader *r = reader(p);
     if (p->content_length > r->limits.max_body_bytes - r->req.body_len)
         return fail(r, 413, "payload too large");
-    return 0;
+    if (p->content_length > 0) return 0;
+    r->stage = STAGE_TRAILER;
+    return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
@@ -382,7 +385,7 @@ static int finish_request(http_reader *r) {
     http_request *q = &r->req;
     size_t pad = (-r->arena_len) & (_Alignof(http_header) - 1);
     size_t n = (size_t)q->nheaders;
-    if (arena_reserve(r, pad + n * sizeof(http_header) + 1) != 0) return -1;
+    if (arena_reserve(r, pad + n * sizeof(http_header)) != 0) return -1;
     size_t hoff = r->arena_len + pad;
     r->arena_len = hoff + n * sizeof(http_header);
 
@@ -487,6 +490,7 @@ int http_reader_feed(http_reader *r, const char *data, size_t len,
                      size_t *consumed) {
     size_t off = 0;
     *consumed = 0;
+    if (data == NULL) data = ""; /* len must be 0; avoids NULL + 0 */
     if (r->err_status) return HTTP_READ_ERROR;
     if (r->stage == STAGE_DONE || r->upgraded) {
         fail(r, 500, "internal error: reader not ready");
@@ -494,7 +498,8 @@ int http_reader_feed(http_reader *r, const char *data, size_t len,
     }
     for (;;) {
         size_t n = len - off;
-        int in_head = r->stage < STAGE_BODY, capped = 0;
+        int in_head = r->stage < STAGE_BODY || r->stage == STAGE_TRAILER;
+        int capped = 0;
         if (in_head) {
             size_t room = r->limits.max_header_bytes > r->head_bytes
                               ? r->limits.max_header_bytes - r->head_bytes : 0;
@@ -513,7 +518,7 @@ int http_reader_feed(http_reader *r, const char *data, size_t len,
             return HTTP_READ_MORE;
         } else if (err == HPE_PAUSED) {
             if (r->stage == STAGE_DONE) return HTTP_READ_REQUEST;
-            llhttp_resume(&r->parser);  /* head pause: read on */
+            llhttp_resume(&r->parser);  /* head or trailer pause: read on */
         } else if (err == HPE_PAUSED_UPGRADE && r->stage == STAGE_DONE) {
             r->upgraded = 1;
             return HTTP_READ_REQUEST;

@@ -107,7 +107,8 @@ int utf8_feed(utf8_state *s, const uint8_t *data, size_t len) {
 
     if (st == REJ) return -1;
     while (i < len) {
-        if (st == ACC) {
+        /* At a boundary in front of ASCII: skip whole ASCII words. */
+        if (st == ACC && data[i] < 0x80) {
             i += utf8_ascii_run(data + i, len - i);
             if (i == len) break;
         }

@@ -120,7 +120,6 @@ static int ev_begin(void *ud, int opcode, int compressed) {
     ws->msg_opcode = (uint8_t)opcode;
     ws->msg_compressed = (uint8_t)compressed;
     utf8_init(&ws->utf8);
-    METRIC_ADD(c->w->metrics.frames_in, 1);
     return 0;
 }
 
@@ -204,7 +203,6 @@ static int on_close_frame(conn *c, const uint8_t *p, size_t len) {
 
 static int ev_control(void *ud, int opcode, const uint8_t *p, size_t len) {
     conn *c = ud;
-    METRIC_ADD(c->w->metrics.frames_in, 1);
     switch (opcode) {
     case WS_OP_CLOSE: return on_close_frame(c, p, len);
     case WS_OP_PING:
@@ -228,7 +226,9 @@ static const ws_parser_events EVENTS = {
 void ws_conn_on_data(conn *c, uint8_t *data, size_t len) {
     ws_state *ws = c->ws;
     if (ws->close_received || ws->parser.failed) return;  /* after close: ignored */
+    uint64_t frames = ws->parser.frames;
     int rc = ws_parser_feed(&ws->parser, data, len, &EVENTS, c);
+    METRIC_ADD(c->w->metrics.frames_in, ws->parser.frames - frames);
     if (c->closed) return;
     if (rc >= 1000) {
         ws_fail(c, rc, ws->parser.error);

@@ -501,11 +501,11 @@ static z_stream *cached_deflater(int level) {
 }
 
 /* Runs deflate over all of in with a final Z_SYNC_FLUSH, growing *buf
- * (which has `reserve` bytes in front) as needed. Returns the output
+ * (`reserve` bytes in front, then *cap bytes) as needed. Returns the output
  * length, or (size_t)-1 on failure. */
 static size_t deflate_all(z_stream *zs, const uint8_t *in, size_t len,
-                          uint8_t **buf, size_t reserve, size_t cap) {
-    size_t pos = 0, produced = 0;
+                          uint8_t **buf, size_t reserve, size_t *capp) {
+    size_t pos = 0, produced = 0, cap = *capp;
 
     for (;;) {
         size_t chunk = len - pos > UINT_MAX ? UINT_MAX : len - pos;
@@ -528,6 +528,7 @@ static size_t deflate_all(z_stream *zs, const uint8_t *in, size_t len,
                 return (size_t)-1;
             *buf = p;
             cap *= 2;
+            *capp = cap;
         }
     }
 }
@@ -542,7 +543,7 @@ uint8_t *ws_deflate_message(const uint8_t *in, size_t len, int level,
     cap = deflateBound(zs, len) + 16;    /* + the sync flush marker */
     if (cap < len || reserve > SIZE_MAX - cap) return NULL;
     if ((buf = malloc(reserve + cap)) == NULL) return NULL;
-    n = deflate_all(zs, in, len, &buf, reserve, cap);
+    n = deflate_all(zs, in, len, &buf, reserve, &cap);
     /* A sync flush ends with an empty stored block 00 00 ff ff, which the
      * receiver appends back (RFC 7692 7.2.1). */
     if (n == (size_t)-1 || n < 4 ||

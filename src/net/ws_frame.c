@@ -199,6 +199,7 @@ static int ws_begin_frame(ws_parser *p, const uint8_t *h,
     if (b1 & 0x80) memcpy(p->mask, h + pos, 4);
     else memset(p->mask, 0, 4);
     p->mask_pos = 0;
+    p->frames++;
     p->opcode = (uint8_t)op;
     p->fin = (b0 & 0x80) != 0;
     p->remaining = len;

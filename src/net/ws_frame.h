@@ -63,6 +63,7 @@ typedef struct ws_parser {
     uint64_t remaining;      /* payload bytes left in the current frame */
     uint64_t message_bytes;  /* wire payload bytes in the current message */
     uint64_t max_message;    /* limit on message_bytes; 0 = unlimited */
+    uint64_t frames;         /* frame headers parsed so far (for metrics) */
     uint8_t *ctrl_buf;       /* only while a control frame spans reads */
     uint8_t hdr[WS_MAX_HEADER];
     uint8_t hdr_len;         /* header bytes collected so far */

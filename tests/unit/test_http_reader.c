@@ -466,6 +466,9 @@ static void test_version(void **state) {
                  "HTTP version not supported");
     expect_error(&default_limits, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505,
                  "HTTP version not supported");
+    /* No version at all (HTTP/0.9 style): llhttp accepts it, we do not. */
+    expect_error(&default_limits, "GET /x\r\nHost: a\r\n\r\n", 505,
+                 "HTTP version not supported");
     http_reader r;
     size_t used;
     assert_int_equal(feed_str(&r, &default_limits, "GET / HTTP/1.0\r\n\r\n", &used),
