@@ -115,15 +115,24 @@ static void conn_slow(conn *c) {
     ws_conn_close(c, srv->ws_slow_close_code, "slow consumer");
 }
 
+/* 1 if queuing len more bytes would pass the slow-consumer limit even
+ * after writing what the socket takes now. */
+static int over_limit(conn *c, size_t len) {
+    size_t limit = (size_t)c->w->srv->cfg->ws_max_outbound_bytes;
+    if (c->kind != CONN_WS || c->ws->close_sent || c->out_bytes + len <= limit)
+        return 0;
+    conn_flush(c);     /* the kernel may take it: only unwritable bytes count */
+    return !c->closed && c->out_bytes + len > limit;
+}
+
 int conn_send(conn *c, netbuf *b) {
     if (c->closed || c->shut || c->ending) { netbuf_unref(b); return -1; }
-    const config *cfg = c->w->srv->cfg;
-    if (c->kind == CONN_WS && !c->ws->close_sent &&
-        c->out_bytes + b->len > (size_t)cfg->ws_max_outbound_bytes) {
+    if (over_limit(c, b->len)) {
         netbuf_unref(b);
         conn_slow(c);
         return -1;
     }
+    if (c->closed) { netbuf_unref(b); return -1; }
     if (c->q_count == c->q_cap && queue_grow(c) != 0) {
         netbuf_unref(b);
         conn_abort(c);

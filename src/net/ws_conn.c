@@ -165,7 +165,8 @@ static int ev_data(void *ud, const uint8_t *data, size_t len) {
 static int ev_end(void *ud) {
     conn *c = ud;
     ws_state *ws = c->ws;
-    if (ws->msg_compressed) {
+    /* No inflater yet: no compressed byte arrived, an empty message. */
+    if (ws->msg_compressed && ws->inflater) {
         size_t before = ws->msg_len;
         int rc = inflate_result(ws_inflater_finish(ws->inflater, &ws->msg,
                                 &ws->msg_len, &ws->msg_cap,

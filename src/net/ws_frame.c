@@ -189,9 +189,16 @@ static int ws_begin_frame(ws_parser *p, const uint8_t *h,
         if (len > WS_MAX_CONTROL)
             return ws_fail(p, WS_CLOSE_PROTOCOL, "control frame too long");
     } else {
-        if (op != WS_OP_CONT) p->message_bytes = 0;
-        /* message_bytes <= max_message holds, so this cannot wrap. */
-        if (p->max_message && len > p->max_message - p->message_bytes)
+        uint64_t max = p->max_message;
+        if (op != WS_OP_CONT) {
+            p->message_bytes = 0;
+            p->msg_compressed = (b0 & 0x40) != 0;
+        }
+        /* A compressed message is limited after inflation by the caller;
+         * on the wire allow for incompressible data growing a little. */
+        if (max && p->msg_compressed) max += max / 8 + 64;
+        /* message_bytes <= max holds, so this cannot wrap. */
+        if (max && len > max - p->message_bytes)
             return ws_fail(p, WS_CLOSE_TOO_BIG, "message too big");
         p->message_bytes += len;
     }

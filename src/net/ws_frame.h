@@ -74,6 +74,7 @@ typedef struct ws_parser {
     uint8_t opcode;          /* opcode of the current frame */
     uint8_t fin;
     uint8_t in_message;      /* a fragmented message is in progress */
+    uint8_t msg_compressed;  /* RSV1 was set on the current message's first frame */
     uint8_t allow_rsv1;      /* permessage-deflate was negotiated */
     uint8_t require_mask;    /* 1 on the server side */
     uint8_t failed;          /* a violation was reported; feed refuses more */
@@ -81,7 +82,10 @@ typedef struct ws_parser {
 } ws_parser;
 
 /* Prepares a parser. require_mask: 1 for frames from clients. max_message:
- * limit on a message's total payload as it appears on the wire (0 = none). */
+ * limit on a message's total payload as it appears on the wire (0 = none);
+ * a compressed (RSV1) message may exceed it by deflate's worst-case
+ * expansion (max_message / 8 + 64), its inflated size being the caller's
+ * to check. */
 void ws_parser_init(ws_parser *p, int require_mask, int allow_rsv1,
                     uint64_t max_message);
 

@@ -239,6 +239,17 @@ describe('permessage-deflate (websocket.compression=true)', () => {
     await closeOf(ws);
   });
 
+  test('fragmented compressed message from the ws client arrives whole', async () => {
+    const ws = await connect(srv.wsUrl, { perMessageDeflate: { threshold: 0 } });
+    const parts = [compressible(30000), '✓ middle ✓', compressible(70000)];
+    parts.forEach((p, i) => ws.send(p, { fin: i === parts.length - 1 }));
+    await received(ws, 1);
+    assert.equal(ws.inbox[0].isBinary, false);
+    assert.equal(ws.inbox[0].data.toString(), parts.join(''));
+    ws.close();
+    await closeOf(ws);
+  });
+
   test('raw client: response has RSV1 and inflates to the message', async () => {
     const c = await rawWs(srv.port, { headers: deflateOffer });
     assert.match(c.head, /\r\nSec-WebSocket-Extensions: permessage-deflate[^\r]*server_no_context_takeover/i);
@@ -345,6 +356,94 @@ describe('permessage-deflate (websocket.compression=true)', () => {
     assert.equal(cl.code, 1009);
   });
 
+  test('incompressible 1 MiB message from a deflate client is accepted (limit is after inflation)', async () => {
+    // The ws client compresses every message over 1 KiB; random data grows
+    // a little on the wire (stored blocks), yet the message is exactly the
+    // limit once inflated.
+    const ws = await connect(srv.wsUrl, { perMessageDeflate: true });
+    const bin = crypto.randomBytes(MiB);
+    const b = await roundTrip(ws, bin);
+    assert.ok(b.data.equals(bin));
+    ws.send(crypto.randomBytes(MiB + 1));
+    assert.equal((await closeOf(ws)).code, 1009);
+  });
+
+  test('compressed frame announcing far more than the limit -> 1009 from the header', async () => {
+    const c = await rawWs(srv.port, { headers: deflateOffer });
+    // RSV1 binary frame announcing 2 MiB; only the header is sent
+    c.send(Buffer.from([0xc2, 0x80 | 127, 0, 0, 0, 0, 0, 0x20, 0, 0, 1, 2, 3, 4]));
+    assert.equal((await expectClose(c)).code, 1009);
+  });
+
+  test('messages ending in a final (BFINAL) block, with client context takeover', async () => {
+    const c = await rawWs(srv.port, { headers: deflateOffer });
+    const msgs = [compressible(5000), 'second ' + compressible(3000), ''];
+    for (const m of msgs) c.send(frame(OP.TEXT, zlib.deflateRawSync(Buffer.from(m)), { rsv: 4 }));
+    await c.waitFor(() => c.frames.filter((x) => x.opcode === OP.TEXT).length === msgs.length);
+    const got = c.frames.filter((x) => x.opcode === OP.TEXT)
+      .map((t) => (t.rsv1 ? inflateMessage(t.payload) : t.payload).toString());
+    assert.deepEqual(got, msgs);
+    c.sock.destroy();
+  });
+
+  test('empty compressed messages (no payload, and 0x00) are empty messages', async () => {
+    const c = await rawWs(srv.port, { headers: deflateOffer });
+    c.send(frame(OP.TEXT, Buffer.alloc(0), { rsv: 4 }));
+    c.send(frame(OP.BIN, Buffer.from([0x00]), { rsv: 4 }));
+    c.send(frame(OP.TEXT, deflateMessage(Buffer.alloc(0)), { rsv: 4 }));
+    await c.waitFor(() => c.frames.length === 3);
+    assert.deepEqual(c.frames.map((x) => [x.opcode, x.payload.length]), [[OP.TEXT, 0], [OP.BIN, 0], [OP.TEXT, 0]]);
+    c.sock.destroy();
+  });
+
+  test('server_max_window_bits below 15: accepted, and the server then sends uncompressed', async () => {
+    const c = await rawWs(srv.port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=10' } });
+    assert.match(c.head, /\r\nSec-WebSocket-Extensions: permessage-deflate[^\r]*server_max_window_bits=10/i);
+    const text = compressible(20000);
+    c.send(frame(OP.TEXT, deflateMessage(Buffer.from(text)), { rsv: 4 }));
+    const f = await c.waitFor((x) => x.opcode === OP.TEXT);
+    assert.ok(f);
+    assert.equal(f.rsv1, false);
+    assert.equal(f.payload.toString(), text);
+    c.sock.destroy();
+  });
+
+  test('an unacceptable offer is declined, a later acceptable one taken', async () => {
+    const c = await rawWs(srv.port, { headers: {
+      'Sec-WebSocket-Extensions': 'permessage-deflate; bogus_param, permessage-deflate; client_no_context_takeover' } });
+    const ext = /\r\nSec-WebSocket-Extensions: ([^\r]*)/i.exec(c.head)?.[1];
+    assert.ok(ext, 'no extension negotiated');
+    assert.match(ext, /client_no_context_takeover/);
+    assert.doesNotMatch(ext, /bogus/);
+    c.sock.destroy();
+    const d = await rawWs(srv.port, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=16' } });
+    assert.doesNotMatch(d.head, /sec-websocket-extensions/i);
+    d.sock.destroy();
+  });
+
+  test('broadcast to a mix of deflate and plain clients', async () => {
+    const z = await Promise.all([0, 1].map(() => rawWs(srv.port, { headers: deflateOffer })));
+    const p = await rawWs(srv.port);
+    const ws = await connect(srv.wsUrl, { perMessageDeflate: true });
+    const text = compressible(40000);
+    p.send(frame(OP.TEXT, 'broadcast:' + text));
+    for (const c of z) {
+      const f = await c.waitFor((x) => x.opcode === OP.TEXT);
+      assert.ok(f);
+      assert.equal(f.rsv1, true);
+      assert.equal(inflateMessage(f.payload).toString(), text);
+    }
+    const f = await p.waitFor((x) => x.opcode === OP.TEXT);
+    assert.ok(f);
+    assert.equal(f.rsv1, false);
+    assert.equal(f.payload.toString(), text);
+    await received(ws, 1);
+    assert.equal(ws.inbox[0].data.toString(), text);
+    for (const c of [...z, p]) c.sock.destroy();
+    ws.close();
+    await closeOf(ws);
+  });
+
   test('invalid deflate data -> 1007', async () => {
     const c = await rawWs(srv.port, { headers: deflateOffer });
     c.send(frame(OP.BIN, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), { rsv: 4 }));
@@ -433,9 +532,11 @@ describe('slow consumer (max_outbound_bytes=65536)', () => {
     const filler = 'x'.repeat(16 * 1024);
     const msg = (i) => `${String(i).padStart(6, '0')}:${filler}`;
     let sent = 0, detectedAt = -1;
-    // paced so the reading client is never far behind
+    // One at a time: the limit counts bytes queued before the worker's
+    // deferred flush, so a burst of >4 x 16 KiB read at once would trip it
+    // for the reading client too.
     while (sent < 4000) {
-      for (let k = 0; k < 8; k++, sent++) fast.send(`broadcast:${msg(sent)}`);
+      fast.send(`broadcast:${msg(sent++)}`);
       await received(fast, sent);
       if (detectedAt < 0 && sent % 64 === 0) {
         const m = await metrics(srv.url);
@@ -482,7 +583,6 @@ describe('broadcast across worker threads (workers=2)', () => {
     const m = await metrics(srv.url);
     assert.equal(m['plaza_connections{state="websocket"}'], 50);
     for (const [i, sender] of [[0, 0], [1, 49], [2, 25]]) {
-      sender; // eslint
       clients[sender].send(`broadcast:hello ${i}`);
       await Promise.all(clients.map((c) => received(c, i + 1)));
     }
@@ -498,5 +598,23 @@ describe('broadcast across worker threads (workers=2)', () => {
       assert.deepEqual(got, clients.map((_, i) => `from ${i}`).sort());
     }
     await Promise.all(clients.map((c) => { c.close(); return closeOf(c); }));
+  });
+});
+
+describe('shutdown', () => {
+  test('SIGTERM closes open WebSocket connections with 1001 and exits 0', async () => {
+    const srv = await startPlaza();
+    const ws = await connect(srv.wsUrl);
+    const raw = await rawWs(srv.port);
+    const closed = closeOf(ws, 10000);
+    const stopping = srv.stop();
+    const f = await raw.waitFor((x) => x.opcode === OP.CLOSE, 5000);
+    assert.ok(f);
+    assert.equal(f.code, 1001);
+    raw.send(frame(OP.CLOSE, closePayload(1001)));
+    assert.equal((await closed).code, 1001);
+    const res = await stopping;
+    assert.equal(res.code, 0);
+    await withTimeout(raw.closed, 5000, 'raw TCP close');
   });
 });

@@ -508,6 +508,16 @@ describe('handshake over raw HTTP', () => {
     });
   }
 
+  test('token lists and case: "Connection: keep-alive, Upgrade", "Upgrade: WebSocket" -> 101', async () => {
+    const r = await httpRaw(srv.port, req(srv.port, { Connection: 'keep-alive, Upgrade', Upgrade: 'WebSocket' }));
+    assert.equal(r.status, 101);
+  });
+
+  test('HTTP/1.0 upgrade -> 400', async () => {
+    const r = await httpRaw(srv.port, req(srv.port, {}).replace('HTTP/1.1', 'HTTP/1.0'));
+    assert.equal(r.status, 400);
+  });
+
   test('missing Sec-WebSocket-Key -> 400', async () => {
     const r = await httpRaw(srv.port, req(srv.port, { 'Sec-WebSocket-Key': undefined }));
     assert.equal(r.status, 400);

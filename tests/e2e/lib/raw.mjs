@@ -80,7 +80,7 @@ export function deflateMessage(data) {
 
 // Inverse of deflateMessage (for RSV1 frames the server sends).
 export function inflateMessage(payload) {
-  return zlib.inflateRawSync(Buffer.concat([payload, TAIL]));
+  return zlib.inflateRawSync(Buffer.concat([payload, TAIL]), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
 }
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 
