@@ -9,8 +9,16 @@
 #include "core/config.h"
 #include "core/version.h"
 #include "net/server.h"
+#include "auth/token.h"
+#include "engine/engine.h"
+#include "hub/hub.h"
 #include "net/ws_echo.h"
 #include "obs/log.h"
+#include "proto/api.h"
+#include "proto/client.h"
+#include "proto/codes.h"
+#include "proto/push.h"
+#include "proto/stats.h"
 
 extern char **environ;
 
@@ -78,21 +86,66 @@ fail:
     return -1;
 }
 
+/* The realtime stack on top of the server: engine, hub, client protocol
+ * on /connection/websocket, server API on /api, metrics. */
+typedef struct stack {
+    engine *eng;
+    hub *hub;
+    token_keys keys;
+} stack;
+
+static int stack_start(stack *st, server *srv, const config *cfg) {
+    char err[256];
+    memset(st, 0, sizeof(*st));
+    st->keys.hmac_secret = cfg->client_token_hmac_secret_key;
+    st->keys.audience = cfg->client_token_audience;
+    st->keys.issuer = cfg->client_token_issuer;
+    if (token_keys_load(&st->keys, cfg->client_token_rsa_public_key,
+                        cfg->client_token_ecdsa_public_key, err, sizeof(err))) {
+        log_error("%s", err);
+        return -1;
+    }
+    engine_events ev = hub_engine_events_template;
+    st->eng = engine_memory_new(&ev);
+    if (!st->eng) return -1;
+    st->hub = hub_new(srv, st->eng, &proto_hub_codec);
+    if (!st->hub) return -1;
+    st->eng->events.ud = st->hub;
+    proto_client_setup(st->hub, &st->keys);
+    srv->ws_handler = &proto_client_handler;
+    srv->ws_close_on_shutdown = DISC_SHUTDOWN;
+    srv->ws_slow_close_code = DISC_SLOW;
+    server_add_route(srv, "/api", api_route, st->hub);
+    server_add_metrics(srv, proto_render_metrics, st->hub);
+    return 0;
+}
+
+static void stack_stop(stack *st) {
+    hub_free(st->hub);
+    if (st->eng) st->eng->ops->destroy(st->eng);
+    token_keys_free(&st->keys);
+}
+
 static int cmd_serve(int argc, char **argv) {
     config cfg;
     if (load_config(&cfg, argc, argv)) { config_free(&cfg); return 2; }
     log_set_level(cfg.log_level);
     log_set_format(cfg.log_format);
     server srv;
+    stack st;
+    memset(&st, 0, sizeof(st));
     int rc = 1;
     if (server_init(&srv, &cfg) == 0) {
         if (cfg.debug_echo) {
             srv.ws_handler = &ws_echo_handler;
             log_warn("debug_echo is on: /connection/websocket echoes (tests only)");
+            rc = server_run(&srv);
+        } else if (stack_start(&st, &srv, &cfg) == 0) {
+            rc = server_run(&srv);
         }
-        rc = server_run(&srv);
     }
-    server_free(&srv);
+    server_free(&srv);     /* closes every connection: clients clean up here */
+    stack_stop(&st);
     config_free(&cfg);
     return rc;
 }

@@ -2,7 +2,8 @@
  * and the code it drives: defaults, the JSON-file and PLAZA_* environment
  * loaders, config_set for flags, cross-key validation, and the key listings
  * used by docs and `plaza checkconfig`. Loaders work on a copy and swap it in
- * only on success, so a bad file or variable never leaves c half-applied. */
+ * only on success, so a bad file or variable never leaves c half-applied.
+ * The channel options and the namespace array live in config_ns.c. */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -12,17 +13,19 @@
 #include <strings.h>
 #include <jansson.h>
 #include "core/config.h"
+#include "core/config_ns.h"
 
 /* ---------------------------------------------------------------------------
  * The key table
  * ------------------------------------------------------------------------ */
 
-typedef enum { T_INT, T_BOOL, T_STR, T_ENUM, T_LIST } key_type;
+typedef enum { T_INT, T_BOOL, T_STR, T_ENUM, T_LIST, T_NS } key_type;
 
 typedef struct key_spec {
     const char *name;           /* JSON path, e.g. "http.max_headers" */
     key_type type;
-    size_t off;                 /* offsetof the field in struct config */
+    size_t off;                 /* offsetof the field in struct config
+                                 * (T_NS: the ns_registry) */
     size_t count_off;           /* T_LIST: offsetof the int element count */
     long long min, max;         /* T_INT: accepted range */
     long long def_int;          /* T_INT, T_BOOL: default */
@@ -49,6 +52,14 @@ typedef struct key_spec {
 #define LIST(n, f, count, h) \
     { .name = n, .type = T_LIST, .off = OFF(f, char **), \
       .count_off = OFF(count, int), .help = h }
+#define NSLIST(n, f, h) \
+    { .name = n, .type = T_NS, .off = OFF(f, ns_registry), .help = h }
+
+/* "channel.options.<option>" keys, from config_ns.h's list of options. */
+#define NS_KEY(key, field, type, lo, hi, h) \
+    NS_KEY_##type("channel.options." key, namespaces.top.field, lo, hi, h),
+#define NS_KEY_INT(n, f, lo, hi, h) INT(n, f, lo, hi, 0, h)
+#define NS_KEY_BOOL(n, f, lo, hi, h) BOOL(n, f, 0, h)
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
@@ -102,6 +113,56 @@ static const key_spec keys[] = {
 
     STR("tls.cert", tls_cert, "", 0, "PEM certificate chain file; empty serves plain TCP."),
     STR("tls.key", tls_key, "", 0, "PEM private key file for tls.cert."),
+
+    STR("client.token_hmac_secret_key", client_token_hmac_secret_key, "", 0,
+        "Secret for HS256/384/512 tokens; empty refuses them."),
+    STR("client.token_rsa_public_key", client_token_rsa_public_key, "", 0,
+        "PEM file with the RSA public key for RS256/384/512 tokens; empty refuses them."),
+    STR("client.token_ecdsa_public_key", client_token_ecdsa_public_key, "", 0,
+        "PEM file with the ECDSA public key for ES256/384/512 tokens; empty refuses them."),
+    STR("client.token_audience", client_token_audience, "", 0,
+        "Required aud claim of tokens; empty does not check it."),
+    STR("client.token_issuer", client_token_issuer, "", 0,
+        "Required iss claim of tokens; empty does not check it."),
+    BOOL("client.allow_anonymous_connect_without_token", client_allow_anonymous, 0,
+         "Accept a connect without a token, as an anonymous user (\"\")."),
+    INT("client.ping_interval_ms", client_ping_interval_ms, 1, INT_MAX, 25000,
+        "Interval between the protocol's {} pings to a client."),
+    INT("client.pong_timeout_ms", client_pong_timeout_ms, 0, INT_MAX, 10000,
+        "A client whose pong is this late is closed; 0 asks for no pongs."),
+    INT("client.stale_close_delay_ms", client_stale_close_delay_ms, 1, INT_MAX, 10000,
+        "A connection that sends no connect command within this time is closed."),
+    INT("client.expired_close_delay_ms", client_expired_close_delay_ms, 0, INT_MAX, 25000,
+        "Grace after a connection token expires before the connection is closed."),
+    INT("client.channel_limit", client_channel_limit, 1, INT_MAX, 128,
+        "Most subscriptions on one connection."),
+    INT("client.user_connection_limit", client_user_connection_limit, 0, INT_MAX, 0,
+        "Most connections of one user on this node; 0 means no limit."),
+    INT("client.connection_limit_per_ip", client_connection_limit_per_ip, 0, INT_MAX, 0,
+        "Most connections from one IP address; 0 means no limit."),
+    INT("client.command_rate_limit", client_command_rate, 0, INT_MAX, 100,
+        "Commands per second a connection may send on average; 0 turns the limit off."),
+    INT("client.command_rate_burst", client_command_burst, 1, INT_MAX, 200,
+        "Commands a connection may send at once, above the average rate."),
+    INT("client.rate_limit_close_after", client_rate_limit_close_after, 1, INT_MAX, 50,
+        "Refused commands in a row after which the connection is closed."),
+    INT("client.recovery_max_publications", client_history_max_publications, 1, INT_MAX,
+        10000, "Most publications sent to recover a subscription; more is not recovered."),
+
+    INT("channel.max_length", channel_max_length, 1, 65535, 255,
+        "Longest channel name, in bytes."),
+    INT("channel.max_clients", channel_max_clients, 0, INT_MAX, 0,
+        "Most subscribers of one channel on this node; 0 means no limit."),
+    INT("channel.presence_ttl_ms", channel_presence_ttl_ms, 100, INT_MAX, 60000,
+        "Presence entries expire after this unless refreshed (every third of it)."),
+    NS_OPTION_KEYS(NS_KEY)
+    NSLIST("channel.namespaces", namespaces,
+           "Namespaces: a channel \"ns:rest\" takes the options of namespace ns."),
+
+    STR("api.key", api_key, "", 0,
+        "Key the server API on /api requires; empty disables the API."),
+    BOOL("api.insecure", api_insecure, 0,
+         "Serve the API without a key (tests and private networks only)."),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -136,6 +197,9 @@ static int *int_at(config *c, const key_spec *k) {
 }
 static char **str_at(config *c, const key_spec *k) {
     return (char **)(void *)((char *)c + k->off);
+}
+static ns_registry *reg_at(config *c, const key_spec *k) {
+    return (ns_registry *)(void *)((char *)c + k->off);
 }
 static char ***list_at(config *c, const key_spec *k) {
     return (char ***)(void *)((char *)c + k->off);
@@ -175,7 +239,7 @@ static int env_ignored_name(const char *name, size_t len) {
 }
 
 /* Edit distance, for "did you mean" hints; long inputs are not compared. */
-static size_t edit_distance(const char *a, const char *b) {
+size_t config_edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b), row[65];
     if (la > 64 || lb > 64) return SIZE_MAX;
     for (size_t j = 0; j <= lb; j++) row[j] = j;
@@ -200,7 +264,7 @@ static const key_spec *closest(const char *s, int env) {
     char buf[128];
     for (size_t i = 0; i < NKEYS; i++) {
         if (env) env_name(&keys[i], buf, sizeof(buf));
-        size_t d = edit_distance(s, env ? buf : keys[i].name);
+        size_t d = config_edit_distance(s, env ? buf : keys[i].name);
         if (d < bestd) bestd = d, best = &keys[i];
     }
     return best;
@@ -254,6 +318,10 @@ static const char *expected(const key_spec *k, int json, char *buf, size_t size)
         snprintf(buf, size, "%s", json ? "an array of non-empty strings"
                  : "a comma-separated list");
         break;
+    case T_NS:
+        snprintf(buf, size, "%s", json ? "an array of namespace objects"
+                 : "a JSON array of namespace objects");
+        break;
     }
     return buf;
 }
@@ -269,6 +337,7 @@ static const char *type_name(const key_spec *k, char *buf, size_t size) {
     case T_STR: snprintf(buf, size, "string"); break;
     case T_ENUM: join_choices(k, "|", buf, size); break;
     case T_LIST: snprintf(buf, size, "list of strings"); break;
+    case T_NS: snprintf(buf, size, "array of namespaces"); break;
     }
     return buf;
 }
@@ -280,7 +349,8 @@ static const char *default_text(const key_spec *k, char *buf, size_t size) {
     case T_BOOL: snprintf(buf, size, "%s", k->def_int ? "true" : "false"); break;
     case T_STR:
     case T_ENUM: snprintf(buf, size, "\"%s\"", k->def_str); break;
-    case T_LIST: snprintf(buf, size, "[]"); break;
+    case T_LIST:
+    case T_NS: snprintf(buf, size, "[]"); break;
     }
     return buf;
 }
@@ -312,7 +382,8 @@ typedef struct value {
     long long i;    /* T_INT, T_BOOL */
     char *s;        /* T_STR, T_ENUM */
     char **list;    /* T_LIST: NULL-terminated, or NULL when n == 0 */
-    int n;
+    ns_options *spaces; /* T_NS */
+    int n;          /* T_LIST, T_NS: element count */
 } value;
 
 static void free_list(char **list) {
@@ -324,6 +395,7 @@ static void free_list(char **list) {
 static void value_free(value *v) {
     free(v->s);
     free_list(v->list);
+    config_ns_free_spaces(v->spaces, v->spaces ? v->n : 0);
     memset(v, 0, sizeof(*v));
 }
 
@@ -353,6 +425,11 @@ static void store(config *c, const key_spec *k, value *v) {
         free_list(*list_at(c, k));
         *list_at(c, k) = v->list;
         *count_at(c, k) = v->n;
+        break;
+    case T_NS:
+        config_ns_free_spaces(reg_at(c, k)->spaces, reg_at(c, k)->nspaces);
+        reg_at(c, k)->spaces = v->spaces;
+        reg_at(c, k)->nspaces = v->n;
         break;
     }
     memset(v, 0, sizeof(*v));
@@ -417,6 +494,8 @@ static int parse_text(const key_spec *k, const char *text, value *v, char *err) 
     case T_LIST:
         if (parse_list(text, v) < 0) return value_free(v), oom(err);
         return 0;
+    case T_NS:
+        return config_ns_parse_text(text, k->name, &v->spaces, &v->n, err);
     }
     return -1;
 }
@@ -459,6 +538,8 @@ static int parse_json(const key_spec *k, const json_t *j, value *v, char *err) {
         return parse_text(k, json_string_value(j), v, err);
     case T_LIST:
         return parse_json_list(k, j, v, err);
+    case T_NS:
+        return config_ns_parse_json(j, k->name, &v->spaces, &v->n, err);
     }
     return -1;
 }
@@ -476,6 +557,11 @@ static char *xstrdup(const char *s) {
     return d;
 }
 
+/* Fields derived from keys, refreshed whenever keys change. */
+static void finish(config *c) {
+    c->namespaces.channel_max_length = c->channel_max_length;
+}
+
 void config_defaults(config *c) {
     memset(c, 0, sizeof(*c));
     for (size_t i = 0; i < NKEYS; i++) {
@@ -483,6 +569,8 @@ void config_defaults(config *c) {
         if (k->type == T_INT || k->type == T_BOOL) *int_at(c, k) = (int)k->def_int;
         else if (k->type == T_STR || k->type == T_ENUM) *str_at(c, k) = xstrdup(k->def_str);
     }
+    c->namespaces.top.name = xstrdup("");
+    finish(c);
 }
 
 void config_free(config *c) {
@@ -495,6 +583,8 @@ void config_free(config *c) {
             free_list(*list_at(c, k));
             *list_at(c, k) = NULL;
             *count_at(c, k) = 0;
+        } else if (k->type == T_NS) {
+            config_ns_free(reg_at(c, k)); /* the namespaces and top.name */
         }
     }
 }
@@ -513,6 +603,7 @@ static int copy_key(config *dst, const config *src, const key_spec *k) {
             if (list_push(&v, from[i], strlen(from[i])) < 0) return value_free(&v), -1;
         store(dst, k, &v);
     }
+    if (k->type == T_NS) return config_ns_copy(reg_at(dst, k), reg_at(s, k));
     return 0;
 }
 
@@ -523,6 +614,10 @@ static int config_copy(config *dst, const config *src, char *err) {
         const key_spec *k = &keys[i];
         if (k->type == T_STR || k->type == T_ENUM) *str_at(dst, k) = NULL;
         else if (k->type == T_LIST) *list_at(dst, k) = NULL, *count_at(dst, k) = 0;
+        else if (k->type == T_NS) {
+            ns_registry *r = reg_at(dst, k);
+            r->top.name = NULL, r->spaces = NULL, r->nspaces = 0;
+        }
     }
     for (size_t i = 0; i < NKEYS; i++)
         if (copy_key(dst, src, &keys[i]) < 0) return config_free(dst), oom(err);
@@ -537,6 +632,7 @@ static int commit(config *c, config *tmp, int rc) {
     }
     config_free(c);
     *c = *tmp;
+    finish(c);
     return 0;
 }
 
@@ -546,6 +642,7 @@ int config_set(config *c, const char *key, const char *text, char err[CONFIG_ERR
     if (!k) return unknown_key(key, err);
     if (parse_text(k, text, &v, err) < 0) return -1;
     store(c, k, &v);
+    finish(c);
     return 0;
 }
 
@@ -709,6 +806,10 @@ static int check_key(config *c, const key_spec *k, char *err) {
     case T_LIST:
         return *count_at(c, k) >= 0 && (*count_at(c, k) == 0 || *list_at(c, k)) ? 0
                : fail(err, "key \"%s\": bad list", k->name);
+    case T_NS:
+        if (reg_at(c, k)->nspaces < 0 || (reg_at(c, k)->nspaces && !reg_at(c, k)->spaces))
+            return fail(err, "key \"%s\": bad list", k->name);
+        return config_ns_check_spaces(reg_at(c, k), k->name, err);
     }
     return 0;
 }
@@ -721,14 +822,15 @@ int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
     if (has_cert != has_key)
         return fail(err, "keys \"tls.cert\" and \"tls.key\" must be set together "
                     "(\"%s\" is empty)", has_cert ? "tls.key" : "tls.cert");
-    return 0;
+    /* An empty api.key without api.insecure is fine: the API is disabled. */
+    return config_ns_check_options(&c->namespaces.top, "channel.options", err);
 }
 
 void config_print_keys(FILE *out) {
     char type[64], def[64];
     for (size_t i = 0; i < NKEYS; i++) {
         const key_spec *k = &keys[i];
-        fprintf(out, "%-32s %-24s %-11s %s\n", k->name,
+        fprintf(out, "%-45s %-22s %-9s %s\n", k->name,
                 type_name(k, type, sizeof(type)),
                 default_text(k, def, sizeof(def)), k->help);
     }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "hub/namespace.h"
 
 #define CONFIG_ERR_MAX 256
 
@@ -52,6 +53,35 @@ typedef struct config {
     /* tls.* */
     char *tls_cert;                 /* "tls.cert": PEM file; empty = plain TCP */
     char *tls_key;                  /* "tls.key": PEM file */
+
+    /* client.* : the client protocol on /connection/websocket */
+    char *client_token_hmac_secret_key;     /* "client.token_hmac_secret_key": "" = HMAC tokens refused */
+    char *client_token_rsa_public_key;      /* "client.token_rsa_public_key": PEM file path, "" = RS* refused */
+    char *client_token_ecdsa_public_key;    /* "client.token_ecdsa_public_key": PEM file path, "" = ES* refused */
+    char *client_token_audience;            /* "client.token_audience": "" = not checked */
+    char *client_token_issuer;              /* "client.token_issuer": "" = not checked */
+    int client_allow_anonymous;             /* "client.allow_anonymous_connect_without_token": false */
+    int client_ping_interval_ms;            /* "client.ping_interval_ms": 25000 (app-level {} pings) */
+    int client_pong_timeout_ms;             /* "client.pong_timeout_ms": 10000 (0 = pongs not required) */
+    int client_stale_close_delay_ms;        /* "client.stale_close_delay_ms": 10000 (connect must arrive within) */
+    int client_expired_close_delay_ms;      /* "client.expired_close_delay_ms": 25000 (grace after token expiry) */
+    int client_channel_limit;               /* "client.channel_limit": 128 subscriptions per connection */
+    int client_user_connection_limit;       /* "client.user_connection_limit": 0 = no limit (per user id, per node) */
+    int client_connection_limit_per_ip;     /* "client.connection_limit_per_ip": 0 = no limit */
+    int client_command_rate;                /* "client.command_rate_limit": 100 commands per second (0 = off) */
+    int client_command_burst;               /* "client.command_rate_burst": 200 */
+    int client_rate_limit_close_after;      /* "client.rate_limit_close_after": 50 refused commands in a row -> close 3013 */
+    int client_history_max_publications;    /* "client.recovery_max_publications": 10000 */
+
+    /* channel.* */
+    int channel_max_length;                 /* "channel.max_length": 255 */
+    int channel_max_clients;                /* "channel.max_clients": 0 = no limit (subscribers per channel, per node) */
+    int channel_presence_ttl_ms;            /* "channel.presence_ttl_ms": 60000; refreshed every ttl/3 */
+    ns_registry namespaces;                 /* "channel.options" (top) and "channel.namespaces": [ {name, ...} ] */
+
+    /* api.* : the server HTTP API on /api */
+    char *api_key;                          /* "api.key": "" = API disabled (every call 401) */
+    int api_insecure;                       /* "api.insecure": false; true = no key needed (tests, private networks) */
 } config;
 
 /* Fills c with the defaults (c's old contents are not freed). Aborts only if

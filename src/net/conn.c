@@ -2,6 +2,10 @@
  * conn.h). Protocol handling lives in http_conn.c and ws_conn.c. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#ifdef __linux__
+#include <linux/sockios.h>
+#endif
 #include "net/conn.h"
 #include "net/http_conn.h"
 #include "net/server.h"
@@ -312,8 +316,36 @@ void conn_shutdown(conn *c) {
         conn_end(c);
 }
 
+/* Bytes the peer has not acknowledged yet: queued here, in libuv and (on
+ * Linux) in the kernel's send queue, which shrinks with every ACK. */
+static size_t unacked(conn *c) {
+    size_t n = c->out_bytes +
+               uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+#ifdef SIOCOUTQ
+    uv_os_fd_t fd;
+    int q = 0;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+        ioctl(fd, SIOCOUTQ, &q) == 0 && q > 0)
+        n += (size_t)q;
+#endif
+    return n;
+}
+
+/* HTTP: a response still moving to the peer is not idleness. Puts the
+ * deadline off by keepalive_timeout_ms if bytes left since the last one. */
+static int http_still_sending(conn *c) {
+    if (c->kind != CONN_HTTP || c->shut) return 0;
+    size_t left = unacked(c);
+    if (!left || left == c->unsent_mark) return 0;
+    c->unsent_mark = left;
+    conn_set_deadline(c, conn_now(c) +
+                      (uint64_t)c->w->srv->cfg->http_keepalive_timeout_ms);
+    return 1;
+}
+
 void conn_on_deadline(conn *c) {
     if (c->closed) return;
+    if (http_still_sending(c)) return;
     if (c->shut || c->ending) { conn_abort(c); return; }
     if (c->kind == CONN_HTTP) http_conn_on_deadline(c);
     else ws_conn_on_deadline(c);

@@ -32,6 +32,9 @@ typedef struct ws_handler {
     void (*on_message)(struct conn *c, const uint8_t *data, size_t len,
                        int binary);
     void (*on_close)(struct conn *c);   /* the connection is going away */
+    /* Optional: the handler runs its own timers (pings, expiry) on the
+     * connection's deadline; without it ws_conn sends WebSocket pings. */
+    void (*on_deadline)(struct conn *c);
 } ws_handler;
 
 /* WebSocket state of a connection (see ws_conn.c). */
@@ -65,6 +68,7 @@ typedef struct conn {
     uv_write_t *wreq;                 /* in-flight write, if any */
     size_t inflight_bytes;            /* bytes submitted with wreq */
     netbuf *tls_out;                  /* ciphertext being written (TLS) */
+    size_t unsent_mark;               /* HTTP: bytes unsent at last deadline */
     /* protocol state */
     uint8_t kind;                     /* CONN_HTTP or CONN_WS */
     uint8_t closed;                   /* uv_close called */

@@ -10,6 +10,8 @@
 #include "net/ws_handshake.h"
 #include "obs/log.h"
 
+#define HTTP_MAX_QUEUED_BYTES (4u << 20)
+
 const char *http_status_text(int status) {
     switch (status) {
     case 101: return "Switching Protocols";
@@ -87,6 +89,8 @@ static void on_metrics(conn *c, const http_request *req) {
     for (int i = 0; i < n; i++) per[i] = &srv->workers[i]->metrics;
     metrics_text t = {0};
     metrics_render_net(&t, per, n);
+    for (int i = 0; i < srv->nmetrics; i++)
+        srv->metrics[i].fn(&t, srv->metrics[i].ud);
     if (t.oom) { http_respond_error(c, req, 500, "out of memory", 1); free(t.buf); return; }
     http_respond(c, req, 200, "text/plain; version=0.0.4; charset=utf-8",
                  "Cache-Control: no-store\r\n", t.buf, t.len);
@@ -186,6 +190,10 @@ void http_conn_on_data(conn *c, uint8_t *data, size_t len) {
             http_respond_error(c, NULL, r->err_status, r->err_msg, 1);
             return;
         }
+        /* A client that pipelines requests without reading the answers
+         * gets no more of them while this much is unsent (it could make us
+         * hold any number of file copies). */
+        if (c->out_bytes > HTTP_MAX_QUEUED_BYTES) { conn_end(c); return; }
         int upgraded = route(c, &r->req);
         if (upgraded) {
             if (len) ws_conn_on_data(c, data, len);

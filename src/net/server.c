@@ -104,6 +104,14 @@ int server_add_route(server *srv, const char *prefix, http_route_fn fn,
     return 0;
 }
 
+int server_add_metrics(server *srv, metrics_render_fn fn, void *ud) {
+    if (srv->nmetrics == SERVER_MAX_METRICS) return -1;
+    srv->metrics[srv->nmetrics].fn = fn;
+    srv->metrics[srv->nmetrics].ud = ud;
+    srv->nmetrics++;
+    return 0;
+}
+
 /* ---- running and shutdown ---- */
 
 static void on_force_stop(uv_timer_t *t) {

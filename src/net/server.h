@@ -19,6 +19,10 @@ typedef int (*http_route_fn)(conn *c, const struct http_request *req,
                              void *ud);
 
 #define SERVER_MAX_ROUTES 16
+#define SERVER_MAX_METRICS 4
+
+struct metrics_text;
+typedef void (*metrics_render_fn)(struct metrics_text *t, void *ud);
 
 typedef struct server {
     const config *cfg;
@@ -30,6 +34,8 @@ typedef struct server {
     int ws_slow_close_code;               /* close code for slow consumers */
     struct { const char *prefix; http_route_fn fn; void *ud; } routes[SERVER_MAX_ROUTES];
     int nroutes;
+    struct { metrics_render_fn fn; void *ud; } metrics[SERVER_MAX_METRICS];
+    int nmetrics;                         /* extra /metrics sections */
     char *web_root;                       /* realpath of cfg->web_root, or NULL */
     atomic_int nconns;                    /* all workers */
     int port;                             /* the bound port */
@@ -50,6 +56,9 @@ int server_init(server *srv, const config *cfg);
  * files). Call before server_run. */
 int server_add_route(server *srv, const char *prefix, http_route_fn fn,
                      void *ud);
+
+/* Adds a section to /metrics. Call before server_run. */
+int server_add_metrics(server *srv, metrics_render_fn fn, void *ud);
 
 /* Runs until SIGINT/SIGTERM and a graceful shutdown. Returns the exit code. */
 int server_run(server *srv);

@@ -144,7 +144,8 @@ static void send_file(conn *c, const http_request *req, int fd,
              etag, cache);
     const http_header *inm = http_request_header(req, "If-None-Match");
     if (etag_matches(inm ? inm->value : NULL, etag)) {
-        http_respond(c, req, 304, NULL, headers, NULL, 0);
+        /* RFC 9110 8.6: a 304's Content-Length, if any, is the 200's. */
+        http_respond(c, req, 304, NULL, headers, NULL, (size_t)st->st_size);
         return;
     }
     size_t size = (size_t)st->st_size;

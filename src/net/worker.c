@@ -116,6 +116,7 @@ void worker_destroy(worker *w) {
         conn_abort(c);
         if (w->conns == c) worker_remove_conn(w, c);
     }
+    on_wakeup(&w->wakeup);       /* tasks posted during shutdown own references */
     uv_walk(&w->loop, close_all_handles, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0)

@@ -43,6 +43,7 @@ typedef struct worker {
     uint64_t lag_window_start;
     int stopping;                /* graceful shutdown in progress */
     net_metrics metrics;
+    void *ext;                   /* upper layer's per-worker state (hub) */
     uint8_t read_buf[WORKER_READ_BUF];
     uint8_t tls_buf[WORKER_READ_BUF];
 } worker;

@@ -241,6 +241,7 @@ void ws_conn_on_data(conn *c, uint8_t *data, size_t len) {
 /* ---- lifecycle ---- */
 
 static void schedule_ping(conn *c) {
+    if (c->handler->on_deadline) return;     /* the handler pings */
     int interval = cfg_of(c)->ws_ping_interval_ms;
     if (interval > 0) conn_set_deadline(c, c->last_rx_ms + (uint64_t)interval);
     else wheel_cancel(&c->deadline);
@@ -266,6 +267,7 @@ void ws_conn_on_deadline(conn *c) {
     ws_state *ws = c->ws;
     uint64_t now = conn_now(c);
     if (ws->close_sent) { conn_abort(c); return; }     /* close timeout */
+    if (c->handler->on_deadline) { c->handler->on_deadline(c); return; }
     if (ws->awaiting_pong && c->last_rx_ms <= ws->ping_sent_ms) {
         METRIC_ADD(c->w->metrics.idle_timeouts, 1);
         conn_abort(c);                                  /* no answer */

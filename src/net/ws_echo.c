@@ -10,9 +10,11 @@
 
 static void deliver(worker *w, void *arg) {
     ws_msg *m = arg;
-    for (conn *c = w->conns; c; c = c->next)
+    for (conn *c = w->conns, *next; c; c = next) {
+        next = c->next;          /* a failed send may unlink c */
         if (c->kind == CONN_WS && c->handler == &ws_echo_handler)
             ws_send_msg(c, m);
+    }
     ws_msg_unref(m);
 }
 

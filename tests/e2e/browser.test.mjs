@@ -131,7 +131,7 @@ test('browser sees close code 1001 when the server is stopped', { timeout: 60000
     assert.equal(res.code, 0, `plaza exit status ${JSON.stringify(res)}`);
     // The browser answers the Close, so the shutdown must not need the
     // 5 s shutdown timeout to force it.
-    console.log(`# shutdown with a browser connected took ${ms} ms`);
+    console.log(`shutdown with a browser connected took ${ms} ms`);
     assert.ok(ms < 4500, `shutdown took ${ms} ms`);
     assert.doesNotMatch(plaza.logs(), /shutdown timeout/);
   });

@@ -4,7 +4,7 @@
 // timeouts and max_connections.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -30,6 +30,9 @@ mkdirSync(path.join(root, 'sub'), { recursive: true });
 mkdirSync(path.join(root, 'empty'));
 for (const [f, body] of Object.entries(FILES)) writeFileSync(path.join(root, f), body);
 writeFileSync(path.join(root, 'img.png'), PNG);
+const BIG = Buffer.alloc(1 << 20);
+for (let i = 0; i < BIG.length; i += 4) BIG.writeUInt32LE((i * 2654435761) >>> 0, i);
+writeFileSync(path.join(root, 'big.bin'), BIG);
 writeFileSync(path.join(root, '.hidden'), 'hidden file\n');
 mkdirSync(path.join(root, '.git'));
 writeFileSync(path.join(root, '.git', 'config'), 'hidden dir\n');
@@ -100,6 +103,9 @@ describe('static files and built-in routes', () => {
       const [r304, health] = await c.waitResponses(2);
       assert.equal(r304.status, 304, inm);
       assert.equal(r304.body.length, 0);
+      // RFC 9110 8.6: Content-Length on a 304 must be absent or the 200's.
+      assert.ok(r304.headers['content-length'] === undefined || r304.headers['content-length'] === String(FILES['app.js'].length),
+        'Content-Length on 304: ' + r304.headers['content-length']);
       assert.equal(r304.headers.etag, etag);
       assert.equal(r304.headers['cache-control'], `public, max-age=${MAX_AGE}`);
       assert.equal(health.status, 200);
@@ -575,5 +581,102 @@ describe('max_connections', () => {
     await new Promise((r) => setTimeout(r, 100));
     const m = await metrics(srv.url);
     assert.ok(m.plaza_connections_refused_total >= 1);
+  });
+});
+
+// ---- pipelined responses that are never read -------------------------------------
+
+describe('pipelining without reading the responses', () => {
+  let srv;
+  before(async () => { srv = await startPlaza({ webRoot: root, args: ['--workers', '1'] }); });
+  after(async () => { assert.equal((await srv.stop()).code, 0); });
+
+  const rssMiB = () => Number(readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024;
+
+  test('a few pipelined large responses are all answered', async () => {
+    const c = await rawHttp(srv.port);
+    c.send(req('GET', '/big.bin').repeat(3));
+    const rs = await c.waitResponses(3);
+    for (const r of rs) { assert.equal(r.status, 200); assert.ok(r.body.equals(BIG)); }
+    c.destroy();
+  });
+
+  test('the server does not queue unbounded responses for a client that never reads', async () => {
+    const before_ = rssMiB();
+    const s = net.connect(srv.port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    s.pause();   // read nothing: the server's output backs up
+    // 200 requests (~8 KiB) would ask for 200 MiB of responses.
+    s.write(req('GET', '/big.bin').repeat(200));
+    await new Promise((r) => setTimeout(r, 800));
+    const grown = rssMiB() - before_;
+    // Now read what the server sends until it closes.
+    let buf = Buffer.alloc(0);
+    s.on('data', (d) => { buf = Buffer.concat([buf, d]); });
+    s.resume();
+    const closed = await new Promise((r) => {
+      const t = setTimeout(() => r(false), 5000);
+      s.once('close', () => { clearTimeout(t); r(true); });
+    });
+    s.destroy();
+    assert.ok(grown < 64, `server memory grew by ${grown.toFixed(0)} MiB for 200 unread pipelined responses`);
+    assert.equal(closed, true, 'connection not closed');
+    const { responses, rest } = parseResponses(buf);
+    assert.ok(responses.length >= 1, 'no response at all');
+    for (const r of responses) { assert.equal(r.status, 200); assert.ok(r.body.equals(BIG)); }
+    assert.equal(rest.length, 0, 'a truncated response');
+    // Other clients are unaffected.
+    const res = await fetch(srv.url + '/healthz');
+    assert.equal(await res.text(), 'ok\n');
+  });
+});
+
+// ---- a response still being written is not idleness ------------------------------
+
+describe('slow readers and keepalive_timeout_ms', () => {
+  // Much larger than what the two socket buffers hold (a few MiB), so the
+  // server is still writing long after keepalive_timeout_ms.
+  const HUGE = Buffer.alloc(10 << 20);
+  for (let i = 0; i < HUGE.length; i += 4) HUGE.writeUInt32LE((i * 2246822519) >>> 0, i);
+  let srv;
+  before(async () => {
+    writeFileSync(path.join(root, 'huge.bin'), HUGE);
+    srv = await startPlaza({ webRoot: root, args: ['--set', 'http.keepalive_timeout_ms=100'] });
+  });
+  after(async () => { assert.equal((await srv.stop()).code, 0); });
+
+  // Reads at most 64 KiB per 30 ms (about 2 MB/s): the 10 MiB answer takes
+  // about 5 s, far past keepalive_timeout_ms and the 2 s linger after it.
+  async function slowGet(headers) {
+    const s = net.connect(srv.port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    s.on('error', () => {});
+    const parts = [];
+    let total = 0, inWindow = 0;
+    const done = new Promise((resolve) => {
+      const cap = setTimeout(resolve, 20000);
+      const finish = () => { clearTimeout(cap); resolve(); };
+      s.on('data', (d) => {
+        parts.push(d); total += d.length; inWindow += d.length;
+        if (total >= HUGE.length && parseResponses(Buffer.concat(parts)).responses.length) return finish();
+        if (inWindow >= 65536) { s.pause(); setTimeout(() => { inWindow = 0; s.resume(); }, 30); }
+      });
+      s.once('close', finish);
+    });
+    s.write(req('GET', '/huge.bin', headers));
+    await done;
+    s.destroy();
+    return Buffer.concat(parts);
+  }
+
+  test('a large response is not cut off while the client keeps reading', { timeout: 30000 }, async () => {
+    // keepalive_timeout_ms is "idle time between requests"; a response that
+    // is still moving is not idle. Kept-alive and Connection: close alike.
+    const [kept, closing] = await Promise.all([slowGet({}), slowGet({ Connection: 'close' })]);
+    for (const [what, buf] of [['keep-alive', kept], ['Connection: close', closing]]) {
+      const { responses } = parseResponses(buf);
+      assert.equal(responses.length, 1, `${what}: response cut off after ${buf.length} of ${HUGE.length} body bytes`);
+      assert.ok(responses[0].body.equals(HUGE), what);
+    }
   });
 });

@@ -1,5 +1,6 @@
 /* Unit tests for core/config: defaults, the JSON and environment loaders,
- * config_set, precedence, error messages and the key listings. */
+ * config_set, precedence, error messages, the key listings, and the channel
+ * options and namespaces (config_ns.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,7 +13,7 @@
 #include <unistd.h>
 #include "core/config.h"
 
-#define NKEYS 26
+#define NKEYS 62
 
 /* Fixture: a config at its defaults, freed after each test. */
 static int setup(void **state) {
@@ -97,6 +98,316 @@ static void test_defaults(void **state) {
     assert_string_equal(c->tls_cert, "");
     assert_string_equal(c->tls_key, "");
     assert_int_equal(config_validate(c, err), 0);
+}
+
+static void test_defaults_client_channel_api(void **state) {
+    config *c = *state;
+    assert_string_equal(c->client_token_hmac_secret_key, "");
+    assert_string_equal(c->client_token_rsa_public_key, "");
+    assert_string_equal(c->client_token_ecdsa_public_key, "");
+    assert_string_equal(c->client_token_audience, "");
+    assert_string_equal(c->client_token_issuer, "");
+    assert_int_equal(c->client_allow_anonymous, 0);
+    assert_int_equal(c->client_ping_interval_ms, 25000);
+    assert_int_equal(c->client_pong_timeout_ms, 10000);
+    assert_int_equal(c->client_stale_close_delay_ms, 10000);
+    assert_int_equal(c->client_expired_close_delay_ms, 25000);
+    assert_int_equal(c->client_channel_limit, 128);
+    assert_int_equal(c->client_user_connection_limit, 0);
+    assert_int_equal(c->client_connection_limit_per_ip, 0);
+    assert_int_equal(c->client_command_rate, 100);
+    assert_int_equal(c->client_command_burst, 200);
+    assert_int_equal(c->client_rate_limit_close_after, 50);
+    assert_int_equal(c->client_history_max_publications, 10000);
+    assert_int_equal(c->channel_max_length, 255);
+    assert_int_equal(c->namespaces.channel_max_length, 255);
+    assert_int_equal(c->channel_max_clients, 0);
+    assert_int_equal(c->channel_presence_ttl_ms, 60000);
+    assert_string_equal(c->api_key, "");
+    assert_int_equal(c->api_insecure, 0);
+
+    /* top-level channel options: all off, named "" */
+    const ns_options *top = &c->namespaces.top;
+    assert_string_equal(top->name, "");
+    assert_int_equal(top->presence + top->join_leave + top->force_push_join_leave +
+                     top->history_size + top->history_ttl_ms + top->force_recovery +
+                     top->allow_publish_for_subscriber + top->allow_publish_for_client +
+                     top->allow_subscribe_for_client + top->allow_subscribe_for_anonymous +
+                     top->allow_presence_for_subscriber +
+                     top->allow_history_for_subscriber + top->protected_, 0);
+    assert_null(c->namespaces.spaces);
+    assert_int_equal(c->namespaces.nspaces, 0);
+}
+
+static void test_client_and_api_keys(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c,
+        "{\"client\": {\"token_hmac_secret_key\": \"s3cret\", \"token_issuer\": \"me\",\n"
+        "  \"allow_anonymous_connect_without_token\": true, \"pong_timeout_ms\": 0,\n"
+        "  \"command_rate_limit\": 0, \"channel_limit\": 1},\n"
+        " \"api\": {\"key\": \"k\", \"insecure\": true}}", err), 0);
+    assert_string_equal(c->client_token_hmac_secret_key, "s3cret");
+    assert_string_equal(c->client_token_issuer, "me");
+    assert_int_equal(c->client_allow_anonymous, 1);
+    assert_int_equal(c->client_pong_timeout_ms, 0);
+    assert_int_equal(c->client_command_rate, 0);
+    assert_int_equal(c->client_channel_limit, 1);
+    assert_string_equal(c->api_key, "k");
+    assert_int_equal(c->api_insecure, 1);
+
+    char *env[] = {"PLAZA_CLIENT_ALLOW_ANONYMOUS_CONNECT_WITHOUT_TOKEN=false",
+                   "PLAZA_CLIENT_COMMAND_RATE_BURST=5", "PLAZA_API_KEY=", NULL};
+    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(c->client_allow_anonymous, 0);
+    assert_int_equal(c->client_command_burst, 5);
+    assert_string_equal(c->api_key, "");
+    assert_int_equal(config_validate(c, err), 0); /* no key, insecure: fine */
+    assert_int_equal(config_set(c, "api.insecure", "false", err), 0);
+    assert_int_equal(config_validate(c, err), 0); /* no key: API disabled */
+
+    assert_json_error(c, "{\"client\": {\"ping_interval_ms\": 0}}",
+                      "key \"client.ping_interval_ms\": expected an integer >= 1, got 0");
+    assert_json_error(c, "{\"client\": {\"command_rate_burst\": 0}}", ">= 1, got 0");
+    assert_json_error(c, "{\"client\": {\"stale_close_delay_ms\": 0}}", ">= 1, got 0");
+    assert_json_error(c, "{\"channel\": {\"max_length\": 0}}",
+                      "key \"channel.max_length\": expected an integer between 1 and 65535");
+    assert_json_error(c, "{\"api\": {\"secret\": \"x\"}}", "unknown key \"api.secret\"");
+}
+
+static void test_channel_max_length_mirrored(void **state) {
+    config *c = *state;
+    assert_int_equal(config_set(c, "channel.max_length", "64", NULL), 0);
+    assert_int_equal(c->namespaces.channel_max_length, 64);
+    assert_int_equal(load(c, "{\"channel\": {\"max_length\": 32}}", NULL), 0);
+    assert_int_equal(c->namespaces.channel_max_length, 32);
+    char *env[] = {"PLAZA_CHANNEL_MAX_LENGTH=16", NULL};
+    assert_int_equal(config_load_env(c, env, NULL), 0);
+    assert_int_equal(c->channel_max_length, 16);
+    assert_int_equal(c->namespaces.channel_max_length, 16);
+    assert_int_equal(load(c, "{\"channel\": {\"max_length\": 0}}", NULL), -1);
+    assert_int_equal(c->namespaces.channel_max_length, 16);
+}
+
+static void test_channel_options(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c,
+        "{\"channel\": {\"options\": {\"presence\": true, \"history_size\": 10,\n"
+        "  \"history_ttl_ms\": 5000, \"force_recovery\": true, \"protected\": true}}}",
+        err), 0);
+    const ns_options *top = &c->namespaces.top;
+    assert_int_equal(top->presence, 1);
+    assert_int_equal(top->history_size, 10);
+    assert_int_equal(top->history_ttl_ms, 5000);
+    assert_int_equal(top->force_recovery, 1);
+    assert_int_equal(top->protected_, 1);
+    assert_int_equal(top->join_leave, 0);
+    assert_string_equal(top->name, "");
+
+    char *env[] = {"PLAZA_CHANNEL_OPTIONS_JOIN_LEAVE=on",
+                   "PLAZA_CHANNEL_OPTIONS_ALLOW_SUBSCRIBE_FOR_ANONYMOUS=1", NULL};
+    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(top->join_leave, 1);
+    assert_int_equal(top->allow_subscribe_for_anonymous, 1);
+    assert_int_equal(config_set(c, "channel.options.allow_history_for_subscriber",
+                                "true", err), 0);
+    assert_int_equal(top->allow_history_for_subscriber, 1);
+    assert_int_equal(config_validate(c, err), 0);
+
+    assert_json_error(c, "{\"channel\": {\"options\": {\"presense\": true}}}",
+                      "unknown key \"channel.options.presense\" "
+                      "(did you mean \"channel.options.presence\"?)");
+    assert_json_error(c, "{\"channel\": {\"options\": {\"history_size\": 1000001}}}",
+                      "key \"channel.options.history_size\": expected an integer "
+                      "between 0 and 1000000");
+    assert_json_error(c, "{\"channel\": {\"options\": {\"history_ttl_ms\": -1}}}",
+                      ">= 0, got -1");
+    assert_set_error(c, "channel.options.name", "x", "unknown key");
+}
+
+static void test_top_force_recovery_needs_history(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(config_set(c, "channel.options.force_recovery", "true", err), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "key \"channel.options.force_recovery\": needs "
+                                "channel.options.history_size > 0 (recovery needs history)"));
+    assert_int_equal(config_set(c, "channel.options.history_size", "1", err), 0);
+    assert_int_equal(config_validate(c, err), 0);
+}
+
+static const char *const chat_json =
+    "{\"channel\": {\"namespaces\": [\n"
+    "  {\"name\": \"chat\", \"presence\": true, \"join_leave\": true,\n"
+    "   \"history_size\": 100, \"history_ttl_ms\": 300000, \"force_recovery\": true,\n"
+    "   \"allow_publish_for_subscriber\": true, \"allow_subscribe_for_client\": true},\n"
+    "  {\"name\": \"news.v-2_x\", \"protected\": true}]}}";
+
+static void assert_chat(const config *c) {
+    assert_int_equal(c->namespaces.nspaces, 2);
+    const ns_options *chat = &c->namespaces.spaces[0], *news = &c->namespaces.spaces[1];
+    assert_string_equal(chat->name, "chat");
+    assert_int_equal(chat->presence, 1);
+    assert_int_equal(chat->join_leave, 1);
+    assert_int_equal(chat->history_size, 100);
+    assert_int_equal(chat->history_ttl_ms, 300000);
+    assert_int_equal(chat->force_recovery, 1);
+    assert_int_equal(chat->allow_publish_for_subscriber, 1);
+    assert_int_equal(chat->allow_subscribe_for_client, 1);
+    assert_int_equal(chat->allow_publish_for_client, 0);
+    assert_int_equal(chat->protected_, 0);
+    assert_string_equal(news->name, "news.v-2_x");
+    assert_int_equal(news->protected_, 1);
+    assert_int_equal(news->presence + news->history_size + news->force_recovery, 0);
+}
+
+static void test_namespaces_from_json(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c, chat_json, err), 0);
+    assert_chat(c);
+    assert_int_equal(config_validate(c, err), 0);
+
+    /* not inherited from channel.options */
+    assert_int_equal(load(c, "{\"channel\": {\"options\": {\"allow_publish_for_client\": "
+                             "true}, \"namespaces\": [{\"name\": \"a\"}]}}", err), 0);
+    assert_int_equal(c->namespaces.top.allow_publish_for_client, 1);
+    assert_int_equal(c->namespaces.nspaces, 1);
+    assert_int_equal(c->namespaces.spaces[0].allow_publish_for_client, 0);
+
+    assert_int_equal(load(c, "{\"channel\": {\"namespaces\": []}}", err), 0);
+    assert_int_equal(c->namespaces.nspaces, 0);
+    assert_null(c->namespaces.spaces);
+}
+
+static void test_namespaces_from_env_and_set(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    char *env[] = {"PLAZA_CHANNEL_NAMESPACES=[{\"name\": \"chat\", \"presence\": true},"
+                   " {\"name\": \"b\"}]", NULL};
+    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(c->namespaces.nspaces, 2);
+    assert_string_equal(c->namespaces.spaces[0].name, "chat");
+    assert_int_equal(c->namespaces.spaces[0].presence, 1);
+    assert_string_equal(c->namespaces.spaces[1].name, "b");
+
+    assert_int_equal(config_set(c, "channel.namespaces", "[{\"name\": \"x\"}]", err), 0);
+    assert_int_equal(c->namespaces.nspaces, 1);
+    assert_string_equal(c->namespaces.spaces[0].name, "x");
+    assert_int_equal(config_set(c, "channel.namespaces", " ", err), 0);
+    assert_int_equal(c->namespaces.nspaces, 0);
+
+    char *bad[] = {"PLAZA_CHANNEL_NAMESPACES=[{\"name\": \"chat\"", NULL};
+    assert_env_error(c, bad, "PLAZA_CHANNEL_NAMESPACES: key \"channel.namespaces\": "
+                             "invalid JSON");
+    char *typo[] = {"PLAZA_CHANNEL_NAMESPACES=[{\"name\": \"a\", \"histroy_size\": 1}]", NULL};
+    assert_env_error(c, typo, "unknown key \"channel.namespaces[0].histroy_size\" "
+                              "(did you mean \"history_size\"?)");
+    assert_set_error(c, "channel.namespaces", "{\"name\": \"a\"}",
+                     "key \"channel.namespaces\": expected an array of namespace "
+                     "objects, got {\"name\":\"a\"}");
+}
+
+/* Each namespace error names the element and the field. */
+static void test_namespace_errors(void **state) {
+    config *c = *state;
+#define NS(body) "{\"channel\": {\"namespaces\": " body "}}"
+    assert_json_error(c, NS("{}"), "key \"channel.namespaces\": expected an array");
+    assert_json_error(c, NS("[{\"name\": \"a\"}, 5]"),
+                      "key \"channel.namespaces[1]\": expected an object, got 5");
+    assert_json_error(c, NS("[{\"presence\": true}]"),
+                      "key \"channel.namespaces[0].name\": missing");
+    assert_json_error(c, NS("[{\"name\": \"\"}]"),
+                      "key \"channel.namespaces[0].name\": expected 1 to 64 characters");
+    assert_json_error(c, NS("[{\"name\": \"a:b\"}]"),
+                      "key \"channel.namespaces[0].name\": expected 1 to 64 characters "
+                      "of A-Z a-z 0-9 _ - ., got \"a:b\"");
+    assert_json_error(c, NS("[{\"name\": \"a b\"}]"), "got \"a b\"");
+    assert_json_error(c, NS("[{\"name\": 7}]"), "[0].name\": expected 1 to 64");
+    assert_json_error(c, NS("[{\"name\": \"a\\u0000b\"}]"), "invalid JSON");
+    assert_json_error(c, NS("[{\"name\": "
+                            "\"ab123456789012345678901234567890123456789012345678901234567890123\"}]"),
+                      "[0].name\": expected 1 to 64");
+    assert_int_equal(load(c, NS("[{\"name\": "
+                                "\"123456789012345678901234567890123456789012345678901234567890123X\"}]"),
+                          NULL), 0); /* 64 is fine */
+    assert_json_error(c, NS("[{\"name\": \"chat\"}, {\"name\": \"b\"}, {\"name\": \"chat\"}]"),
+                      "key \"channel.namespaces[2].name\": duplicate namespace \"chat\"");
+    assert_json_error(c, NS("[{\"name\": \"a\"}, {\"name\": \"b\", \"presense\": true}]"),
+                      "unknown key \"channel.namespaces[1].presense\" "
+                      "(did you mean \"presence\"?)");
+    assert_json_error(c, NS("[{\"nmae\": \"a\"}]"),
+                      "unknown key \"channel.namespaces[0].nmae\" (did you mean \"name\"?)");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"xyzzy\": 1}]"),
+                      "unknown key \"channel.namespaces[0].xyzzy\"");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"presence\": 1}]"),
+                      "key \"channel.namespaces[0].presence\": expected true or false, got 1");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"history_size\": -1}]"),
+                      "key \"channel.namespaces[0].history_size\": expected an integer "
+                      "between 0 and 1000000, got -1");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"history_size\": 1000001}]"),
+                      "got 1000001");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"history_ttl_ms\": -5}]"),
+                      "key \"channel.namespaces[0].history_ttl_ms\": expected an "
+                      "integer >= 0, got -5");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"history_ttl_ms\": 1.5}]"), "got 1.5");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"name\": \"b\"}]"), "duplicate");
+    assert_json_error(c, NS("[{\"name\": \"a\", \"force_recovery\": true}]"),
+                      "key \"channel.namespaces[0].force_recovery\": needs "
+                      "channel.namespaces[0].history_size > 0 (recovery needs history)");
+    assert_int_equal(c->namespaces.nspaces, 1); /* only the 64-char load applied */
+#undef NS
+}
+
+static void test_validate_rechecks_namespaces(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c, chat_json, err), 0);
+    c->namespaces.spaces[1].history_size = -1;
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "key \"channel.namespaces[1].history_size\""));
+    c->namespaces.spaces[1].history_size = 0;
+    strcpy(c->namespaces.spaces[1].name, "chat");
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "key \"channel.namespaces[1].name\": duplicate"));
+}
+
+/* Loaders work on a deep copy: namespaces survive failed loads and loads of
+ * other keys, and replaced ones are freed (ASan checks the rest). */
+static void test_namespaces_deep_copy(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c, chat_json, err), 0);
+    const ns_options *before = c->namespaces.spaces;
+    assert_json_error(c, "{\"port\": 1, \"channel\": {\"namespaces\": "
+                         "[{\"name\": \"z\"}], \"bogus\": 1}}", "unknown key");
+    assert_ptr_equal(c->namespaces.spaces, before); /* untouched */
+    assert_chat(c);
+
+    assert_int_equal(load(c, "{\"port\": 1}", err), 0); /* copied, old freed */
+    assert_int_equal(c->port, 1);
+    assert_chat(c);
+    assert_string_equal(c->namespaces.top.name, "");
+
+    char *env[] = {"PLAZA_PORT=2", NULL};
+    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_chat(c);
+    char *badenv[] = {"PLAZA_CHANNEL_NAMESPACES=[]", "PLAZA_PORT=x", NULL};
+    assert_int_equal(config_load_env(c, badenv, err), -1);
+    assert_chat(c);
+
+    assert_int_equal(load(c, "{\"channel\": {\"namespaces\": [{\"name\": \"q\"}]}}",
+                          err), 0);
+    assert_int_equal(c->namespaces.nspaces, 1);
+    assert_string_equal(c->namespaces.spaces[0].name, "q");
+
+    config_free(c);
+    assert_null(c->namespaces.spaces);
+    assert_null(c->namespaces.top.name);
+    assert_int_equal(c->namespaces.nspaces, 0);
+    config_free(c);
+    config_defaults(c); /* for teardown */
 }
 
 static void test_free_twice(void **state) {
@@ -450,10 +761,17 @@ static void check_listing(void (*fn)(FILE *), int header_lines) {
     assert_non_null(strstr(buf, "websocket.allowed_origins"));
     assert_non_null(strstr(buf, "http.max_header_bytes"));
     assert_non_null(strstr(buf, "tls.key"));
+    assert_non_null(strstr(buf, "channel.options.force_recovery"));
+    assert_non_null(strstr(buf, "channel.namespaces"));
+    assert_non_null(strstr(buf, "client.allow_anonymous_connect_without_token"));
     if (header_lines) {
         assert_non_null(strstr(buf, "| `port` | `PLAZA_PORT` | integer 0..65535 | `8000` |"));
         assert_non_null(strstr(buf, "`PLAZA_WEBSOCKET_ALLOWED_ORIGINS`"));
         assert_non_null(strstr(buf, "| debug/info/warn/error | `\"info\"` |"));
+        assert_non_null(strstr(buf, "| `channel.namespaces` | `PLAZA_CHANNEL_NAMESPACES` | "
+                                    "array of namespaces | `[]` |"));
+        assert_non_null(strstr(buf, "| `channel.options.history_size` | "
+                                    "`PLAZA_CHANNEL_OPTIONS_HISTORY_SIZE` | integer 0..1000000 |"));
     }
     free(buf);
 }
@@ -468,6 +786,16 @@ int main(void) {
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         T(test_defaults),
+        T(test_defaults_client_channel_api),
+        T(test_client_and_api_keys),
+        T(test_channel_max_length_mirrored),
+        T(test_channel_options),
+        T(test_top_force_recovery_needs_history),
+        T(test_namespaces_from_json),
+        T(test_namespaces_from_env_and_set),
+        T(test_namespace_errors),
+        T(test_validate_rechecks_namespaces),
+        T(test_namespaces_deep_copy),
         T(test_free_twice),
         T(test_json_overrides),
         T(test_empty_object_and_sections),

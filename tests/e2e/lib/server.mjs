@@ -11,6 +11,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
 export const plazaBin = process.env.PLAZA_BIN || path.join(repoRoot, 'build/plaza');
 
+// Servers still running when the test process exits (a test that failed
+// or timed out before stop()) are killed, so none outlive the runner.
+const live = new Set();
+process.once('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
+
 // startPlaza({ args: [...], env: {...}, config: {...} }) -> { port, url, wsUrl, proc, logs(), stop() }
 export async function startPlaza(opts = {}) {
   const args = ['serve', '--host', '127.0.0.1', '--port', '0'];
@@ -28,12 +33,16 @@ export async function startPlaza(opts = {}) {
   for (const k of Object.keys(env)) if (k.startsWith('PLAZA_') && k !== 'PLAZA_BIN' && !(opts.env && k in opts.env)) delete env[k];
   delete env.PLAZA_BIN;
   const proc = spawn(plazaBin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('plaza did not start:\n' + out)), 15000);
+    // On a timeout the process is killed: a live child would keep the test
+    // runner from ever exiting.
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error('plaza did not start (no "listening on" line in 15 s; a log_level above info hides it):\n' + out)); }, 15000);
     const check = () => {
       const m = out.match(/listening on [^\s]*:(\d+)/);
       if (m) { clearTimeout(timer); resolve(Number(m[1])); }

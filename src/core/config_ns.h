@@ -1,0 +1,84 @@
+/* config_ns: the channel-option part of the configuration, private to
+ * src/core/config*.c. It lists the ns_options fields once (NS_OPTION_KEYS),
+ * from which config.c builds the "channel.options.*" keys, and it owns the
+ * "channel.namespaces" array: parsing it from JSON or from JSON text (an
+ * environment variable or flag), checking it, deep-copying and freeing it.
+ *
+ * A namespace starts from all-false/0 options: nothing is inherited from
+ * "channel.options" (Centrifugo does not inherit either). */
+#ifndef PLAZA_CONFIG_NS_H
+#define PLAZA_CONFIG_NS_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "core/config.h"
+
+#define NS_HISTORY_SIZE_MAX 1000000
+#define NS_NAME_MAX 64
+
+/* X(json_key, ns_options field, INT or BOOL, min, max, help); every default
+ * is 0/false. */
+#define NS_OPTION_KEYS(X)                                                     \
+    X("presence", presence, BOOL, 0, 1,                                       \
+      "Keep presence; clients may call presence and presence_stats.")         \
+    X("join_leave", join_leave, BOOL, 0, 1,                                   \
+      "Send join/leave pushes to subscribers that ask for them.")             \
+    X("force_push_join_leave", force_push_join_leave, BOOL, 0, 1,             \
+      "Send join/leave pushes to every subscriber, asked or not.")            \
+    X("history_size", history_size, INT, 0, NS_HISTORY_SIZE_MAX,              \
+      "Publications kept per channel; 0 keeps no history.")                   \
+    X("history_ttl_ms", history_ttl_ms, INT, 0, INT_MAX,                      \
+      "How long history is kept; 0 keeps it until trimmed by size.")          \
+    X("force_recovery", force_recovery, BOOL, 0, 1,                           \
+      "Subscriptions are positioned and recoverable whatever the client "     \
+      "asks; needs history_size > 0.")                                        \
+    X("allow_publish_for_subscriber", allow_publish_for_subscriber, BOOL,     \
+      0, 1, "A subscribed client may publish.")                               \
+    X("allow_publish_for_client", allow_publish_for_client, BOOL, 0, 1,       \
+      "Any connected client may publish, subscribed or not.")                 \
+    X("allow_subscribe_for_client", allow_subscribe_for_client, BOOL, 0, 1,  \
+      "An authenticated client may subscribe without a subscription token.")  \
+    X("allow_subscribe_for_anonymous", allow_subscribe_for_anonymous, BOOL,   \
+      0, 1, "Anonymous clients may subscribe without a token too.")           \
+    X("allow_presence_for_subscriber", allow_presence_for_subscriber, BOOL,   \
+      0, 1, "A subscribed client may call presence and presence_stats.")      \
+    X("allow_history_for_subscriber", allow_history_for_subscriber, BOOL,     \
+      0, 1, "A subscribed client may call history.")                          \
+    X("protected", protected_, BOOL, 0, 1,                                    \
+      "A subscription token is always required (the allow_subscribe_* "       \
+      "options do not apply).")
+
+/* Parses a JSON array of namespace objects ({"name": ..., <options>}) into a
+ * new array *out of *n entries. key names the array in errors
+ * ("channel.namespaces"). Returns 0, or -1 with err set and nothing kept. */
+int config_ns_parse_json(const json_t *j, const char *key, ns_options **out,
+                         int *n, char *err);
+
+/* The same from JSON text; blank text is an empty array. */
+int config_ns_parse_text(const char *text, const char *key, ns_options **out,
+                         int *n, char *err);
+
+/* Checks one set of options whose keys are "<prefix>.<option>": ranges and
+ * force_recovery needing history. */
+int config_ns_check_options(const ns_options *o, const char *prefix, char *err);
+
+/* Checks every namespace of r: names, uniqueness, options. */
+int config_ns_check_spaces(const ns_registry *r, const char *key, char *err);
+
+/* Deep-copies src's heap parts (top.name, spaces) into dst, whose own
+ * pointers are not freed (dst is typically a shallow copy of src). On
+ * failure dst holds only what was copied, for config_ns_free. */
+int config_ns_copy(ns_registry *dst, const ns_registry *src);
+
+/* Frees an array of n namespaces (names included). */
+void config_ns_free_spaces(ns_options *spaces, int n);
+
+/* Frees r's heap parts and NULLs them (safe to repeat). */
+void config_ns_free(ns_registry *r);
+
+/* Edit distance for "did you mean" hints (in config.c); SIZE_MAX when either
+ * string is too long to compare. */
+size_t config_edit_distance(const char *a, const char *b);
+
+#endif

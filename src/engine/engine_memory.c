@@ -1,0 +1,664 @@
+/* engine_memory: the single-node engine. It owns every channel's stream
+ * (top offset, epoch, a bounded ring of recent publications) and presence
+ * (client id -> user, info, expiry), sharded over MEM_SHARDS mutexes by the
+ * channel's hash, plus one epoch random source per shard.
+ *
+ * Atomicity and order: publish takes the channel's shard lock, assigns the
+ * offset, appends to the ring and calls events.on_publication before
+ * releasing it, so the events of one channel (publications, joins, leaves)
+ * are reported in one total order that matches the offsets. The event
+ * callbacks therefore run under a shard lock: they must be short and must
+ * not call back into the engine (that could deadlock).
+ *
+ * Query callbacks (publish, history, history_remove, presence,
+ * presence_stats) run on the calling thread before the function returns,
+ * always after the shard lock is released: history passes referenced
+ * copies of the ring entries, presence a private snapshot.
+ *
+ * Memory: a channel exists in a shard only while it has a stream or
+ * presence entries. Publishing with history_size == 0 touches no state.
+ * Stream meta (offset, epoch: ~48 bytes) is kept for the life of the
+ * process so that offsets never go back and epochs change only on restart;
+ * the ring is freed whenever it empties (TTL, history_remove) and grows by
+ * doubling up to history_size. History on an unknown channel creates the
+ * meta (top 0, new epoch), so the epoch a subscriber sees before the first
+ * publication is the one that publication carries. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include "core/dict.h"
+#include "engine/engine.h"
+#include "engine/engine_memory.h"
+
+#define MEM_SHARD_BITS 6
+#define MEM_SHARDS (1u << MEM_SHARD_BITS)
+#define MEM_EPOCH_LEN 8
+#define MEM_RING_MIN 4
+
+typedef struct mem_stream {
+    uint64_t top;                  /* offset of the last publication */
+    engine_pub *ring;              /* cap slots (NULL when cap == 0) */
+    uint32_t cap, head, count;     /* head = index of the oldest */
+    int64_t ttl_ms;                /* history_ttl_ms of the last publish; 0 = none */
+    char epoch[MEM_EPOCH_LEN + 1];
+} mem_stream;
+
+typedef struct mem_member {        /* a presence entry; the client id is the dict key */
+    int64_t expires_at;            /* unix ms; expired when now >= expires_at */
+    uint32_t user_len, info_len;
+    char data[];                   /* user NUL info NUL */
+} mem_member;
+
+typedef struct mem_channel {
+    mem_stream *stream;            /* NULL: no history meta */
+    dict *presence;                /* client id -> mem_member; NULL when empty */
+} mem_channel;
+
+typedef struct mem_shard {
+    _Alignas(64) pthread_mutex_t lock;   /* one cache line per shard */
+    dict *channels;                /* channel name -> mem_channel */
+    uint64_t rng;                  /* splitmix64 state for epochs */
+} mem_shard;
+
+typedef struct mem_engine {
+    engine base;
+    mem_shard *shards;             /* MEM_SHARDS of them */
+} mem_engine;
+
+/* ------------------------------------------------------------ shards */
+
+static mem_shard *shard_of(mem_engine *me, const char *channel, size_t len) {
+    return &me->shards[dict_hash(channel, len) >> (64 - MEM_SHARD_BITS)];
+}
+
+static uint64_t shard_rand(mem_shard *sh) {
+    uint64_t z = (sh->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t seed64(unsigned salt) {
+    uint64_t s;
+    if (getrandom(&s, sizeof(s), 0) == (ssize_t)sizeof(s)) return s;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+           ((uint64_t)(uintptr_t)&s << 7) ^ ((uint64_t)salt << 48);
+}
+
+static void epoch_new(mem_shard *sh, char *out) {
+    static const char abc[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    uint64_t r = shard_rand(sh);
+    for (int i = 0; i < MEM_EPOCH_LEN; i++) {
+        out[i] = abc[r % 62];
+        r /= 62;
+    }
+    out[MEM_EPOCH_LEN] = '\0';
+}
+
+/* -------------------------------------------------------------- streams */
+
+static engine_pub *ring_at(const mem_stream *st, uint32_t i) {
+    return &st->ring[(st->head + i) % st->cap];
+}
+
+/* Moves the ring into n slots, oldest first (n >= count; n == 0 frees it).
+ * -1 if out of memory (nothing changed). */
+static int ring_resize(mem_stream *st, uint32_t n) {
+    engine_pub *r = NULL;
+    if (n && !(r = malloc((size_t)n * sizeof(*r)))) return -1;
+    for (uint32_t i = 0; i < st->count; i++) r[i] = *ring_at(st, i);
+    free(st->ring);
+    st->ring = r;
+    st->cap = n;
+    st->head = 0;
+    return 0;
+}
+
+static void stream_drop_oldest(mem_stream *st) {
+    netbuf_unref(st->ring[st->head].json);
+    st->head = (st->head + 1) % st->cap;
+    st->count--;
+}
+
+static void stream_clear(mem_stream *st) {
+    while (st->count) stream_drop_oldest(st);
+    ring_resize(st, 0);
+}
+
+/* Drops publications whose TTL has passed (they live while
+ * now < time_ms + ttl_ms); frees the ring once it is empty. */
+static void stream_expire(mem_stream *st, int64_t now_ms) {
+    if (st->ttl_ms <= 0) return;
+    while (st->count && now_ms - st->ring[st->head].time_ms >= st->ttl_ms)
+        stream_drop_oldest(st);
+    if (st->count == 0 && st->cap) ring_resize(st, 0);
+}
+
+/* Appends pub (taking a reference), keeping at most size publications. If
+ * the ring cannot grow, the oldest publication makes room. */
+static void stream_append(mem_stream *st, const engine_pub *pub, uint32_t size) {
+    while (st->count >= size) stream_drop_oldest(st);
+    if (st->cap > size) ring_resize(st, size);          /* history_size shrank */
+    if (st->count == st->cap) {
+        uint32_t want = st->cap >= size / 2 ? size : st->cap * 2;
+        if (want < MEM_RING_MIN) want = size < MEM_RING_MIN ? size : MEM_RING_MIN;
+        if (ring_resize(st, want)) {
+            if (!st->cap) return;               /* not stored; top still advanced */
+            stream_drop_oldest(st);
+        }
+    }
+    *ring_at(st, st->count) = *pub;
+    netbuf_ref(pub->json);
+    st->count++;
+}
+
+static void stream_free(mem_stream *st) {
+    if (!st) return;
+    stream_clear(st);
+    free(st);
+}
+
+static void top_of(const mem_stream *st, engine_stream_top *top) {
+    top->offset = st->top;
+    memcpy(top->epoch, st->epoch, MEM_EPOCH_LEN + 1);
+}
+
+/* ------------------------------------------------------------- channels */
+
+static void member_free(void *m) { free(m); }
+
+static void channel_free(void *p) {
+    mem_channel *ch = p;
+    stream_free(ch->stream);
+    dict_free(ch->presence, member_free);
+    free(ch);
+}
+
+/* Frees the channel if nothing is left in it. */
+static void channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
+    if (ch->presence && dict_size(ch->presence) == 0) {
+        dict_free(ch->presence, NULL);
+        ch->presence = NULL;
+    }
+    if (ch->stream || ch->presence) return;
+    dict_del(sh->channels, name, NULL);
+    free(ch);
+}
+
+/* Finds or creates a channel; NULL if out of memory. */
+static mem_channel *channel_open(mem_shard *sh, const char *name, size_t len) {
+    int added;
+    void **slot = dict_slot(sh->channels, name, len, &added);
+    if (!slot) return NULL;
+    if (added && !(*slot = calloc(1, sizeof(mem_channel)))) {
+        dict_deln(sh->channels, name, len, NULL);
+        return NULL;
+    }
+    return *slot;
+}
+
+/* Finds or creates a channel's stream (with a new epoch). */
+static mem_stream *stream_open(mem_shard *sh, const char *name, size_t len) {
+    mem_channel *ch = channel_open(sh, name, len);
+    if (!ch) return NULL;
+    if (!ch->stream) {
+        ch->stream = calloc(1, sizeof(mem_stream));
+        if (!ch->stream) {
+            channel_gc(sh, name, ch);
+            return NULL;
+        }
+        epoch_new(sh, ch->stream->epoch);
+    }
+    return ch->stream;
+}
+
+/* ------------------------------------------------------------- publish */
+
+#define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+#define PUB_TAIL_MAX (sizeof(",\"offset\":") - 1 + 20 + sizeof(",\"time\":") - 1 + 21 + 1)
+
+static char *put_u64(char *p, uint64_t v) {
+    char tmp[20];
+    int n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_i64(char *p, int64_t v) {
+    if (v >= 0) return put_u64(p, (uint64_t)v);
+    *p++ = '-';
+    return put_u64(p, (uint64_t)0 - (uint64_t)v);
+}
+
+/* Encodes {"data":D[,"info":I] into a buffer with room for the tail that
+ * only the locked step knows (the offset); *len = bytes written. */
+static netbuf *pub_encode_head(const engine_publish_req *req, size_t *len) {
+    size_t info_len = req->info ? req->info_len : 0;
+    netbuf *b = netbuf_new(8 + req->data_len + (req->info ? 8 + info_len : 0) + PUB_TAIL_MAX);
+    if (!b) return NULL;
+    char *p = LIT((char *)b->data, "{\"data\":");
+    memcpy(p, req->data, req->data_len);
+    p += req->data_len;
+    if (req->info) {
+        p = LIT(p, ",\"info\":");
+        memcpy(p, req->info, info_len);
+        p += info_len;
+    }
+    *len = (size_t)(p - (char *)b->data);
+    return b;
+}
+
+/* Completes the object: [,"offset":N][,"time":T]} (zero values omitted). */
+static void pub_encode_tail(netbuf *b, size_t len, uint64_t offset, int64_t time_ms) {
+    char *p = (char *)b->data + len;
+    if (offset) p = put_u64(LIT(p, ",\"offset\":"), offset);
+    if (time_ms) p = put_i64(LIT(p, ",\"time\":"), time_ms);
+    *p++ = '}';
+    b->len = (uint32_t)(p - (char *)b->data);
+}
+
+/* The atomic step, under the shard lock: offset, ring, event. */
+static int publish_locked(mem_engine *me, mem_shard *sh, const engine_publish_req *req,
+                          netbuf *json, size_t head_len, engine_stream_top *pos) {
+    engine_pub pub = { .offset = 0, .time_ms = req->now_ms, .json = json };
+    mem_stream *st = NULL;
+    if (req->history_size > 0) {
+        st = stream_open(sh, req->channel, strlen(req->channel));
+        if (!st) return ENGINE_ERR_INTERNAL;
+        st->ttl_ms = req->history_ttl_ms > 0 ? req->history_ttl_ms : 0;
+        stream_expire(st, req->now_ms);
+        pub.offset = ++st->top;
+        top_of(st, pos);
+    }
+    pub_encode_tail(json, head_len, pub.offset, pub.time_ms);
+    if (st) stream_append(st, &pub, (uint32_t)req->history_size);
+    if (me->base.events.on_publication)
+        me->base.events.on_publication(me->base.events.ud, req->channel, &pub);
+    return ENGINE_OK;
+}
+
+static void mem_publish(engine *e, const engine_publish_req *req,
+                        engine_publish_cb cb, void *ud) {
+    mem_engine *me = (mem_engine *)e;
+    engine_stream_top pos = { 0, "" };
+    size_t head_len = 0;
+    int err = ENGINE_ERR_INTERNAL;
+    netbuf *json = pub_encode_head(req, &head_len);
+    if (json) {
+        mem_shard *sh = shard_of(me, req->channel, strlen(req->channel));
+        pthread_mutex_lock(&sh->lock);
+        err = publish_locked(me, sh, req, json, head_len, &pos);
+        pthread_mutex_unlock(&sh->lock);
+        netbuf_unref(json);
+    }
+    if (cb) cb(ud, err, &pos);
+}
+
+static void mem_join_leave(engine *e, const char *channel, const char *info,
+                           size_t info_len, int join) {
+    mem_engine *me = (mem_engine *)e;
+    void (*fn)(void *, const char *, const char *, size_t) =
+        join ? me->base.events.on_join : me->base.events.on_leave;
+    if (!fn) return;
+    mem_shard *sh = shard_of(me, channel, strlen(channel));
+    pthread_mutex_lock(&sh->lock);      /* ordered with the channel's publications */
+    fn(me->base.events.ud, channel, info, info_len);
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static void mem_publish_join(engine *e, const char *channel, const char *info, size_t len) {
+    mem_join_leave(e, channel, info, len, 1);
+}
+
+static void mem_publish_leave(engine *e, const char *channel, const char *info, size_t len) {
+    mem_join_leave(e, channel, info, len, 0);
+}
+
+/* ------------------------------------------------------------- history */
+
+/* Copies (and references) the publications req asks for, in reply order. */
+static int history_select(const mem_stream *st, const engine_history_req *req,
+                          engine_pub **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (req->limit == 0 || st->count == 0) return ENGINE_OK;
+    /* The ring holds consecutive offsets: position i has offset oldest + i. */
+    uint64_t oldest = st->ring[st->head].offset, since = req->since_offset;
+    size_t lo = 0, hi = st->count;                  /* ring positions [lo, hi) */
+    if (req->has_since && !req->reverse && since >= oldest)      /* offset > since */
+        lo = since - oldest + 1 < hi ? (size_t)(since - oldest + 1) : hi;
+    else if (req->has_since && req->reverse)                     /* offset < since */
+        hi = since <= oldest ? 0 : since - oldest < hi ? (size_t)(since - oldest) : hi;
+    if (lo >= hi) return ENGINE_OK;
+    size_t k = hi - lo;
+    if (req->limit > 0 && k > (size_t)req->limit) k = (size_t)req->limit;
+    engine_pub *pubs = malloc(k * sizeof(*pubs));
+    if (!pubs) return ENGINE_ERR_INTERNAL;
+    for (size_t i = 0; i < k; i++) {
+        size_t at = req->reverse ? hi - 1 - i : lo + i;
+        pubs[i] = *ring_at(st, (uint32_t)at);
+        netbuf_ref(pubs[i].json);
+    }
+    *out = pubs;
+    *n = k;
+    return ENGINE_OK;
+}
+
+static void mem_history(engine *e, const engine_history_req *req,
+                        engine_history_cb cb, void *ud) {
+    mem_engine *me = (mem_engine *)e;
+    size_t len = strlen(req->channel);
+    mem_shard *sh = shard_of(me, req->channel, len);
+    engine_stream_top top = { 0, "" };
+    engine_pub *pubs = NULL;
+    size_t n = 0;
+    int err = ENGINE_ERR_INTERNAL;
+
+    pthread_mutex_lock(&sh->lock);
+    mem_stream *st = stream_open(sh, req->channel, len);
+    if (st) {
+        stream_expire(st, req->now_ms);
+        top_of(st, &top);
+        if (req->since_epoch && req->since_epoch[0] && strcmp(req->since_epoch, st->epoch))
+            err = ENGINE_ERR_EPOCH;
+        else
+            err = history_select(st, req, &pubs, &n);
+    }
+    pthread_mutex_unlock(&sh->lock);
+
+    cb(ud, err, &top, pubs, n);
+    for (size_t i = 0; i < n; i++) netbuf_unref(pubs[i].json);
+    free(pubs);
+}
+
+static void mem_history_remove(engine *e, const char *channel, engine_done_cb cb, void *ud) {
+    mem_engine *me = (mem_engine *)e;
+    mem_shard *sh = shard_of(me, channel, strlen(channel));
+    pthread_mutex_lock(&sh->lock);
+    mem_channel *ch = dict_get(sh->channels, channel);
+    if (ch && ch->stream) stream_clear(ch->stream);
+    pthread_mutex_unlock(&sh->lock);
+    if (cb) cb(ud, ENGINE_OK);
+}
+
+/* ------------------------------------------------------------- presence */
+
+static mem_member *member_new(const engine_presence_entry *en, int64_t expires_at) {
+    size_t ulen = strlen(en->user), ilen = en->info ? en->info_len : 0;
+    if (ulen >= UINT32_MAX || ilen >= UINT32_MAX) return NULL;
+    mem_member *m = malloc(sizeof(*m) + ulen + 1 + ilen + 1);
+    if (!m) return NULL;
+    m->expires_at = expires_at;
+    m->user_len = (uint32_t)ulen;
+    m->info_len = (uint32_t)ilen;
+    memcpy(m->data, en->user, ulen + 1);
+    if (ilen) memcpy(m->data + ulen + 1, en->info, ilen);
+    m->data[ulen + 1 + ilen] = '\0';
+    return m;
+}
+
+static int member_same(const mem_member *m, const engine_presence_entry *en) {
+    size_t ulen = strlen(en->user), ilen = en->info ? en->info_len : 0;
+    return m->user_len == ulen && m->info_len == ilen &&
+           memcmp(m->data, en->user, ulen) == 0 &&
+           (ilen == 0 || memcmp(m->data + ulen + 1, en->info, ilen) == 0);
+}
+
+/* Inserts or refreshes; a heartbeat with unchanged data allocates nothing. */
+static void presence_put(mem_channel *ch, const engine_presence_entry *en, int64_t expires_at) {
+    if (!ch->presence && !(ch->presence = dict_new())) return;
+    void **slot = dict_slot(ch->presence, en->client, strlen(en->client), NULL);
+    if (!slot) return;
+    mem_member *old = *slot;
+    if (old && member_same(old, en)) {
+        old->expires_at = expires_at;
+        return;
+    }
+    mem_member *m = member_new(en, expires_at);
+    if (!m) {
+        if (!old) dict_del(ch->presence, en->client, NULL);
+        return;
+    }
+    free(old);
+    *slot = m;
+}
+
+static void mem_presence_add(engine *e, const char *channel, const engine_presence_entry *entry,
+                             int64_t ttl_ms, int64_t now_ms) {
+    mem_engine *me = (mem_engine *)e;
+    size_t len = strlen(channel);
+    mem_shard *sh = shard_of(me, channel, len);
+    pthread_mutex_lock(&sh->lock);
+    mem_channel *ch = channel_open(sh, channel, len);
+    if (ch) {
+        presence_put(ch, entry, now_ms + ttl_ms);
+        channel_gc(sh, channel, ch);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static void mem_presence_remove(engine *e, const char *channel, const char *client) {
+    mem_engine *me = (mem_engine *)e;
+    mem_shard *sh = shard_of(me, channel, strlen(channel));
+    pthread_mutex_lock(&sh->lock);
+    mem_channel *ch = dict_get(sh->channels, channel);
+    void *m = NULL;
+    if (ch && ch->presence && dict_del(ch->presence, client, &m)) {
+        free(m);
+        channel_gc(sh, channel, ch);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+/* Deletes the expired entries of a channel. */
+static void presence_prune(mem_channel *ch, int64_t now_ms) {
+    if (!ch->presence) return;
+    dict_iter it;
+    const char *client;
+    void *v;
+    dict_iter_init(&it, ch->presence);
+    while (dict_next(&it, &client, &v)) {
+        mem_member *m = v;
+        if (now_ms >= m->expires_at) {
+            dict_del(ch->presence, client, NULL);
+            free(m);
+        }
+    }
+}
+
+/* A private copy of the live entries: one block with the entry array
+ * followed by their strings. NULL with *n = 0 when empty. */
+static engine_presence_entry *presence_snapshot(dict *pr, size_t *n, int *err) {
+    size_t count = dict_size(pr), bytes = count * sizeof(engine_presence_entry);
+    dict_iter it;
+    const char *client;
+    void *v;
+    *n = 0;
+    *err = ENGINE_OK;
+    if (!count) return NULL;
+    dict_iter_init(&it, pr);
+    while (dict_next(&it, &client, &v)) {
+        const mem_member *m = v;
+        bytes += strlen(client) + 1 + m->user_len + 1 + m->info_len + 1;
+    }
+    engine_presence_entry *out = malloc(bytes);
+    if (!out) { *err = ENGINE_ERR_INTERNAL; return NULL; }
+    char *p = (char *)(out + count);
+    dict_iter_init(&it, pr);
+    for (size_t i = 0; dict_next(&it, &client, &v); i++) {
+        const mem_member *m = v;
+        size_t clen = strlen(client) + 1, mlen = m->user_len + 1 + m->info_len + 1;
+        out[i].client = memcpy(p, client, clen);
+        out[i].user = memcpy(p + clen, m->data, mlen);
+        out[i].info = out[i].user + m->user_len + 1;
+        out[i].info_len = m->info_len;
+        p += clen + mlen;
+    }
+    *n = count;
+    return out;
+}
+
+/* Locks the channel's shard and prunes its presence; returns the channel
+ * (NULL if it has no presence). The caller unlocks. */
+static mem_channel *presence_open(mem_engine *me, const char *channel, int64_t now_ms,
+                                  mem_shard **shp) {
+    mem_shard *sh = *shp = shard_of(me, channel, strlen(channel));
+    pthread_mutex_lock(&sh->lock);
+    mem_channel *ch = dict_get(sh->channels, channel);
+    if (!ch || !ch->presence) return NULL;
+    presence_prune(ch, now_ms);
+    if (dict_size(ch->presence) == 0) {
+        channel_gc(sh, channel, ch);
+        return NULL;
+    }
+    return ch;
+}
+
+static void mem_presence(engine *e, const char *channel, int64_t now_ms,
+                         engine_presence_cb cb, void *ud) {
+    mem_shard *sh;
+    size_t n = 0;
+    int err = ENGINE_OK;
+    engine_presence_entry *entries = NULL;
+    mem_channel *ch = presence_open((mem_engine *)e, channel, now_ms, &sh);
+    if (ch) entries = presence_snapshot(ch->presence, &n, &err);
+    pthread_mutex_unlock(&sh->lock);
+    cb(ud, err, entries, n);
+    free(entries);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Distinct user ids among the entries ("" counts as one user). */
+static int presence_users(dict *pr, uint32_t *users) {
+    size_t n = dict_size(pr), k = 0;
+    *users = 0;
+    if (!n) return ENGINE_OK;
+    const char **u = malloc(n * sizeof(*u));
+    if (!u) return ENGINE_ERR_INTERNAL;
+    dict_iter it;
+    void *v;
+    dict_iter_init(&it, pr);
+    while (dict_next(&it, NULL, &v)) u[k++] = ((const mem_member *)v)->data;
+    qsort(u, n, sizeof(*u), cmp_str);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(u[i], u[i - 1]) != 0) (*users)++;
+    free(u);
+    return ENGINE_OK;
+}
+
+static void mem_presence_stats(engine *e, const char *channel, int64_t now_ms,
+                               engine_stats_cb cb, void *ud) {
+    mem_shard *sh;
+    uint32_t clients = 0, users = 0;
+    int err = ENGINE_OK;
+    mem_channel *ch = presence_open((mem_engine *)e, channel, now_ms, &sh);
+    if (ch) {
+        clients = (uint32_t)dict_size(ch->presence);
+        err = presence_users(ch->presence, &users);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    if (err) clients = users = 0;
+    cb(ud, err, clients, users);
+}
+
+/* ------------------------------------------------------- housekeeping */
+
+static void shard_tick(mem_shard *sh, int64_t now_ms) {
+    dict_iter it;
+    const char *name;
+    void *v;
+    pthread_mutex_lock(&sh->lock);
+    dict_iter_init(&it, sh->channels);
+    while (dict_next(&it, &name, &v)) {
+        mem_channel *ch = v;
+        if (ch->stream) stream_expire(ch->stream, now_ms);
+        presence_prune(ch, now_ms);
+        channel_gc(sh, name, ch);             /* deletes only the current entry */
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static void mem_tick(engine *e, int64_t now_ms) {
+    mem_engine *me = (mem_engine *)e;
+    for (unsigned i = 0; i < MEM_SHARDS; i++) shard_tick(&me->shards[i], now_ms);
+}
+
+static void mem_destroy(engine *e) {
+    mem_engine *me = (mem_engine *)e;
+    if (!me) return;
+    for (unsigned i = 0; i < MEM_SHARDS; i++) {
+        dict_free(me->shards[i].channels, channel_free);
+        pthread_mutex_destroy(&me->shards[i].lock);
+    }
+    free(me->shards);
+    free(me);
+}
+
+void engine_memory_counts_get(engine *e, engine_memory_counts *out) {
+    mem_engine *me = (mem_engine *)e;
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < MEM_SHARDS; i++) {
+        mem_shard *sh = &me->shards[i];
+        dict_iter it;
+        void *v;
+        pthread_mutex_lock(&sh->lock);
+        out->channels += dict_size(sh->channels);
+        dict_iter_init(&it, sh->channels);
+        while (dict_next(&it, NULL, &v)) {
+            const mem_channel *ch = v;
+            out->streams += ch->stream != NULL;
+            out->publications += ch->stream ? ch->stream->count : 0;
+            out->presence += ch->presence ? dict_size(ch->presence) : 0;
+        }
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
+static const engine_ops mem_ops = {
+    .publish = mem_publish,
+    .publish_join = mem_publish_join,
+    .publish_leave = mem_publish_leave,
+    .history = mem_history,
+    .history_remove = mem_history_remove,
+    .presence_add = mem_presence_add,
+    .presence_remove = mem_presence_remove,
+    .presence = mem_presence,
+    .presence_stats = mem_presence_stats,
+    .tick = mem_tick,
+    .destroy = mem_destroy,
+};
+
+engine *engine_memory_new(const engine_events *events) {
+    mem_engine *me = calloc(1, sizeof(*me));
+    if (!me) return NULL;
+    me->base.ops = &mem_ops;
+    if (events) me->base.events = *events;
+    me->shards = aligned_alloc(_Alignof(mem_shard), MEM_SHARDS * sizeof(mem_shard));
+    if (!me->shards) { free(me); return NULL; }
+    unsigned i;
+    for (i = 0; i < MEM_SHARDS; i++) {
+        mem_shard *sh = &me->shards[i];
+        sh->rng = seed64(i);
+        if (!(sh->channels = dict_new())) break;
+        if (pthread_mutex_init(&sh->lock, NULL)) { dict_free(sh->channels, NULL); break; }
+    }
+    if (i < MEM_SHARDS) {
+        while (i--) {
+            dict_free(me->shards[i].channels, NULL);
+            pthread_mutex_destroy(&me->shards[i].lock);
+        }
+        free(me->shards);
+        free(me);
+        return NULL;
+    }
+    return &me->base;
+}

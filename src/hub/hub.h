@@ -1,0 +1,175 @@
+/* hub: connections <-> channels on this node. It keeps the registry of
+ * clients (id, user; across workers, for limits and the server API), each
+ * worker's map of channel -> local subscribers, and delivers what the engine
+ * reports (publications, joins, leaves) to the subscribers of every worker:
+ * the push is encoded once per event (by the codec the protocol layer
+ * installs) and the same frame is queued on every subscriber.
+ *
+ * Threads: a client and its subscriptions belong to one worker and are only
+ * touched on that worker's thread. The registry and the per-channel counts
+ * are global behind one mutex taken on connect, disconnect, subscribe and
+ * unsubscribe, never per message. Cross-worker actions (server API
+ * disconnect/subscribe/...) are posted to the owning workers. */
+#ifndef PLAZA_HUB_H
+#define PLAZA_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "core/config.h"
+#include "core/dict.h"
+#include "engine/engine.h"
+#include "net/conn.h"
+#include "net/netbuf.h"
+#include "net/ws_msg.h"
+#include "obs/metrics.h"
+
+struct server;
+struct worker;
+struct hub_local;
+
+/* A shared event for subscribers of one channel: the encoded push frame and
+ * the publication offset (0 for join/leave or channels without history). */
+typedef struct hub_event {
+    atomic_uint refs;
+    uint8_t kind;                  /* HUB_EV_PUB, HUB_EV_JOIN, HUB_EV_LEAVE */
+    uint64_t offset;
+    netbuf *pub_json;              /* publications: the Publication object (for recovery merges) */
+    ws_msg *msg;                   /* the complete push frame */
+    char channel[];
+} hub_event;
+
+enum { HUB_EV_PUB = 1, HUB_EV_JOIN, HUB_EV_LEAVE };
+
+typedef struct hub_client hub_client;
+
+typedef struct hub_sub {
+    hub_client *cl;
+    char *channel;
+    const ns_options *ns;
+    uint32_t index;                /* position in the channel's local array */
+    uint64_t offset;               /* last delivered offset (positioned) */
+    char epoch[ENGINE_EPOCH_MAX + 1];
+    uint8_t positioned, recoverable, join_leave, presence, live, server_side;
+    char *chan_info;               /* raw JSON from the subscription token, or NULL */
+    size_t chan_info_len;
+    int64_t expire_at;             /* unix seconds; 0 = never */
+    hub_event **pending;           /* events that arrived before going live */
+    uint32_t npending, cap_pending;
+} hub_sub;
+
+struct hub_client {
+    conn *c;
+    struct hub_local *hl;
+    char id[37];                   /* UUID v4 */
+    char *user;                    /* "" = anonymous */
+    char *conn_info;               /* raw JSON, or NULL */
+    size_t conn_info_len;
+    char ip[48];
+    uint8_t registered;
+    hub_sub **subs;
+    uint16_t nsubs, cap_subs;
+    void *proto;                   /* the protocol layer's state */
+};
+
+/* Encoders the protocol layer installs (the hub knows no JSON). */
+typedef struct hub_codec {
+    ws_msg *(*pub_push)(const char *channel, const engine_pub *pub);
+    ws_msg *(*join_push)(const char *channel, const char *info, size_t len);
+    ws_msg *(*leave_push)(const char *channel, const char *info, size_t len);
+    /* ClientInfo object for presence/join/leave/publications. */
+    char *(*client_info)(const hub_client *cl, const hub_sub *sub, size_t *len);
+} hub_codec;
+
+/* Per-worker hub counters (written by the worker, summed by /metrics). */
+typedef struct hub_metrics {
+    metric_t subscriptions;        /* gauge */
+    metric_t publications_in;      /* publications this worker submitted */
+    metric_t pushes_out;           /* pushes queued to subscribers */
+    metric_t commands[16];         /* by command type */
+    metric_t command_us[16];       /* total latency by command type */
+    metric_t latency_buckets[16][12];
+    metric_t errors[16];           /* by code - 100 (100..115) */
+    metric_t disconnects[32];      /* close codes 3000..3015 / 3500..3515 */
+} hub_metrics;
+
+typedef struct hub_local {
+    struct hub *hub;
+    struct worker *w;
+    dict *channels;                /* channel -> hub_chan (this worker's subscribers) */
+    dict *clients;                 /* client id -> hub_client */
+    uv_timer_t presence_timer;
+    hub_metrics metrics;
+} hub_local;
+
+typedef struct hub {
+    struct server *srv;
+    const config *cfg;
+    engine *eng;
+    hub_codec codec;
+    hub_local **locals;            /* one per worker, index = worker id */
+    int nlocals;
+    uv_mutex_t lock;               /* guards the fields below */
+    dict *registry;                /* client id -> owning worker id (intptr) */
+    dict *users;                   /* user -> number of connections */
+    dict *ips;                     /* ip -> number of connections */
+    dict *chan_counts;             /* channel -> number of subscribers (all workers) */
+    int64_t started_ms;
+    char node_id[37];
+} hub;
+
+/* Creates the hub on srv's workers (before server_run) with engine e. */
+hub *hub_new(struct server *srv, engine *e, const hub_codec *codec);
+void hub_free(hub *h);
+
+/* The engine event callbacks (engine_events.ud = hub). */
+extern const engine_events hub_engine_events_template;
+
+hub_local *hub_local_of(conn *c);
+
+/* Registry. Returns 0, or -1 when a limit is reached (user or IP). */
+int hub_client_register(hub_client *cl);
+void hub_client_unregister(hub_client *cl);
+
+/* Creates a subscription in the channel's local list. It is not live: events
+ * are held until hub_sub_go_live. Returns NULL when the per-channel client
+ * limit is reached (*limited = 1) or out of memory. */
+hub_sub *hub_sub_add(hub_client *cl, const char *channel,
+                     const ns_options *ns, int *limited);
+
+/* Makes a subscription live at offset (positioned) and delivers, in order,
+ * the held events it has not seen. */
+void hub_sub_go_live(hub_sub *s, uint64_t offset);
+
+/* Removes the subscription from the channel and frees it. Presence and
+ * leave are the caller's business. */
+void hub_sub_remove(hub_sub *s);
+
+hub_sub *hub_client_sub(const hub_client *cl, const char *channel);
+
+/* Runs fn(cl, arg) on the owning worker of every client of user (and only
+ * client client_id if non-empty). arg is passed to every worker: it must be
+ * immutable and freed by free_arg once all workers are done (refcounted
+ * inside). */
+int hub_for_user(hub *h, const char *user, const char *client_id,
+                 void (*fn)(hub_client *cl, void *arg), void *arg,
+                 void (*free_arg)(void *arg));
+
+/* Snapshot of channels with subscribers: calls fn for each (under the lock). */
+void hub_channels(hub *h, void (*fn)(void *ud, const char *channel, int n), void *ud);
+
+/* Totals for the info API: clients, distinct users, channels. */
+void hub_counts(hub *h, int *clients, int *users, int *channels);
+
+/* Per-IP connection count (client.connection_limit_per_ip). acquire
+ * returns -1 when the limit is reached (nothing counted then). */
+int hub_ip_acquire(hub *h, const char *ip);
+void hub_ip_release(hub *h, const char *ip);
+
+/* A new random UUID v4 (client ids). */
+void hub_new_id(char out[37]);
+
+/* Current unix time in ms. */
+int64_t hub_now_ms(void);
+
+#endif

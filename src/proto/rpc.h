@@ -1,0 +1,32 @@
+/* rpc: the registry of RPC methods clients call with the `rpc` command.
+ * Modules (boards, shared state) register their methods at start-up, before
+ * the workers run; the registry is read-only afterwards. Unknown method ->
+ * error 104. Built in: "plaza.time" returns {"time": <server unix ms>} so a
+ * client can estimate its clock offset for latency measurements. */
+#ifndef PLAZA_RPC_H
+#define PLAZA_RPC_H
+
+#include <stddef.h>
+#include "core/sbuf.h"
+
+typedef struct rpc_call {
+    const char *user;            /* caller's user id ("" = anonymous) */
+    const char *client;          /* caller's client id */
+    const char *data;            /* raw JSON params, or NULL */
+    size_t data_len;
+} rpc_call;
+
+/* Writes the result's raw JSON data into out and returns 0, or returns an
+ * error code (e.g. 107 bad request, 103 permission denied) with a message. */
+typedef int (*rpc_fn)(void *ud, const rpc_call *call, sbuf *out,
+                      const char **errmsg);
+
+int rpc_register(const char *method, rpc_fn fn, void *ud);
+
+/* Calls method. Returns 0, an error code, or 104 if unknown. */
+int rpc_invoke(const char *method, const rpc_call *call, sbuf *out,
+               const char **errmsg);
+
+void rpc_reset(void);   /* tests */
+
+#endif

@@ -1,0 +1,16 @@
+import net from 'node:net';
+import { startPlaza } from './lib/server.mjs';
+const srv = await startPlaza({ webRoot: '/tmp/e2probe/big', args: ['--set', 'http.keepalive_timeout_ms=' + process.argv[3]] });
+const s = net.connect(srv.port, '127.0.0.1');
+await new Promise(r => s.once('connect', r));
+let got = 0; const t0 = Date.now();
+s.on('data', d => { got += d.length; });
+s.on('error', e => console.log('error', e.code));
+s.pause();
+s.write(`GET /${process.argv[2]} HTTP/1.1\r\nHost: x\r\n\r\n`);
+await new Promise(r => setTimeout(r, 3000));
+s.resume();
+await new Promise(r => { s.on('close', r); setTimeout(r, 4000); });
+console.log(process.argv[2], 'received', got, 'after', Date.now() - t0, 'ms', 'closed', s.destroyed);
+s.destroy();
+await srv.stop();

@@ -1,0 +1,17 @@
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { startPlaza } from './lib/server.mjs';
+const srv = await startPlaza({ webRoot: '/tmp/e2probe/big', args: ['--workers', '1'] });
+const rss = () => readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1] / 1024;
+console.log('rss before MB', rss());
+const s = net.connect(srv.port, '127.0.0.1');
+await new Promise(r => s.once('connect', r));
+s.pause();
+const N = +process.argv[2];
+s.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(N));
+await new Promise(r => setTimeout(r, 1500));
+console.log('rss after', N, 'pipelined requests (client not reading) MB', rss());
+s.destroy();
+await new Promise(r => setTimeout(r, 300));
+console.log('rss after close MB', rss());
+await srv.stop();

@@ -1,0 +1,15 @@
+import net from 'node:net';
+import { startPlaza } from './lib/server.mjs';
+import { parseResponses } from './lib/http.mjs';
+const srv = await startPlaza({ webRoot: '/tmp/e2probe/big', args: ['--set', 'http.keepalive_timeout_ms=100'] });
+const s = net.connect(srv.port, '127.0.0.1');
+await new Promise(r => s.once('connect', r));
+let total = 0, inWindow = 0; const t0 = Date.now();
+s.on('data', (d) => { total += d.length; inWindow += d.length; if (inWindow >= 65536) { s.pause(); setTimeout(() => { inWindow = 0; s.resume(); }, 30); } });
+s.on('end', () => console.log('FIN at', Date.now() - t0, 'total', total));
+s.on('error', (e) => console.log('error', e.code, Date.now() - t0, 'total', total));
+s.write(`GET /big32.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+await new Promise(r => { s.once('close', r); setTimeout(r, 40000); });
+console.log('close at', Date.now() - t0, 'total', total, 'want', 62914560);
+console.log(srv.logs().split('\n').filter(l => l.includes('deadline')).join('\n'));
+await srv.stop();
