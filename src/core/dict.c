@@ -22,7 +22,6 @@ struct dict {
     dict_entry **table;            /* NULL until the first insert */
     size_t mask;                   /* buckets - 1 (when table != NULL) */
     size_t size;
-    unsigned iterators;            /* open iterators: no resizing while > 0 */
 };
 
 /* ---------------------------------------------------------------- hashing */
@@ -121,14 +120,6 @@ static int dict_resize(dict *d, size_t n) {
     return 0;
 }
 
-/* Halves (or drops) a table that became sparse, unless iterating. */
-static void dict_maybe_shrink(dict *d) {
-    size_t n = buckets(d);
-    if (d->iterators || !n) return;
-    if (d->size == 0) { dict_resize(d, 0); return; }
-    if (n > DICT_MIN_BUCKETS && d->size < n / 8) dict_resize(d, n / 2);
-}
-
 /* The link that points to key's entry, or NULL when absent. */
 static dict_entry **dict_link(const dict *d, const char *key, size_t len, uint32_t h) {
     if (!d->table) return NULL;
@@ -155,12 +146,18 @@ void **dict_find(const dict *d, const char *key, size_t len) {
     return link ? &(*link)->val : NULL;
 }
 
-/* Makes room for one more entry: grows at load 1 unless iterating (a failed
- * grow only raises the load, except for the very first table). */
+/* Sizes the table for one more entry: doubles at load 1, shrinks to a load
+ * of about 1/2 when under 1/8 (deletes leave that to the next insert). A
+ * failed resize only changes the load, except for the very first table. */
 static int dict_make_room(dict *d) {
-    size_t n = buckets(d);
+    size_t n = buckets(d), want = DICT_MIN_BUCKETS;
     if (n == 0) return dict_resize(d, DICT_MIN_BUCKETS);
-    if (d->size >= n && !d->iterators) dict_resize(d, n * 2);
+    if (d->size >= n) {
+        dict_resize(d, n * 2);
+    } else if (n > DICT_MIN_BUCKETS && d->size < n / 8) {
+        while (want < 2 * (d->size + 1)) want *= 2;
+        dict_resize(d, want);
+    }
     return 0;
 }
 
@@ -204,8 +201,9 @@ int dict_deln(dict *d, const char *key, size_t len, void **val) {
     *link = e->next;
     if (val) *val = e->val;
     free(e);
-    d->size--;
-    dict_maybe_shrink(d);
+    /* Dropping the table of an empty dict is safe even mid-iteration: no
+     * entry is left to visit. */
+    if (--d->size == 0) dict_resize(d, 0);
     return 1;
 }
 
@@ -237,33 +235,20 @@ static void iter_fill(dict_iter *it) {
     while (!it->next && it->bucket < buckets(d)) it->next = d->table[it->bucket++];
 }
 
-void dict_iter_init(dict_iter *it, dict *d) {
+void dict_iter_init(dict_iter *it, const dict *d) {
     it->d = d;
     it->bucket = 0;
     it->next = NULL;
-    it->open = 1;
-    d->iterators++;
     iter_fill(it);
 }
 
 int dict_next(dict_iter *it, const char **key, void **val) {
-    if (!it->open) return 0;
     dict_entry *e = it->next;
-    if (!e) {
-        dict_iter_stop(it);
-        return 0;
-    }
+    if (!e) return 0;
     /* Step past e now, so that the caller may delete it. */
     it->next = e->next;
     iter_fill(it);
     if (key) *key = e->key;
     if (val) *val = e->val;
     return 1;
-}
-
-void dict_iter_stop(dict_iter *it) {
-    if (!it->open) return;
-    it->open = 0;
-    it->d->iterators--;
-    dict_maybe_shrink(it->d);
 }

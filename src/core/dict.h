@@ -4,8 +4,9 @@
  * Chained hashing over a power-of-two bucket array. Each entry is a single
  * allocation holding the link, the value, a 32-bit hash and a copy of the key
  * (NUL-terminated): 24 bytes plus the key, plus 8 bytes of bucket per entry
- * at full load. The table doubles when the load reaches 1 and halves when it
- * falls under 1/8. Hashing is SipHash-1-3 with a per-process random key, so
+ * at full load. The table doubles on insert when the load reaches 1; it
+ * shrinks on insert when the load is under 1/8, and is freed when the last
+ * key is deleted (deletes never move entries, see iteration). Hashing is SipHash-1-3 with a per-process random key, so
  * client-chosen names (channels, client ids) cannot be crafted to collide.
  *
  * Keys are COPIED: the caller's key may be freed after any call. The copy
@@ -13,10 +14,11 @@
  * valid until the entry is deleted. Values are the caller's: the dict never
  * frees them, except through the destructor passed to dict_free.
  *
- * Iteration (dict_iter_init / dict_next) is "safe": while an iterator is
- * open the table is never resized, so the current entry may be deleted and
- * new keys may be inserted (they may or may not be visited). Deleting any
- * entry other than the current one during iteration is not allowed.
+ * Iteration (dict_iter_init / dict_next) allows deleting the CURRENT entry
+ * (dict_del of the key just returned). It does not allow inserting new keys
+ * or deleting other entries until the loop is over (an insert may resize the
+ * table). Values may be changed freely. An iterator needs no cleanup: it may
+ * be abandoned at any point.
  *
  * Not thread safe: callers lock. */
 #ifndef PLAZA_DICT_H
@@ -29,10 +31,9 @@ typedef struct dict dict;
 typedef struct dict_entry dict_entry;
 
 typedef struct dict_iter {
-    dict *d;
+    const dict *d;
     size_t bucket;                 /* next bucket to scan */
     dict_entry *next;              /* next entry to return, or NULL */
-    int open;                      /* counted in d->iterators */
 } dict_iter;
 
 /* An empty dict (no bucket array until the first insert); NULL if out of
@@ -77,11 +78,9 @@ int dict_deln(dict *d, const char *key, size_t len, void **val);
  *     dict_iter_init(&it, d);
  *     while (dict_next(&it, &key, &val)) { ... }
  *
- * dict_next returns 0 when done (and closes the iterator). Breaking out
- * early requires dict_iter_stop(&it), or the dict will not resize again. */
-void dict_iter_init(dict_iter *it, dict *d);
+ * dict_next returns 0 when done; key or val may be NULL when not needed. */
+void dict_iter_init(dict_iter *it, const dict *d);
 int dict_next(dict_iter *it, const char **key, void **val);
-void dict_iter_stop(dict_iter *it);
 
 /* The keyed hash of the dict (SipHash-1-3, per-process random key); other
  * modules may use it to shard by key consistently. */
