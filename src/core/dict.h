@@ -6,8 +6,9 @@
  * (NUL-terminated): 24 bytes plus the key, plus 8 bytes of bucket per entry
  * at full load. The table doubles on insert when the load reaches 1; it
  * shrinks on insert when the load is under 1/8, and is freed when the last
- * key is deleted (deletes never move entries, see iteration). Hashing is SipHash-1-3 with a per-process random key, so
- * client-chosen names (channels, client ids) cannot be crafted to collide.
+ * key is deleted (deletes never resize otherwise, see iteration). Hashing
+ * is SipHash-1-3 with a per-process random key, so client-chosen names
+ * (channels, client ids) cannot be crafted to collide.
  *
  * Keys are COPIED: the caller's key may be freed after any call. The copy
  * lives as long as the entry; the key pointer returned by iteration stays

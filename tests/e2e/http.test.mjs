@@ -636,17 +636,17 @@ describe('pipelining without reading the responses', () => {
 describe('slow readers and keepalive_timeout_ms', () => {
   // Much larger than what the two socket buffers hold (a few MiB), so the
   // server is still writing long after keepalive_timeout_ms.
-  const HUGE = Buffer.alloc(10 << 20);
+  const HUGE = Buffer.alloc(12 << 20);
   for (let i = 0; i < HUGE.length; i += 4) HUGE.writeUInt32LE((i * 2246822519) >>> 0, i);
   let srv;
   before(async () => {
     writeFileSync(path.join(root, 'huge.bin'), HUGE);
-    srv = await startPlaza({ webRoot: root, args: ['--set', 'http.keepalive_timeout_ms=100'] });
+    srv = await startPlaza({ webRoot: root, args: ['--set', 'http.keepalive_timeout_ms=400'] });
   });
   after(async () => { assert.equal((await srv.stop()).code, 0); });
 
-  // Reads at most 64 KiB per 30 ms (about 2 MB/s): the 10 MiB answer takes
-  // about 5 s, far past keepalive_timeout_ms and the 2 s linger after it.
+  // Reads at most 64 KiB per 30 ms (about 2 MB/s): the 12 MiB answer takes
+  // about 6 s, far past keepalive_timeout_ms and the 2 s linger after it.
   async function slowGet(headers) {
     const s = net.connect(srv.port, '127.0.0.1');
     await new Promise((r) => s.once('connect', r));
