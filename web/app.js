@@ -79,7 +79,7 @@ const SHOWN = {
   'plaza_clients': 'Clients',
   'plaza_channels': 'Channels',
   'plaza_subscriptions': 'Subscriptions',
-  'plaza_publications_total': 'Publications from clients',
+  'plaza_publications_total': 'Publications',
   'plaza_pushes_total': 'Pushes delivered',
   'plaza_bytes_sent_total': 'Bytes sent',
   'plaza_loop_lag_seconds': 'Loop lag (s)',

@@ -101,6 +101,7 @@ static void broadcast(hub *h, hub_event *ev) {
 
 static void on_publication(void *ud, const char *channel, const engine_pub *pub) {
     hub *h = ud;
+    atomic_fetch_add_explicit(&h->publications, 1, memory_order_relaxed);
     ws_msg *m = h->codec.pub_push(channel, pub);
     if (!m) return;
     hub_event *ev = event_new(HUB_EV_PUB, channel, pub->offset, m);

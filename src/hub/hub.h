@@ -84,7 +84,7 @@ typedef struct hub_codec {
 /* Per-worker hub counters (written by the worker, summed by /metrics). */
 typedef struct hub_metrics {
     metric_t subscriptions;        /* gauge */
-    metric_t publications_in;      /* publications this worker submitted */
+    metric_t publications_in;      /* publications submitted by this worker's clients */
     metric_t pushes_out;           /* pushes queued to subscribers */
     metric_t commands[16];         /* by command type */
     metric_t command_us[16];       /* total latency by command type */
@@ -115,6 +115,7 @@ typedef struct hub {
     dict *ips;                     /* ip -> number of connections */
     dict *chan_counts;             /* channel -> number of subscribers (all workers) */
     int64_t started_ms;
+    _Atomic uint64_t publications;   /* every publication fanned out (client and API) */
     char node_id[37];
 } hub;
 

@@ -1,4 +1,5 @@
 /* stats: rendering of the hub's per-worker counters (see stats.h). */
+#include "engine/engine_memory.h"
 #include "hub/hub.h"
 #include "proto/command.h"
 #include "proto/stats.h"
@@ -72,8 +73,15 @@ void proto_render_metrics(metrics_text *t, void *ud) {
     gauge(t, "plaza_users", "Distinct users connected.", (uint64_t)users);
     gauge(t, "plaza_channels", "Channels with at least one subscriber.", (uint64_t)channels);
     gauge(t, "plaza_subscriptions", "Subscriptions on this node.", SUM(subscriptions));
-    counter(t, "plaza_publications_total", "Publications submitted by clients.", SUM(publications_in));
+    counter(t, "plaza_client_publications_total", "Publications submitted by clients.", SUM(publications_in));
+    counter(t, "plaza_publications_total", "Publications fanned out (clients and server API).",
+            atomic_load_explicit(&h->publications, memory_order_relaxed));
     counter(t, "plaza_pushes_total", "Pushes queued to subscribers (pub, join, leave).", SUM(pushes_out));
     render_commands(t, h);
     render_codes(t, h);
+    engine_memory_counts ec;
+    engine_memory_counts_get(h->eng, &ec);
+    gauge(t, "plaza_engine_streams", "Channels with a history stream (offset and epoch).", ec.streams);
+    gauge(t, "plaza_engine_history_publications", "Publications kept in history.", ec.publications);
+    gauge(t, "plaza_engine_presence_entries", "Presence entries.", ec.presence);
 }
