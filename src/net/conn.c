@@ -283,8 +283,15 @@ static void remove_from_flush_list(conn *c) {
     c->in_flush = 0;
 }
 
+/* The upper layer learns of the close here, after the loop phase in which
+ * the connection was aborted: an abort in the middle of a fan-out loop or
+ * a command batch never changes the lists those are walking. */
 static void on_closed(uv_handle_t *h) {
     conn *c = h->data;
+    if (c->kind == CONN_WS && c->handler && !c->close_notified) {
+        c->close_notified = 1;
+        if (c->handler->on_close) c->handler->on_close(c);
+    }
     if (c->in_flush) remove_from_flush_list(c);
     queue_free(c);
     netbuf_unref(c->tls_out);
@@ -298,10 +305,6 @@ void conn_abort(conn *c) {
     if (c->closed) return;
     c->closed = 1;
     wheel_cancel(&c->deadline);
-    if (c->kind == CONN_WS && c->handler && !c->close_notified) {
-        c->close_notified = 1;
-        if (c->handler->on_close) c->handler->on_close(c);
-    }
     METRIC_SUB(c->w->metrics.conns[c->mstate], 1);
     atomic_fetch_sub(&c->w->srv->nconns, 1);
     worker_remove_conn(c->w, c);

@@ -316,7 +316,7 @@ static void on_message(conn *c, const uint8_t *data, size_t len, int binary) {
     client_ref(cl);
     cl->in_batch = 1;
     const char *p = (const char *)data, *end = p + len;
-    while (p < end && !cl->closed) {
+    while (p < end && !cl->closed && !c->closed && !c->ending) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = nl ? nl : end;
         const char *q = p;

@@ -28,7 +28,7 @@ static client *op_end(op_ctx *o, uint32_t *id) {
     client *cl = o->cl;
     *id = o->id;
     free(o);
-    if (cl->closed) { client_unref(cl); return NULL; }
+    if (cl->closed || cl->hc.c->closed) { client_unref(cl); return NULL; }
     return cl;
 }
 
