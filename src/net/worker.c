@@ -110,7 +110,11 @@ static void close_all_handles(uv_handle_t *h, void *arg) {
 }
 
 void worker_destroy(worker *w) {
-    /* Connections still open here were cut by the shutdown timeout. */
+    /* Connections still open here were cut by the shutdown timeout. (Not
+     * "stopping" any more: the last removal must not stop the loop that
+     * runs their close callbacks below.) */
+    w->stopping = 0;
+    w->destroying = 1;
     while (w->conns) {
         conn *c = w->conns;
         conn_abort(c);
@@ -183,7 +187,7 @@ static void task_shutdown(worker *w, void *arg) {
 
 static void task_stop(worker *w, void *arg) {
     (void)arg;
-    uv_stop(&w->loop);
+    if (!w->destroying) uv_stop(&w->loop);   /* a late stop must not cut worker_destroy */
 }
 
 void worker_shutdown(worker *w) { worker_post(w, task_shutdown, NULL); }

@@ -42,6 +42,7 @@ typedef struct worker {
     uint64_t last_tick_ms;
     uint64_t lag_window_start;
     int stopping;                /* graceful shutdown in progress */
+    int destroying;              /* worker_destroy runs the loop one last time */
     net_metrics metrics;
     void *ext;                   /* upper layer's per-worker state (hub) */
     uint8_t read_buf[WORKER_READ_BUF];
