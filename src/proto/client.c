@@ -132,7 +132,9 @@ static void on_deadline(conn *c) {
         if (now >= cl->stale_deadline_ms) { client_close(cl, DISC_STALE, "stale"); return; }
     } else {
         int64_t now_s = client_now_s();
-        if (cl->expire_at && now_s * 1000 >= cl->expire_at * 1000 +
+        /* ms, as client_rearm schedules it: whole seconds here closed up to
+         * 1 s late and re-armed the deadline every 1 ms until then */
+        if (cl->expire_at && hub_now_ms() >= cl->expire_at * 1000 +
                 client_env_g.cfg->client_expired_close_delay_ms) {
             client_close(cl, DISC_EXPIRED, "expired");
             return;
@@ -218,6 +220,8 @@ static void cmd_connect(client *cl, proto_cmd *cmd) {
     int rc = authenticate(cmd, &tok);
     if (rc >= 3000) { conn_token_free(&tok); client_close(cl, rc, rc == DISC_INVALID_TOKEN ? "invalid token" : "bad request"); return; }
     if (rc) { conn_token_free(&tok); reply_error(cl, cmd->id, rc); return; }
+    free(cl->hc.user);                 /* a connect retried after error 106 */
+    free(cl->hc.conn_info);
     cl->hc.user = tok.user;
     tok.user = NULL;
     cl->hc.conn_info = tok.info;

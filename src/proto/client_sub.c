@@ -284,10 +284,13 @@ void cmd_sub_refresh(client *cl, proto_cmd *cmd) {
 /* Subscriptions whose token expired more than the grace period ago get an
  * unsubscribe push (2501: the client resubscribes with a fresh token). */
 void client_check_sub_expiry(client *cl, int64_t now_s) {
-    int64_t grace_s = client_env_g.cfg->client_expired_close_delay_ms / 1000;
+    /* in ms, as client_rearm schedules it: the grace in whole seconds cut
+     * it short (to 0 below 1000 ms) whenever another timer woke us first */
+    int64_t now_ms = hub_now_ms(), grace_ms = client_env_g.cfg->client_expired_close_delay_ms;
+    (void)now_s;
     for (int i = cl->hc.nsubs - 1; i >= 0; i--) {
         hub_sub *s = cl->hc.subs[i];
-        if (!s->expire_at || now_s < s->expire_at + grace_s) continue;
+        if (!s->expire_at || now_ms < s->expire_at * 1000 + grace_ms) continue;
         ws_msg *m = push_unsubscribe(s->channel, UNSUB_EXPIRED, "subscription expired");
         if (m) { ws_send_msg(cl->hc.c, m); ws_msg_unref(m); }
         client_drop_sub(cl, s, 1);
