@@ -57,7 +57,10 @@ static void sub_hold(hub_sub *s, hub_event *ev) {
     if (s->npending == s->cap_pending) {
         uint32_t cap = s->cap_pending ? s->cap_pending * 2 : 8;
         hub_event **np = realloc(s->pending, cap * sizeof(*np));
-        if (!np) return;                 /* dropped: recovery will see a gap */
+        if (!np) {   /* cannot keep the order: make the client reconnect and recover */
+            ws_conn_close(s->cl->c, HUB_CLOSE_INSUFFICIENT_STATE, "insufficient state");
+            return;
+        }
         s->pending = np;
         s->cap_pending = cap;
     }

@@ -41,6 +41,10 @@ typedef struct hub_event {
 
 enum { HUB_EV_PUB = 1, HUB_EV_JOIN, HUB_EV_LEAVE };
 
+/* Close code when a subscriber's event order cannot be kept (protocol
+ * disconnect 3010: the client reconnects and recovers from history). */
+#define HUB_CLOSE_INSUFFICIENT_STATE 3010
+
 typedef struct hub_client hub_client;
 
 typedef struct hub_sub {

@@ -313,7 +313,8 @@ static int m_history(api_ctx *a) {
     json_t *since = json_object_get(a->p, "since");
     if (since && !json_is_null(since)) {
         json_t *off = json_object_get(since, "offset"), *ep = json_object_get(since, "epoch");
-        if (!json_is_object(since) || (off && !json_is_integer(off)) || (ep && !json_is_string(ep)))
+        if (!json_is_object(since) || (off && (!json_is_integer(off) || json_integer_value(off) < 0)) ||
+            (ep && !json_is_string(ep)))
             return fail(a, ERR_BAD_REQUEST, "%s: expected {offset, epoch}", "since");
         req.has_since = 1;
         req.since_offset = off ? (uint64_t)json_integer_value(off) : 0;

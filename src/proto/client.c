@@ -197,7 +197,7 @@ static int authenticate(proto_cmd *cmd, conn_token *tok) {
 static void connect_subs(client *cl, conn_token *tok, json_t *recover,
                          sbuf *subs, hub_sub **live, int *nlive) {
     sb_putc(subs, '{');
-    for (int i = 0; i < tok->nchannels && *nlive < 128; i++) {
+    for (int i = 0; i < tok->nchannels; i++) {
         sbuf res;
         sb_init(&res);
         hub_sub *s = NULL;
@@ -234,8 +234,9 @@ static void cmd_connect(client *cl, proto_cmd *cmd) {
         return;
     }
     cl->connected = 1;
-    hub_sub *live[128];
+    hub_sub **live = tok.nchannels ? calloc((size_t)tok.nchannels, sizeof(*live)) : NULL;
     int nlive = 0;
+    if (tok.nchannels && !live) tok.nchannels = 0;
     sbuf subs;
     sb_init(&subs);
     connect_subs(cl, &tok, cmd->subs, &subs, live, &nlive);
@@ -246,6 +247,7 @@ static void cmd_connect(client *cl, proto_cmd *cmd) {
     reply_end(cl);
     client_flush(cl);                  /* sent before any push of those channels */
     for (int i = 0; i < nlive; i++) hub_sub_go_live(live[i], live[i]->offset);
+    free(live);
     uint64_t interval = (uint64_t)client_env_g.cfg->client_ping_interval_ms;
     if (interval) cl->next_ping_ms = conn_now(cl->hc.c) + interval / 2 + (uint64_t)rand() % (interval / 2 + 1);
     client_rearm(cl);

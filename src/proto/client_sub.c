@@ -266,8 +266,9 @@ void cmd_sub_refresh(client *cl, proto_cmd *cmd) {
     int rc = token_verify_sub(client_env_g.keys, cmd->token, client_now_s(), &t, err, sizeof(err));
     if (rc == TOKEN_EXPIRED) { reply_error(cl, cmd->id, ERR_TOKEN_EXPIRED); return; }
     if (rc != TOKEN_OK) { reply_error(cl, cmd->id, ERR_PERMISSION_DENIED); return; }
-    int mismatch = strcmp(t.channel, s->channel) != 0 || strcmp(t.user, cl->hc.user) != 0;
-    s->expire_at = t.expire_at ? t.expire_at : t.exp;
+    int mismatch = strcmp(t.channel, s->channel) != 0 || strcmp(t.user, cl->hc.user) != 0 ||
+                   (t.client && t.client[0] && strcmp(t.client, cl->hc.id) != 0);
+    if (!mismatch) s->expire_at = t.expire_at ? t.expire_at : t.exp;
     sub_token_free(&t);
     if (mismatch) { client_close(cl, DISC_INVALID_TOKEN, "invalid token"); return; }
     reply_begin(cl, cmd->id, "sub_refresh");
