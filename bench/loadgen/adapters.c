@@ -1,0 +1,159 @@
+/* adapters.c: what differs between the servers compared.
+ *
+ *   plaza  Centrifugo client protocol on /connection/websocket: connect
+ *          {"id":1,"connect":{}} (anonymous) and {"id":2,"subscribe":
+ *          {"channel":"bench:K"}}; publications come as {"push":{"channel":..,
+ *          "pub":{"data":PAYLOAD,..}}}, several replies may share a frame
+ *          (one per line), and the server's {} ping is answered with {}.
+ *          Publish: POST /api/publish {"channel":"bench:K","data":PAYLOAD}.
+ *   nchan  nginx + Nchan: WebSocket on /sub/bench-K (subscribed once
+ *          upgraded), POST /pub/bench-K; messages are the raw payload.
+ *   node   bench/peers/node-ws-server.mjs: WebSocket on /ws, then
+ *          {"sub":"bench-K"}, answered {"subscribed":"bench-K"}; POST
+ *          /pub/bench-K; messages are the raw payload. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "loadgen.h"
+
+/* ---- the payload ---------------------------------------------------------- */
+
+static const char *find_num(const char *p, size_t n, const char *key, size_t klen) {
+    const char *k = memmem(p, n, key, klen);
+    return k ? k + klen : NULL;
+}
+
+int payload_parse(const char *p, size_t n, long *ch, uint64_t *seq, uint64_t *ts) {
+    if (n > 512) n = 512;                 /* the numbers come before any padding */
+    const char *a = find_num(p, n, "\"ch\":", 5);
+    const char *b = find_num(p, n, "\"seq\":", 6);
+    const char *c = find_num(p, n, "\"ts\":", 5);
+    if (!a || !b || !c) return -1;
+    *ch = strtol(a, NULL, 10);
+    *seq = strtoull(b, NULL, 10);
+    *ts = strtoull(c, NULL, 10);
+    return 0;
+}
+
+static void http_post(lgbuf *out, const lg_opts *o, const char *path, const char *extra,
+                      size_t body_len) {
+    buf_printf(out, "POST %s HTTP/1.1\r\nHost: %s:%d\r\n%sContent-Type: application/json\r\n"
+               "Content-Length: %zu\r\n\r\n", path, o->host, o->port, extra, body_len);
+}
+
+static int ok_2xx(int status, const char *body, size_t n) {
+    (void)body; (void)n;
+    return status >= 200 && status < 300;
+}
+
+/* ---- plaza ------------------------------------------------------------------ */
+
+static void plaza_path(int k, char *out, size_t cap) {
+    (void)k;
+    snprintf(out, cap, "/connection/websocket");
+}
+
+static void plaza_open(sub *s) {
+    char cmd[128];
+    int n = snprintf(cmd, sizeof(cmd), "{\"id\":2,\"subscribe\":{\"channel\":\"bench:%d\"}}", s->chan);
+    static const char connect[] = "{\"id\":1,\"connect\":{}}";
+    sub_send_text(s, connect, sizeof(connect) - 1);
+    sub_send_text(s, cmd, (size_t)n);
+}
+
+static void plaza_line(sub *s, const char *p, size_t n) {
+    if (n == 2 && p[0] == '{' && p[1] == '}') {      /* ping */
+        s->set->c.pings++;
+        sub_send_text(s, "{}", 2);
+        return;
+    }
+    if (n > 8 && memcmp(p, "{\"push\":", 8) == 0) {
+        if (memmem(p, n < 256 ? n : 256, "\"pub\":", 6)) sub_payload(s, p, n);
+        else if (memmem(p, n, "\"disconnect\":", 13) || memmem(p, n, "\"unsubscribe\":", 14))
+            sub_failed(s, "plaza pushed disconnect/unsubscribe");
+        return;
+    }
+    size_t head = n < 16 ? n : 16;            /* replies start {"id":N, */
+    int is_sub = head >= 6 && memmem(p, head, "\"id\":2", 6) != NULL;
+    if (memmem(p, n, "\"error\":", 8)) {
+        char why[200];
+        snprintf(why, sizeof(why), "plaza refused: %.*s", (int)(n > 150 ? 150 : n), p);
+        sub_failed(s, why);
+    } else if (is_sub) {
+        sub_subscribed(s);
+    }
+}
+
+static void plaza_message(sub *s, const char *p, size_t n) {
+    size_t off = 0;
+    while (off < n && s->state != SUB_CLOSED) {      /* one reply per line */
+        const char *line = p + off;
+        const char *nl = memchr(line, '\n', n - off);
+        size_t len = nl ? (size_t)(nl - line) : n - off;
+        if (len) plaza_line(s, line, len);
+        off += len + 1;
+    }
+}
+
+static void plaza_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+    char head[64], extra[160];
+    int hl = snprintf(head, sizeof(head), "{\"channel\":\"bench:%d\",\"data\":", k);
+    snprintf(extra, sizeof(extra), "X-API-Key: %s\r\n", o->api_key);
+    http_post(out, o, "/api/publish", extra, (size_t)hl + n + 1);
+    buf_add(out, head, (size_t)hl);
+    buf_add(out, payload, n);
+    buf_add(out, "}", 1);
+}
+
+static int plaza_ok(int status, const char *body, size_t n) {
+    return status == 200 && !(n >= 9 && memcmp(body, "{\"error\":", 9) == 0);
+}
+
+/* ---- nchan ------------------------------------------------------------------- */
+
+static void nchan_path(int k, char *out, size_t cap) { snprintf(out, cap, "/sub/bench-%d", k); }
+
+static void nchan_open(sub *s) { sub_subscribed(s); }
+
+static void raw_message(sub *s, const char *p, size_t n) { sub_payload(s, p, n); }
+
+static void peer_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+    char path[64];
+    snprintf(path, sizeof(path), "/pub/bench-%d", k);
+    http_post(out, o, path, "", n);
+    buf_add(out, payload, n);
+}
+
+/* ---- node ws ------------------------------------------------------------------- */
+
+static void node_path(int k, char *out, size_t cap) {
+    (void)k;
+    snprintf(out, cap, "/ws");
+}
+
+static void node_open(sub *s) {
+    char cmd[64];
+    int n = snprintf(cmd, sizeof(cmd), "{\"sub\":\"bench-%d\"}", s->chan);
+    sub_send_text(s, cmd, (size_t)n);
+}
+
+static void node_message(sub *s, const char *p, size_t n) {
+    if (s->state == SUB_SUBSCRIBING && n > 14 && memcmp(p, "{\"subscribed\":", 14) == 0)
+        sub_subscribed(s);
+    else
+        sub_payload(s, p, n);
+}
+
+/* ---- registry ----------------------------------------------------------------- */
+
+static const adapter ADAPTERS[] = {
+    {"plaza", plaza_path, plaza_open, plaza_message, plaza_publish, plaza_ok},
+    {"nchan", nchan_path, nchan_open, raw_message, peer_publish, ok_2xx},
+    {"node", node_path, node_open, node_message, peer_publish, ok_2xx},
+};
+
+const adapter *adapter_find(const char *name) {
+    for (size_t i = 0; i < sizeof(ADAPTERS) / sizeof(ADAPTERS[0]); i++)
+        if (strcmp(ADAPTERS[i].name, name) == 0) return &ADAPTERS[i];
+    return NULL;
+}
