@@ -152,15 +152,15 @@ int hub_client_register(hub_client *cl) {
     uv_mutex_lock(&h->lock);
     if (cl->user[0] && count_add(h->users, cl->user, 1, cfg->client_user_connection_limit))
         rc = -1;
-    else if (dict_set(h->registry, cl->id, (void *)(intptr_t)cl->hl->w->id) < 0) {
-        if (cl->user[0]) count_add(h->users, cl->user, -1, 0);
-        rc = -1;
-    }
+    else
+        h->nclients++;
     uv_mutex_unlock(&h->lock);
-    if (rc == 0) {
-        cl->registered = 1;
-        dict_set(cl->hl->clients, cl->id, cl);
+    if (rc == 0 && dict_set(cl->hl->clients, cl->id, cl) < 0) {
+        cl->registered = 1;            /* counted: undo through unregister */
+        hub_client_unregister(cl);
+        return -1;
     }
+    if (rc == 0) cl->registered = 1;
     return rc;
 }
 
@@ -168,7 +168,7 @@ void hub_client_unregister(hub_client *cl) {
     if (!cl->registered) return;
     hub *h = cl->hl->hub;
     uv_mutex_lock(&h->lock);
-    dict_del(h->registry, cl->id, NULL);
+    h->nclients--;
     if (cl->user[0]) count_add(h->users, cl->user, -1, 0);
     uv_mutex_unlock(&h->lock);
     dict_del(cl->hl->clients, cl->id, NULL);
@@ -355,7 +355,7 @@ void hub_channels(hub *h, void (*fn)(void *ud, const char *channel, int n), void
 
 void hub_counts(hub *h, int *clients, int *users, int *channels) {
     uv_mutex_lock(&h->lock);
-    *clients = (int)dict_size(h->registry);
+    *clients = h->nclients;
     *users = (int)dict_size(h->users);
     *channels = (int)dict_size(h->chan_counts);
     uv_mutex_unlock(&h->lock);
@@ -439,12 +439,11 @@ hub *hub_new(server *srv, engine *e, const hub_codec *codec) {
     h->started_ms = hub_now_ms();
     uuid_v4(h->node_id);
     uv_mutex_init(&h->lock);
-    h->registry = dict_new();
     h->users = dict_new();
     h->ips = dict_new();
     h->chan_counts = dict_new();
     h->locals = calloc((size_t)srv->nworkers, sizeof(*h->locals));
-    if (!h->registry || !h->users || !h->ips || !h->chan_counts || !h->locals) {
+    if (!h->users || !h->ips || !h->chan_counts || !h->locals) {
         hub_free(h);
         return NULL;
     }
@@ -477,7 +476,6 @@ void hub_free(hub *h) {
         free(hl);
     }
     free(h->locals);
-    dict_free(h->registry, NULL);
     dict_free(h->users, NULL);
     dict_free(h->ips, NULL);
     dict_free(h->chan_counts, NULL);

@@ -114,7 +114,7 @@ typedef struct hub {
     hub_local **locals;            /* one per worker, index = worker id */
     int nlocals;
     uv_mutex_t lock;               /* guards the fields below */
-    dict *registry;                /* client id -> owning worker id (intptr) */
+    int nclients;                  /* registered clients, all workers */
     dict *users;                   /* user -> number of connections */
     dict *ips;                     /* ip -> number of connections */
     dict *chan_counts;             /* channel -> number of subscribers (all workers) */

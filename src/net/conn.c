@@ -16,7 +16,6 @@
 
 #define MAX_IOV 64
 #define LINGER_MS 2000
-#define RING_KEEP 16   /* rings larger than this are freed when drained */
 
 static const char REFUSED[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -59,19 +58,27 @@ static void queue_free(conn *c) {
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_count--;
     }
-    free(c->q);
+    if (c->q != c->q_small) free(c->q);
     c->q = NULL;
     c->q_cap = c->q_head = c->q_off = 0;
     c->out_bytes = 0;
 }
 
+/* The ring starts in the connection itself (QUEUE_SMALL slots) and moves
+ * to the heap only while more is queued. */
 static int queue_grow(conn *c) {
-    uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
+    if (!c->q_cap) {
+        c->q = c->q_small;
+        c->q_cap = QUEUE_SMALL;
+        c->q_head = 0;
+        return 0;
+    }
+    uint32_t cap = c->q_cap * 2;
     netbuf **nq = malloc(sizeof(*nq) * cap);
     if (!nq) return -1;
     for (uint32_t i = 0; i < c->q_count; i++)
         nq[i] = c->q[(c->q_head + i) % c->q_cap];
-    free(c->q);
+    if (c->q != c->q_small) free(c->q);
     c->q = nq;
     c->q_cap = cap;
     c->q_head = 0;
@@ -92,7 +99,7 @@ static void queue_consume(conn *c, size_t n) {
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_count--;
     }
-    if (!c->q_count && c->q_cap > RING_KEEP) queue_free(c);
+    if (!c->q_count && c->q != c->q_small) queue_free(c);   /* back to the inline ring */
 }
 
 /* Slow consumer: drop what is not already being written, tell the peer

@@ -26,6 +26,8 @@ struct conn;
 
 enum { CONN_HTTP = 0, CONN_WS };
 
+#define QUEUE_SMALL 2   /* outbound ring slots kept inside the connection */
+
 /* What the upper layer (echo handler, client protocol) sees of a WebSocket. */
 typedef struct ws_handler {
     void (*on_open)(struct conn *c);
@@ -61,7 +63,8 @@ typedef struct conn {
     wheel_node deadline;
     uint64_t last_rx_ms;
     /* outbound queue: a ring of buffers, the first partly written */
-    netbuf **q;
+    netbuf **q;                       /* q_small, or a heap ring while busy */
+    netbuf *q_small[QUEUE_SMALL];
     uint32_t q_head, q_count, q_cap;
     uint32_t q_off;                   /* bytes of q[q_head] already written */
     size_t out_bytes;                 /* queued, not yet written */

@@ -74,12 +74,12 @@ void reply_error(client *cl, uint32_t id, int code) {
 }
 
 void client_flush(client *cl) {
-    if (!cl->out.len) return;
-    if (!cl->closed && !cl->out.oom)
+    if (!cl->out.len && !cl->out.oom) return;
+    int oom = cl->out.oom;
+    if (!cl->closed && !oom)
         ws_send(cl->hc.c, WS_OP_TEXT, cl->out.p, cl->out.len);
-    if (cl->out.oom) client_close(cl, DISC_INTERNAL, "internal error");
-    sb_reset(&cl->out);
-    if (cl->out.cap > 65536) sb_free(&cl->out);   /* idle clients hold no buffer */
+    sb_free(&cl->out);            /* idle clients hold no reply buffer */
+    if (oom) client_close(cl, DISC_INTERNAL, "internal error");
 }
 
 void client_close(client *cl, int code, const char *reason) {
