@@ -155,13 +155,15 @@ int hub_client_register(hub_client *cl) {
     else
         h->nclients++;
     uv_mutex_unlock(&h->lock);
-    if (rc == 0 && dict_set(cl->hl->clients, cl->id, cl) < 0) {
-        cl->registered = 1;            /* counted: undo through unregister */
-        hub_client_unregister(cl);
-        return -1;
-    }
-    if (rc == 0) cl->registered = 1;
-    return rc;
+    if (rc) return rc;
+    hub_local *hl = cl->hl;
+    cl->prev = NULL;
+    cl->next = hl->clients;
+    if (hl->clients) hl->clients->prev = cl;
+    hl->clients = cl;
+    hl->nclients++;
+    cl->registered = 1;
+    return 0;
 }
 
 void hub_client_unregister(hub_client *cl) {
@@ -171,7 +173,12 @@ void hub_client_unregister(hub_client *cl) {
     h->nclients--;
     if (cl->user[0]) count_add(h->users, cl->user, -1, 0);
     uv_mutex_unlock(&h->lock);
-    dict_del(cl->hl->clients, cl->id, NULL);
+    hub_local *hl = cl->hl;
+    if (cl->prev) cl->prev->next = cl->next;
+    else hl->clients = cl->next;
+    if (cl->next) cl->next->prev = cl->prev;
+    cl->prev = cl->next = NULL;
+    hl->nclients--;
     cl->registered = 0;
 }
 
@@ -307,22 +314,17 @@ static void user_task_unref(user_task *t) {
 static void run_user_task(worker *w, void *arg) {
     user_task *t = arg;
     hub_local *hl = w->ext;
-    if (t->client_id[0]) {
-        hub_client *cl = dict_get(hl->clients, t->client_id);
-        if (cl && (!t->user[0] || strcmp(cl->user, t->user) == 0)) t->fn(cl, t->arg);
-    } else {
-        /* Collect first: fn may close clients and change the dict. */
-        size_t n = dict_size(hl->clients), k = 0;
-        hub_client **match = n ? malloc(n * sizeof(*match)) : NULL;
-        dict_iter it;
-        dict_iter_init(&it, hl->clients);
-        const char *key;
-        void *val;
-        while (match && dict_next(&it, &key, &val))
-            if (strcmp(((hub_client *)val)->user, t->user) == 0) match[k++] = val;
-        for (size_t i = 0; i < k; i++) t->fn(match[i], t->arg);
-        free(match);
+    /* Collect first: fn may change the list. A scan, not an index: server
+     * API actions are rare, and an index would cost memory per client. */
+    size_t n = hl->nclients, k = 0;
+    hub_client **match = n ? malloc(n * sizeof(*match)) : NULL;
+    for (hub_client *cl = hl->clients; match && cl; cl = cl->next) {
+        if (t->client_id[0] && strcmp(cl->id, t->client_id) != 0) continue;
+        if ((t->user[0] || !t->client_id[0]) && strcmp(cl->user, t->user) != 0) continue;
+        match[k++] = cl;
     }
+    for (size_t i = 0; i < k; i++) t->fn(match[i], t->arg);
+    free(match);
     user_task_unref(t);
 }
 
@@ -369,12 +371,7 @@ static void on_presence_timer(uv_timer_t *t) {
     hub_local *hl = t->data;
     hub *h = hl->hub;
     int64_t now = hub_now_ms(), ttl = h->cfg->channel_presence_ttl_ms;
-    dict_iter it;
-    dict_iter_init(&it, hl->clients);
-    const char *key;
-    void *val;
-    while (dict_next(&it, &key, &val)) {
-        hub_client *cl = val;
+    for (hub_client *cl = hl->clients; cl; cl = cl->next) {
         for (uint16_t i = 0; i < cl->nsubs; i++) {
             hub_sub *s = cl->subs[i];
             if (!s->presence) continue;
@@ -395,10 +392,7 @@ static hub_local *local_new(hub *h, worker *w) {
     hl->hub = h;
     hl->w = w;
     hl->channels = dict_new();
-    hl->clients = dict_new();
-    if (!hl->channels || !hl->clients) {
-        dict_free(hl->channels, NULL);
-        dict_free(hl->clients, NULL);
+    if (!hl->channels) {
         free(hl);
         return NULL;
     }
@@ -466,7 +460,6 @@ void hub_free(hub *h) {
     if (!h) return;
     for (int i = 0; i < h->nlocals; i++) {
         hub_local *hl = h->locals[i];
-        dict_free(hl->clients, NULL);
         dict_iter it;
         dict_iter_init(&it, hl->channels);
         const char *key;

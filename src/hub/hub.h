@@ -69,7 +69,8 @@ struct hub_client {
     char *user;                    /* "" = anonymous */
     char *conn_info;               /* raw JSON, or NULL */
     size_t conn_info_len;
-    char ip[48];
+    char *ip;                      /* only with client.connection_limit_per_ip */
+    struct hub_client *prev, *next;   /* hub_local's list */
     uint8_t registered;
     hub_sub **subs;
     uint16_t nsubs, cap_subs;
@@ -101,7 +102,8 @@ typedef struct hub_local {
     struct hub *hub;
     struct worker *w;
     dict *channels;                /* channel -> hub_chan (this worker's subscribers) */
-    dict *clients;                 /* client id -> hub_client */
+    hub_client *clients;           /* this worker's registered clients (list) */
+    size_t nclients;
     uv_timer_t presence_timer;
     hub_metrics metrics;
 } hub_local;

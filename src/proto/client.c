@@ -33,6 +33,7 @@ void client_unref(client *cl) {
     free(cl->hc.subs);
     free(cl->hc.user);
     free(cl->hc.conn_info);
+    free(cl->hc.ip);
     free(cl);
 }
 
@@ -367,9 +368,11 @@ static void on_open(conn *c) {
     ratelimit_init(&cl->rl, cfg->client_command_rate, cfg->client_command_burst, conn_now(c));
     cl->stale_deadline_ms = conn_now(c) + (uint64_t)cfg->client_stale_close_delay_ms;
     if (cfg->client_connection_limit_per_ip) {
-        peer_ip(c, cl->hc.ip, sizeof(cl->hc.ip));
-        if (hub_ip_acquire(client_env_g.hub, cl->hc.ip) != 0) {
-            cl->hc.ip[0] = '\0';
+        char ip[64];
+        peer_ip(c, ip, sizeof(ip));
+        if (!(cl->hc.ip = strdup(ip)) || hub_ip_acquire(client_env_g.hub, ip) != 0) {
+            free(cl->hc.ip);
+            cl->hc.ip = NULL;
             client_close(cl, DISC_CONNECTION_LIMIT, "connection limit");
             return;
         }
@@ -383,7 +386,7 @@ static void on_close(conn *c) {
     cl->closed = 1;
     while (cl->hc.nsubs) client_drop_sub(cl, cl->hc.subs[cl->hc.nsubs - 1], 1);
     hub_client_unregister(&cl->hc);
-    if (cl->hc.ip[0]) hub_ip_release(client_env_g.hub, cl->hc.ip);
+    if (cl->hc.ip) hub_ip_release(client_env_g.hub, cl->hc.ip);
     cl->hc.c = NULL;
     c->udata = NULL;
     client_unref(cl);
