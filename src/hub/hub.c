@@ -23,6 +23,19 @@ int64_t hub_now_ms(void) {
 
 hub_local *hub_local_of(conn *c) { return c->w->ext; }
 
+char hub_anonymous[1];
+
+void hub_client_release(hub_client *cl) {
+    if (cl->subs != cl->sub_small) free(cl->subs);
+    if (cl->user != hub_anonymous) free(cl->user);
+    free(cl->conn_info);
+    free(cl->ip);
+    cl->subs = NULL;
+    cl->user = NULL;
+    cl->conn_info = NULL;
+    cl->ip = NULL;
+}
+
 /* ---- events ---- */
 
 static hub_event *event_new(int kind, const char *channel, uint64_t offset,
@@ -201,10 +214,15 @@ static int chan_count(hub *h, const char *channel, int delta) {
 }
 
 static int client_add_sub(hub_client *cl, hub_sub *s) {
-    if (cl->nsubs == cl->cap_subs) {
-        uint16_t cap = cl->cap_subs ? (uint16_t)(cl->cap_subs * 2) : 4;
-        hub_sub **ns = realloc(cl->subs, cap * sizeof(*ns));
+    if (!cl->cap_subs) {                  /* the first one lives inline */
+        cl->subs = cl->sub_small;
+        cl->cap_subs = 1;
+    } else if (cl->nsubs == cl->cap_subs) {
+        uint16_t cap = (uint16_t)(cl->cap_subs < 4 ? 4 : cl->cap_subs * 2);
+        hub_sub **ns = malloc(cap * sizeof(*ns));
         if (!ns) return -1;
+        memcpy(ns, cl->subs, cl->nsubs * sizeof(*ns));
+        if (cl->subs != cl->sub_small) free(cl->subs);
         cl->subs = ns;
         cl->cap_subs = cap;
     }

@@ -72,7 +72,8 @@ struct hub_client {
     char *ip;                      /* only with client.connection_limit_per_ip */
     struct hub_client *prev, *next;   /* hub_local's list */
     uint8_t registered;
-    hub_sub **subs;
+    hub_sub **subs;                /* sub_small, or a heap array */
+    hub_sub *sub_small[1];
     uint16_t nsubs, cap_subs;
     void *proto;                   /* the protocol layer's state */
 };
@@ -175,6 +176,12 @@ void hub_ip_release(hub *h, const char *ip);
 
 /* A new random UUID v4 (client ids). */
 void hub_new_id(char out[37]);
+
+/* The user id of anonymous clients: one shared "" (never freed). */
+extern char hub_anonymous[1];
+
+/* Frees what the hub_client holds (user, subs array, ip, conn_info). */
+void hub_client_release(hub_client *cl);
 
 /* Current unix time in ms. */
 int64_t hub_now_ms(void);

@@ -30,10 +30,7 @@ client *client_ref(client *cl) {
 void client_unref(client *cl) {
     if (atomic_fetch_sub(&cl->refs, 1) != 1) return;
     sb_free(&cl->out);
-    free(cl->hc.subs);
-    free(cl->hc.user);
-    free(cl->hc.conn_info);
-    free(cl->hc.ip);
+    hub_client_release(&cl->hc);
     free(cl);
 }
 
@@ -221,9 +218,10 @@ static void cmd_connect(client *cl, proto_cmd *cmd) {
     int rc = authenticate(cmd, &tok);
     if (rc >= 3000) { conn_token_free(&tok); client_close(cl, rc, rc == DISC_INVALID_TOKEN ? "invalid token" : "bad request"); return; }
     if (rc) { conn_token_free(&tok); reply_error(cl, cmd->id, rc); return; }
-    free(cl->hc.user);                 /* a connect retried after error 106 */
+    if (cl->hc.user != hub_anonymous) free(cl->hc.user);   /* a connect retried after error 106 */
     free(cl->hc.conn_info);
-    cl->hc.user = tok.user;
+    cl->hc.user = tok.user && tok.user[0] ? tok.user : hub_anonymous;
+    if (cl->hc.user == hub_anonymous) free(tok.user);
     tok.user = NULL;
     cl->hc.conn_info = tok.info;
     cl->hc.conn_info_len = tok.info_len;
