@@ -248,9 +248,11 @@ hub_sub *hub_sub_add(hub_client *cl, const char *channel,
     hub_local *hl = cl->hl;
     *limited = 0;
     if (chan_count(hl->hub, channel, 1) != 0) { *limited = 1; return NULL; }
-    hub_sub *s = calloc(1, sizeof(*s));
+    size_t len = strlen(channel);
+    hub_sub *s = calloc(1, sizeof(*s) + len + 1);
     hub_chan *ch = chan_get(hl, channel);
-    if (!s || !ch || !(s->channel = strdup(channel))) goto fail;
+    if (!s || !ch) goto fail;
+    memcpy(s->channel, channel, len + 1);
     if (client_add_sub(cl, s) != 0) goto fail;
     if (chan_push(ch, s) != 0) { cl->nsubs--; goto fail; }
     s->cl = cl;
@@ -260,7 +262,6 @@ hub_sub *hub_sub_add(hub_client *cl, const char *channel,
 fail:
     chan_count(hl->hub, channel, -1);
     if (ch && ch->n == 0) { dict_del(hl->channels, channel, NULL); free(ch->subs); free(ch); }
-    if (s) free(s->channel);
     free(s);
     return NULL;
 }
@@ -301,7 +302,6 @@ void hub_sub_remove(hub_sub *s) {
     METRIC_SUB(hl->metrics.subscriptions, 1);
     free(s->pending);
     free(s->chan_info);
-    free(s->channel);
     free(s);
 }
 

@@ -49,7 +49,6 @@ typedef struct hub_client hub_client;
 
 typedef struct hub_sub {
     hub_client *cl;
-    char *channel;
     const ns_options *ns;
     uint32_t index;                /* position in the channel's local array */
     uint64_t offset;               /* last delivered offset (positioned) */
@@ -60,6 +59,7 @@ typedef struct hub_sub {
     int64_t expire_at;             /* unix seconds; 0 = never */
     hub_event **pending;           /* events that arrived before going live */
     uint32_t npending, cap_pending;
+    char channel[];                /* the channel name (inline) */
 } hub_sub;
 
 struct hub_client {
