@@ -1,13 +1,13 @@
-/* hub: connections <-> channels on this node. It keeps the registry of
- * clients (id, user; across workers, for limits and the server API), each
- * worker's map of channel -> local subscribers, and delivers what the engine
+/* hub: connections <-> channels on this node. It keeps each worker's list
+ * of clients and map of channel -> local subscribers, the node-wide counts
+ * (clients, connections per user and per IP, subscribers per channel) that
+ * limits and the server API need, and delivers what the engine
  * reports (publications, joins, leaves) to the subscribers of every worker:
  * the push is encoded once per event (by the codec the protocol layer
  * installs) and the same frame is queued on every subscriber.
  *
  * Threads: a client and its subscriptions belong to one worker and are only
- * touched on that worker's thread. The registry and the per-channel counts
- * are global behind one mutex taken on connect, disconnect, subscribe and
+ * touched on that worker's thread. The node-wide counts are behind one mutex taken on connect, disconnect, subscribe and
  * unsubscribe, never per message. Cross-worker actions (server API
  * disconnect/subscribe/...) are posted to the owning workers. */
 #ifndef PLAZA_HUB_H
