@@ -177,10 +177,7 @@ static const char *const env_ignored[] = {
  * Small helpers
  * ------------------------------------------------------------------------ */
 
-static int fail(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail(char *err, const char *fmt, ...) {
+int config_fail(char *err, const char *fmt, ...) {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
@@ -190,7 +187,7 @@ static int fail(char *err, const char *fmt, ...) {
     return -1;
 }
 
-static int oom(char *err) { return fail(err, "out of memory"); }
+static int oom(char *err) { return config_fail(err, "out of memory"); }
 
 static int *int_at(config *c, const key_spec *k) {
     return (int *)(void *)((char *)c + k->off);
@@ -272,16 +269,16 @@ static const key_spec *closest(const char *s, int env) {
 
 static int unknown_key(const char *name, char *err) {
     const key_spec *k = closest(name, 0);
-    if (k) return fail(err, "unknown key \"%s\" (did you mean \"%s\"?)", name, k->name);
-    return fail(err, "unknown key \"%s\"", name);
+    if (k) return config_fail(err, "unknown key \"%s\" (did you mean \"%s\"?)", name, k->name);
+    return config_fail(err, "unknown key \"%s\"", name);
 }
 
 static int unknown_env(const char *name, char *err) {
     char buf[128];
     const key_spec *k = closest(name, 1);
-    if (!k) return fail(err, "unknown environment variable %s", name);
+    if (!k) return config_fail(err, "unknown environment variable %s", name);
     env_name(k, buf, sizeof(buf));
-    return fail(err, "unknown environment variable %s (did you mean %s?)", name, buf);
+    return config_fail(err, "unknown environment variable %s (did you mean %s?)", name, buf);
 }
 
 /* ---------------------------------------------------------------------------
@@ -359,7 +356,7 @@ static const char *default_text(const key_spec *k, char *buf, size_t size) {
 static int bad_text(const key_spec *k, const char *text, char *err) {
     char exp[160];
     const char *dots = strlen(text) > 40 ? "..." : "";
-    return fail(err, "key \"%s\": expected %s, got \"%.40s%s\"",
+    return config_fail(err, "key \"%s\": expected %s, got \"%.40s%s\"",
                 k->name, expected(k, 0, exp, sizeof(exp)), text, dots);
 }
 
@@ -368,7 +365,7 @@ static int bad_json(const key_spec *k, const json_t *j, char *err) {
     char exp[160];
     char *got = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
     const char *dots = got && strlen(got) > 40 ? "..." : "";
-    fail(err, "key \"%s\": expected %s, got %.40s%s", k->name,
+    config_fail(err, "key \"%s\": expected %s, got %.40s%s", k->name,
          expected(k, 1, exp, sizeof(exp)), got ? got : "?", dots);
     free(got);
     return -1;
@@ -508,7 +505,7 @@ static int parse_json_list(const key_spec *k, const json_t *j, value *v, char *e
         const char *s = json_string_value(item);
         if (!s || !s[0]) {
             char *got = json_dumps(item, JSON_ENCODE_ANY | JSON_COMPACT);
-            fail(err, "key \"%s[%zu]\": expected a non-empty string, got %.40s",
+            config_fail(err, "key \"%s[%zu]\": expected a non-empty string, got %.40s",
                  k->name, i, got ? got : "?");
             free(got);
             return value_free(v), -1;
@@ -661,7 +658,7 @@ static int apply_member(config *c, const char *path, const json_t *j, char *err)
         return 0;
     }
     if (!is_section(path)) return unknown_key(path, err);
-    if (!json_is_object(j)) return fail(err, "key \"%s\": expected an object", path);
+    if (!json_is_object(j)) return config_fail(err, "key \"%s\": expected an object", path);
     return apply_object(c, j, path, err);
 }
 
@@ -671,7 +668,7 @@ static int apply_object(config *c, const json_t *obj, const char *prefix, char *
     json_object_foreach((json_t *)obj, name, j) {
         char path[128];
         if (strchr(name, '.') && find_key(name))
-            return fail(err, "key \"%s\": write sections as nested objects, "
+            return config_fail(err, "key \"%s\": write sections as nested objects, "
                         "not dotted names", name);
         snprintf(path, sizeof(path), "%s%s%s", prefix ? prefix : "",
                  prefix ? "." : "", name);
@@ -684,11 +681,11 @@ int config_load_json(config *c, const char *text, size_t len, char err[CONFIG_ER
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root)
-        return fail(err, "invalid JSON at line %d, column %d: %s",
+        return config_fail(err, "invalid JSON at line %d, column %d: %s",
                     jerr.line, jerr.column, jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return fail(err, "the configuration must be a JSON object ({...})");
+        return config_fail(err, "the configuration must be a JSON object ({...})");
     }
     config tmp;
     int rc = config_copy(&tmp, c, err);
@@ -732,10 +729,10 @@ int config_load_file(config *c, const char *path, char err[CONFIG_ERR_MAX]) {
     char inner[CONFIG_ERR_MAX];
     size_t len;
     char *text = read_file(path, &len);
-    if (!text) return fail(err, "%s: %s", path, strerror(errno));
+    if (!text) return config_fail(err, "%s: %s", path, strerror(errno));
     int rc = config_load_json(c, text, len, inner);
     free(text);
-    return rc < 0 ? fail(err, "%s: %s", path, inner) : 0;
+    return rc < 0 ? config_fail(err, "%s: %s", path, inner) : 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -766,7 +763,7 @@ static int apply_env(config *c, const char *entry, char *err) {
         return unknown_env(name, err);
     }
     if (parse_text(k, eq + 1, &v, inner) < 0)
-        return fail(err, "%.*s: %s", (int)len, entry, inner);
+        return config_fail(err, "%.*s: %s", (int)len, entry, inner);
     store(c, k, &v);
     return 0;
 }
@@ -796,7 +793,7 @@ static int check_key(config *c, const key_spec *k, char *err) {
         return bad_text(k, got, err);
     case T_BOOL:
         return *int_at(c, k) == 0 || *int_at(c, k) == 1 ? 0
-               : fail(err, "key \"%s\": expected 0 or 1", k->name);
+               : config_fail(err, "key \"%s\": expected 0 or 1", k->name);
     case T_STR:
         s = *str_at(c, k);
         return s && (s[0] || !k->nonempty) ? 0 : bad_text(k, s ? s : "", err);
@@ -805,10 +802,10 @@ static int check_key(config *c, const key_spec *k, char *err) {
         return s && parse_enum(k, s) ? 0 : bad_text(k, s ? s : "", err);
     case T_LIST:
         return *count_at(c, k) >= 0 && (*count_at(c, k) == 0 || *list_at(c, k)) ? 0
-               : fail(err, "key \"%s\": bad list", k->name);
+               : config_fail(err, "key \"%s\": bad list", k->name);
     case T_NS:
         if (reg_at(c, k)->nspaces < 0 || (reg_at(c, k)->nspaces && !reg_at(c, k)->spaces))
-            return fail(err, "key \"%s\": bad list", k->name);
+            return config_fail(err, "key \"%s\": bad list", k->name);
         return config_ns_check_spaces(reg_at(c, k), k->name, err);
     }
     return 0;
@@ -820,7 +817,7 @@ int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
         if (check_key(m, &keys[i], err) < 0) return -1;
     int has_cert = c->tls_cert[0] != '\0', has_key = c->tls_key[0] != '\0';
     if (has_cert != has_key)
-        return fail(err, "keys \"tls.cert\" and \"tls.key\" must be set together "
+        return config_fail(err, "keys \"tls.cert\" and \"tls.key\" must be set together "
                     "(\"%s\" is empty)", has_cert ? "tls.key" : "tls.cert");
     /* An empty api.key without api.insecure is fine: the API is disabled. */
     return config_ns_check_options(&c->namespaces.top, "channel.options", err);

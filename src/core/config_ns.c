@@ -42,24 +42,12 @@ static const opt_spec *find_opt(const char *key) {
  * Errors
  * ------------------------------------------------------------------------ */
 
-static int fail(char *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail(char *err, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, CONFIG_ERR_MAX, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* key "<path>": expected <what>, got <j as compact JSON>. */
 static int bad_json(char *err, const char *path, const char *what, const json_t *j) {
     char *got = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
     const char *dots = got && strlen(got) > 40 ? "..." : "";
-    fail(err, "key \"%s\": expected %s, got %.40s%s", path, what, got ? got : "?", dots);
+    config_fail(err, "key \"%s\": expected %s, got %.40s%s", path, what, got ? got : "?", dots);
     free(got);
     return -1;
 }
@@ -80,8 +68,8 @@ static int unknown_opt(char *err, const char *path, const char *key) {
         size_t d = config_edit_distance(key, cand);
         if (d < bestd) bestd = d, best = cand;
     }
-    if (best) return fail(err, "unknown key \"%s\" (did you mean \"%s\"?)", path, best);
-    return fail(err, "unknown key \"%s\"", path);
+    if (best) return config_fail(err, "unknown key \"%s\" (did you mean \"%s\"?)", path, best);
+    return config_fail(err, "unknown key \"%s\"", path);
 }
 
 /* ---------------------------------------------------------------------------
@@ -108,11 +96,11 @@ int config_ns_check_options(const ns_options *o, const char *prefix, char *err) 
     for (size_t i = 0; i < NOPTS; i++) {
         int v = *opt_at(m, &opts[i]);
         if (v < opts[i].min || v > opts[i].max)
-            return fail(err, "key \"%s.%s\": expected %s, got %d", prefix, opts[i].key,
+            return config_fail(err, "key \"%s.%s\": expected %s, got %d", prefix, opts[i].key,
                         opt_expected(&opts[i], exp, sizeof(exp)), v);
     }
     if (o->force_recovery && o->history_size == 0)
-        return fail(err, "key \"%s.force_recovery\": needs %s.history_size > 0 "
+        return config_fail(err, "key \"%s.force_recovery\": needs %s.history_size > 0 "
                     "(recovery needs history)", prefix, prefix);
     return 0;
 }
@@ -124,13 +112,13 @@ int config_ns_check_spaces(const ns_registry *r, const char *key, char *err) {
         const char *name = r->spaces[i].name;
         snprintf(path, sizeof(path), "%s[%d]", key, i);
         if (!name)
-            return fail(err, "key \"%s.name\": missing (every namespace needs a name)", path);
+            return config_fail(err, "key \"%s.name\": missing (every namespace needs a name)", path);
         if (!name_valid(name, strlen(name)))
-            return fail(err, "key \"%s.name\": expected " NAME_EXPECTED ", got \"%.70s\"",
+            return config_fail(err, "key \"%s.name\": expected " NAME_EXPECTED ", got \"%.70s\"",
                         path, name);
         for (int j = 0; j < i; j++)
             if (strcmp(r->spaces[j].name, name) == 0)
-                return fail(err, "key \"%s.name\": duplicate namespace \"%s\"", path, name);
+                return config_fail(err, "key \"%s.name\": duplicate namespace \"%s\"", path, name);
         if (config_ns_check_options(&r->spaces[i], path, err) < 0) return -1;
     }
     return 0;
@@ -144,7 +132,7 @@ static int parse_name(const json_t *j, const char *path, ns_options *o, char *er
     const char *s = json_string_value(j);
     if (!s || !name_valid(s, json_string_length(j)))
         return bad_json(err, path, NAME_EXPECTED, j);
-    return (o->name = strdup(s)) ? 0 : fail(err, "out of memory");
+    return (o->name = strdup(s)) ? 0 : config_fail(err, "out of memory");
 }
 
 static int parse_opt(const opt_spec *s, const json_t *j, const char *path,
@@ -180,9 +168,9 @@ int config_ns_parse_json(const json_t *j, const char *key, ns_options **out,
     size_t i, count = json_array_size(j);
     const json_t *item;
     if (!json_is_array(j)) return bad_json(err, key, "an array of namespace objects", j);
-    if (count > INT_MAX / 2) return fail(err, "key \"%s\": too many namespaces", key);
+    if (count > INT_MAX / 2) return config_fail(err, "key \"%s\": too many namespaces", key);
     ns_options *spaces = count ? calloc(count, sizeof(*spaces)) : NULL;
-    if (count && !spaces) return fail(err, "out of memory");
+    if (count && !spaces) return config_fail(err, "out of memory");
     json_array_foreach(j, i, item) {
         char prefix[128];
         snprintf(prefix, sizeof(prefix), "%s[%zu]", key, i);
@@ -203,7 +191,7 @@ int config_ns_parse_text(const char *text, const char *key, ns_options **out,
     if (text[strspn(text, " \t\r\n")] == '\0') return *out = NULL, *n = 0, 0;
     json_t *j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!j)
-        return fail(err, "key \"%s\": invalid JSON at column %d: %s", key,
+        return config_fail(err, "key \"%s\": invalid JSON at column %d: %s", key,
                     jerr.column, jerr.text);
     int rc = config_ns_parse_json(j, key, out, n, err);
     json_decref(j);

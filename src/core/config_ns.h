@@ -81,4 +81,8 @@ void config_ns_free(ns_registry *r);
  * string is too long to compare. */
 size_t config_edit_distance(const char *a, const char *b);
 
+/* Writes a printf-style message into err (CONFIG_ERR_MAX bytes, may be
+ * NULL) and returns -1: the error path of every config parser. */
+int config_fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif
