@@ -20,7 +20,7 @@
 
 #include "net/http_reader.h"
 
-#define ARENA_INIT 1024
+#define ARENA_INIT HTTP_READER_ARENA_INIT
 
 /* r->stage: where the parser is in the current request. */
 enum {

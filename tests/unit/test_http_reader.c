@@ -89,7 +89,7 @@ static void test_simple_get(void **state) {
     assert_int_equal(used, strlen(get_req));
     assert_int_equal(r.head_bytes, strlen(get_req));
     check_get(&r.req);
-    assert_int_equal(r.arena_cap, 1024); /* a single allocation */
+    assert_int_equal(r.arena_cap, HTTP_READER_ARENA_INIT); /* a single allocation */
     assert_int_equal(http_reader_busy(&r), 0);
     http_reader_free(&r);
     assert_null(r.arena);
