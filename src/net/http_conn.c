@@ -52,7 +52,8 @@ static void respond(conn *c, const http_request *req, int status,
                      content_type ? "Content-Type: " : "",
                      content_type ? content_type : "",
                      content_type ? "\r\n" : "", body_len,
-                     keep ? "" : "Connection: close\r\n",
+                     !keep ? "Connection: close\r\n"
+                     : req->version_minor == 0 ? "Connection: keep-alive\r\n" : "",
                      extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head)) { conn_abort(c); return; }
     size_t blen = head_only || status == 304 ? 0 : body_len;

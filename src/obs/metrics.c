@@ -89,8 +89,8 @@ void metrics_render_net(metrics_text *t, net_metrics *const *w, int n) {
     render_conns(t, w, n);
     simple(t, w, n, "plaza_connections_accepted_total", "counter", "TCP connections accepted.", OFF(accepted));
     simple(t, w, n, "plaza_connections_refused_total", "counter", "Connections refused over max_connections.", OFF(refused));
-    simple(t, w, n, "plaza_bytes_received_total", "counter", "Bytes read from sockets (after TLS).", OFF(bytes_in));
-    simple(t, w, n, "plaza_bytes_sent_total", "counter", "Bytes written to sockets (before TLS).", OFF(bytes_out));
+    simple(t, w, n, "plaza_bytes_received_total", "counter", "Bytes read from sockets (with TLS: the encrypted bytes).", OFF(bytes_in));
+    simple(t, w, n, "plaza_bytes_sent_total", "counter", "Bytes written to sockets (with TLS: the encrypted bytes).", OFF(bytes_out));
     simple(t, w, n, "plaza_ws_frames_received_total", "counter", "WebSocket frames received.", OFF(frames_in));
     simple(t, w, n, "plaza_ws_frames_sent_total", "counter", "WebSocket frames queued for sending.", OFF(frames_out));
     simple(t, w, n, "plaza_ws_messages_received_total", "counter", "WebSocket messages received.", OFF(messages_in));

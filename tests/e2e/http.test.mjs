@@ -318,6 +318,18 @@ describe('static files and built-in routes', () => {
     assert.equal(r.responses[0].body.toString(), FILES['app.js']);
   });
 
+  test('HTTP/1.0 with Connection: keep-alive is kept and says so', async () => {
+    const c = await rawHttp(srv.port);
+    c.send('GET /app.js HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+    c.send('GET /data.json HTTP/1.0\r\n\r\n');
+    await c.waitClosed();
+    const rs = c.responses();
+    assert.deepEqual(rs.map((r) => r.status), [200, 200]);
+    assert.equal(rs[0].headers.connection, 'keep-alive');
+    assert.equal(rs[1].headers.connection, 'close');
+    assert.equal(rs[1].body.toString(), FILES['data.json']);
+  });
+
   test('pipelining: three requests in one write are answered in order', async () => {
     const c = await rawHttp(srv.port);
     c.send(req('GET', '/data.json') + req('GET', '/missing') + req('GET', '/app.js', { Connection: 'close' }));
