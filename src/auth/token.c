@@ -420,6 +420,15 @@ static int read_channels(json_t *c, conn_token *out, char *err,
     return 0;
 }
 
+/* Moves the claims both token kinds share into the caller's struct. */
+static void take_base(base_claims *b, char **user, char **info, size_t *info_len,
+                      int64_t *exp, int64_t *expire_at) {
+    *user = b->user;
+    *info = b->info;
+    *info_len = b->info_len;
+    expiry(b, exp, expire_at);
+}
+
 int token_verify_conn(const token_keys *k, const char *jwt, int64_t now,
                       conn_token *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
@@ -438,10 +447,7 @@ int token_verify_conn(const token_keys *k, const char *jwt, int64_t now,
         conn_token_free(out);
         return rc;
     }
-    out->user = b.user;
-    out->info = b.info;
-    out->info_len = b.info_len;
-    expiry(&b, &out->exp, &out->expire_at);
+    take_base(&b, &out->user, &out->info, &out->info_len, &out->exp, &out->expire_at);
     return TOKEN_OK;
 }
 
@@ -468,10 +474,7 @@ int token_verify_sub(const token_keys *k, const char *jwt, int64_t now,
         sub_token_free(out);
         return rc;
     }
-    out->user = b.user;
-    out->info = b.info;
-    out->info_len = b.info_len;
-    expiry(&b, &out->exp, &out->expire_at);
+    take_base(&b, &out->user, &out->info, &out->info_len, &out->exp, &out->expire_at);
     return TOKEN_OK;
 }
 

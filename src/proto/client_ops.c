@@ -59,14 +59,14 @@ static void publish_done(void *ud, int err, const engine_stream_top *pos) {
 void cmd_publish(client *cl, proto_cmd *cmd) {
     const ns_options *ns = channel_ns(cl, cmd);
     if (!ns) return;
-    int subscribed = hub_client_sub(&cl->hc, cmd->channel) != NULL;
-    if (!ns->allow_publish_for_client && !(ns->allow_publish_for_subscriber && subscribed)) {
+    hub_sub *sub = hub_client_sub(&cl->hc, cmd->channel);
+    if (!ns->allow_publish_for_client && !(ns->allow_publish_for_subscriber && sub)) {
         reply_error(cl, cmd->id, ERR_PERMISSION_DENIED);
         return;
     }
     hub *h = client_env_g.hub;
     size_t info_len = 0;
-    char *info = h->codec.client_info(&cl->hc, hub_client_sub(&cl->hc, cmd->channel), &info_len);
+    char *info = h->codec.client_info(&cl->hc, sub, &info_len);
     op_ctx *o = op_new(cl, cmd->id);
     if (!info || !o) { free(info); free(o); reply_error(cl, cmd->id, ERR_INTERNAL); return; }
     engine_publish_req req = {

@@ -10,10 +10,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 import { startPlaza, repoRoot } from './lib/server.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const API_KEY = 'demo-api-key';
 const WAIT = { timeout: 10000 };
 
@@ -24,12 +23,7 @@ before(async () => {
   const config = JSON.parse(readFileSync(path.join(repoRoot, 'deploy/demo.json'), 'utf8'));
   delete config.port;
   plaza = await startPlaza({ noEcho: true, config });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
