@@ -76,6 +76,10 @@ static const key_spec keys[] = {
         "On shutdown, how long open connections get to finish."),
     INT("max_connections", max_connections, 0, INT_MAX, 0,
         "Most simultaneous connections; 0 means no limit."),
+    BOOL("io_uring", io_uring, 1,
+         "Hand each loop turn's socket writes to the kernel in one system call "
+         "(io_uring); without it, or where the kernel refuses io_uring, one "
+         "write per socket."),
     BOOL("debug_echo", debug_echo, 0,
          "Serve an echo handler on /connection/websocket (tests only)."),
 

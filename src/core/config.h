@@ -28,6 +28,7 @@ typedef struct config {
     char *log_format;               /* "log_format": text|json */
     int shutdown_timeout_ms;        /* "shutdown_timeout_ms": 5000 */
     int max_connections;            /* "max_connections": 0 = no limit */
+    int io_uring;                   /* "io_uring": batch socket writes (fallback: one write each) */
     int debug_echo;                 /* "debug_echo": echo handler on /connection/websocket (tests only) */
 
     /* http.* */

@@ -1,5 +1,6 @@
 /* conn: a connection's socket, TLS, outbound queue and deadlines (see
  * conn.h). Protocol handling lives in http_conn.c and ws_conn.c. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -8,6 +9,7 @@
 #endif
 #include "net/conn.h"
 #include "net/http_conn.h"
+#include "net/send_ring.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "net/worker.h"
@@ -165,6 +167,7 @@ int conn_send_copy(conn *c, const void *data, size_t len) {
 /* ---- writing ---- */
 
 static void finish_end(conn *c);
+static void flush_plain(conn *c);
 
 static void on_write_done(uv_write_t *req, int status) {
     conn *c = req->data;
@@ -210,22 +213,33 @@ static unsigned gather(conn *c, uv_buf_t *bufs, size_t *total) {
     return n;
 }
 
+/* What is left after a write of r of total bytes: the rest of a partial
+ * write waits for the socket (libuv), more than MAX_IOV buffers get another
+ * write, an ending connection shuts down once empty. */
+static void after_write(conn *c, size_t r, size_t total) {
+    queue_consume(c, r);
+    if (r < total) {
+        uv_buf_t bufs[MAX_IOV];
+        unsigned n = gather(c, bufs, &total);
+        if (submit_write(c, bufs, n, total) != 0) conn_abort(c);
+        return;
+    }
+    if (c->q_count) flush_plain(c);
+    else if (c->ending) finish_end(c);
+}
+
 static void flush_plain(conn *c) {
     uv_buf_t bufs[MAX_IOV];
-    while (c->q_count) {
-        size_t total;
-        unsigned n = gather(c, bufs, &total);
-        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-        if (r == UV_EAGAIN) r = 0;
-        if (r < 0) { conn_abort(c); return; }
-        queue_consume(c, (size_t)r);
-        if ((size_t)r < total) {
-            n = gather(c, bufs, &total);
-            if (submit_write(c, bufs, n, total) != 0) conn_abort(c);
-            return;
-        }
+    size_t total;
+    unsigned n = gather(c, bufs, &total);
+    if (!n) {
+        if (c->ending) finish_end(c);
+        return;
     }
-    if (c->ending) finish_end(c);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (r == UV_EAGAIN) r = 0;
+    if (r < 0) { conn_abort(c); return; }
+    after_write(c, (size_t)r, total);
 }
 
 static void flush_tls(conn *c) {
@@ -252,9 +266,55 @@ static void flush_tls(conn *c) {
 }
 
 void conn_flush(conn *c) {
-    if (c->closed || c->wreq || c->shut) return;
+    if (c->closed || c->wreq || c->shut || c->in_batch) return;
     if (c->tls) flush_tls(c);
     else flush_plain(c);
+}
+
+/* ---- flushing a loop turn's connections together ---- */
+
+static void on_batch_sent(void *ud, int res, size_t len) {
+    conn *c = ud;
+    c->in_batch = 0;
+    if (c->closed) return;
+    if (res == -ECANCELED) { conn_flush(c); return; }   /* ring failed: unsent */
+    if (res == -EAGAIN) res = 0;
+    if (res < 0) { conn_abort(c); return; }
+    after_write(c, (size_t)res, len);
+}
+
+/* A plain connection with bytes queued and no write in flight: its
+ * send can join the batch. */
+static int batchable(conn *c) {
+    return !c->closed && !c->wreq && !c->shut && !c->tls && !c->in_batch &&
+           c->q_count;
+}
+
+static void batch_add(send_ring *ring, conn *c) {
+    uv_buf_t bufs[MAX_IOV];
+    size_t total;
+    unsigned n = gather(c, bufs, &total);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) { conn_flush(c); return; }
+    /* uv_buf_t is laid out as struct iovec on Unix (uv-unix.h). */
+    const struct iovec *iov = (const struct iovec *)bufs;
+    if (send_ring_add(ring, fd, iov, n, c) != 0) {
+        send_ring_submit(ring, on_batch_sent);       /* full: send these first */
+        if (send_ring_add(ring, fd, iov, n, c) != 0) { conn_flush(c); return; }
+    }
+    c->in_batch = 1;   /* its bytes are the kernel's until the completion */
+}
+
+void conn_flush_list(worker *w, send_ring *ring) {
+    while (w->flush_list) {
+        conn *c = w->flush_list;
+        w->flush_list = c->flush_next;
+        c->flush_next = NULL;
+        c->in_flush = 0;
+        if (ring && batchable(c)) batch_add(ring, c);
+        else conn_flush(c);
+    }
+    if (ring && send_ring_pending(ring)) send_ring_submit(ring, on_batch_sent);
 }
 
 /* ---- ending and closing ---- */

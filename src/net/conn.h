@@ -4,7 +4,8 @@
  *
  * Write path: senders append reference-counted buffers to the queue; the
  * worker flushes every connection that got data during a loop turn once,
- * after the I/O phase, with one writev of everything queued. Unsent bytes
+ * after the I/O phase, with one writev of everything queued; with io_uring
+ * (send_ring.c), all those writes go to the kernel in one system call. Unsent bytes
  * are counted; past the configured limit the connection is a slow consumer
  * and is closed instead of growing. An idle connection holds no buffer. */
 #ifndef PLAZA_CONN_H
@@ -80,6 +81,7 @@ typedef struct conn {
     uint8_t in_flush;                 /* on the worker's flush list */
     uint8_t mstate;                   /* metrics state (MSTATE_*) */
     uint8_t close_notified;           /* handler->on_close called */
+    uint8_t in_batch;                 /* queued bytes given to the send ring */
     struct http_reader *http;         /* while an HTTP request is being read */
     const ws_handler *handler;        /* WebSocket only */
     ws_state *ws;                     /* WebSocket only */
@@ -109,8 +111,13 @@ void conn_shutdown(conn *c);
 /* Deadline of the connection's current state (read timeout, ping...). */
 void conn_set_deadline(conn *c, uint64_t due_ms);
 
-/* Called by the worker for each connection on its flush list. */
+/* Writes what is queued now (one connection). */
 void conn_flush(conn *c);
+
+/* Called by the worker once per loop turn: writes every connection on its
+ * flush list; with a send ring, the plain ones in one system call. */
+struct send_ring;
+void conn_flush_list(struct worker *w, struct send_ring *ring);
 
 /* Called by the worker's wheel when the deadline passes. */
 void conn_on_deadline(conn *c);

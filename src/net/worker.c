@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "net/worker.h"
+#include "net/send_ring.h"
 #include "net/server.h"
 #include "obs/log.h"
 
 #define TICK_MS WHEEL_TICK_MS
 #define LAG_WINDOW_MS 10000
+#define SEND_RING_DEPTH 1024   /* sends per io_uring_enter() */
 
 static void on_connection(uv_stream_t *listener, int status) {
     worker *w = listener->data;
@@ -34,15 +36,16 @@ static void on_wakeup(uv_async_t *a) {
     }
 }
 
-/* After the I/O phase: one write per connection that got data this turn. */
+/* After the I/O phase: one write per connection that got data this turn,
+ * all of them in one system call when the send ring is there. */
 static void on_check(uv_check_t *h) {
     worker *w = h->data;
-    while (w->flush_list) {
-        conn *c = w->flush_list;
-        w->flush_list = c->flush_next;
-        c->flush_next = NULL;
-        c->in_flush = 0;
-        conn_flush(c);
+    conn_flush_list(w, w->sends);
+    if (w->sends && send_ring_broken(w->sends)) {
+        log_warn("worker %d: io_uring failed; writing one socket at a time",
+                 w->id);
+        send_ring_free(w->sends);
+        w->sends = NULL;
     }
 }
 
@@ -83,6 +86,11 @@ int worker_init(worker *w, server *srv, int id, int listen_fd) {
     uv_mutex_init(&w->inbox_lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
+    if (srv->cfg->io_uring) {
+        w->sends = send_ring_new(SEND_RING_DEPTH);
+        if (!w->sends && id == 0)
+            log_warn("io_uring unavailable; writing one socket at a time");
+    }
     uv_check_init(&w->loop, &w->flusher);
     w->flusher.data = w;
     uv_check_start(&w->flusher, on_check);
@@ -128,6 +136,8 @@ void worker_destroy(worker *w) {
     worker_task *t = w->inbox_head;
     while (t) { worker_task *n = t->next; free(t); t = n; }
     uv_mutex_destroy(&w->inbox_lock);
+    send_ring_free(w->sends);
+    w->sends = NULL;
 }
 
 int worker_post(worker *w, worker_task_fn fn, void *arg) {

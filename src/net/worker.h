@@ -13,6 +13,7 @@
 #include "obs/metrics.h"
 
 struct server;
+struct send_ring;
 
 #define WORKER_READ_BUF (64 * 1024)
 
@@ -38,6 +39,7 @@ typedef struct worker {
     worker_task *inbox_head, *inbox_tail;
     conn *conns;                 /* every open connection of this worker */
     conn *flush_list;
+    struct send_ring *sends;     /* io_uring batch of the flush, or NULL */
     timer_wheel wheel;
     uint64_t last_tick_ms;
     uint64_t lag_window_start;
