@@ -19,20 +19,23 @@ void sb_reset(sbuf *sb) {
 
 int sb_reserve(sbuf *sb, size_t more) {
     if (sb->oom) return -1;
-    if (sb->len + more + 1 <= sb->cap) return 0;
+    if (more >= UINT32_MAX - sb->len) { sb->oom = 1; return -1; }
+    size_t need = (size_t)sb->len + more + 1;
+    if (need <= sb->cap) return 0;
     size_t cap = sb->cap ? sb->cap : 256;
-    while (cap < sb->len + more + 1) cap *= 2;
+    while (cap < need) cap *= 2;
+    if (cap > UINT32_MAX) cap = UINT32_MAX;
     char *np = realloc(sb->p, cap);
     if (!np) { sb->oom = 1; return -1; }
     sb->p = np;
-    sb->cap = cap;
+    sb->cap = (uint32_t)cap;
     return 0;
 }
 
 void sb_append(sbuf *sb, const void *data, size_t len) {
     if (sb_reserve(sb, len)) return;
     memcpy(sb->p + sb->len, data, len);
-    sb->len += len;
+    sb->len += (uint32_t)len;
     sb->p[sb->len] = '\0';
 }
 
@@ -65,7 +68,7 @@ void sb_printf(sbuf *sb, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(sb->p + sb->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    sb->len += (size_t)n;
+    sb->len += (uint32_t)n;
 }
 
 void sb_json_str(sbuf *sb, const char *s, size_t len) {

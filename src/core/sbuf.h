@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct sbuf {
+typedef struct sbuf {     /* at most 4 GiB - 1: past that, oom */
     char *p;
-    size_t len, cap;
+    uint32_t len, cap;
     int oom;
 } sbuf;
 

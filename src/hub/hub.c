@@ -249,7 +249,7 @@ hub_sub *hub_sub_add(hub_client *cl, const char *channel,
     *limited = 0;
     if (chan_count(hl->hub, channel, 1) != 0) { *limited = 1; return NULL; }
     size_t len = strlen(channel);
-    hub_sub *s = calloc(1, sizeof(*s) + len + 1);
+    hub_sub *s = calloc(1, offsetof(hub_sub, channel) + len + 1);
     hub_chan *ch = chan_get(hl, channel);
     if (!s || !ch) goto fail;
     memcpy(s->channel, channel, len + 1);

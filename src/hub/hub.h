@@ -47,18 +47,18 @@ enum { HUB_EV_PUB = 1, HUB_EV_JOIN, HUB_EV_LEAVE };
 
 typedef struct hub_client hub_client;
 
-typedef struct hub_sub {
+typedef struct hub_sub {          /* one per subscription: fields by size */
     hub_client *cl;
     const ns_options *ns;
-    uint32_t index;                /* position in the channel's local array */
     uint64_t offset;               /* last delivered offset (positioned) */
-    char epoch[ENGINE_EPOCH_MAX + 1];
-    uint8_t positioned, recoverable, join_leave, presence, live, server_side;
     char *chan_info;               /* raw JSON from the subscription token, or NULL */
-    size_t chan_info_len;
     int64_t expire_at;             /* unix seconds; 0 = never */
     hub_event **pending;           /* events that arrived before going live */
+    uint32_t index;                /* position in the channel's local array */
+    uint32_t chan_info_len;        /* token claims are far below 4 GiB */
     uint32_t npending, cap_pending;
+    char epoch[ENGINE_EPOCH_MAX + 1];
+    uint8_t positioned, recoverable, join_leave, presence, live, server_side;
     char channel[];                /* the channel name (inline) */
 } hub_sub;
 
@@ -66,16 +66,15 @@ struct hub_client {
     conn *c;
     struct hub_local *hl;
     char id[37];                   /* UUID v4 */
+    uint8_t registered;
     char *user;                    /* "" = anonymous */
     char *conn_info;               /* raw JSON, or NULL */
-    size_t conn_info_len;
     char *ip;                      /* only with client.connection_limit_per_ip */
     struct hub_client *prev, *next;   /* hub_local's list */
-    uint8_t registered;
     hub_sub **subs;                /* sub_small, or a heap array */
     hub_sub *sub_small[1];
     uint16_t nsubs, cap_subs;
-    void *proto;                   /* the protocol layer's state */
+    uint32_t conn_info_len;        /* token claims are far below 4 GiB */
 };
 
 /* Encoders the protocol layer installs (the hub knows no JSON). */

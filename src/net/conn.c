@@ -104,12 +104,24 @@ static void queue_consume(conn *c, size_t n) {
     if (!c->q_count && c->q != c->q_small) queue_free(c);   /* back to the inline ring */
 }
 
+/* An asynchronous write and what it carries (kept out of the connection,
+ * which would hold these bytes for nothing while idle). */
+typedef struct write_req {
+    uv_write_t req;
+    size_t bytes;            /* submitted with it */
+    netbuf *tls_out;         /* TLS: the ciphertext being written */
+} write_req;
+
+static size_t inflight_bytes(const conn *c) {
+    return c->wreq ? ((const write_req *)c->wreq)->bytes : 0;
+}
+
 /* Slow consumer: drop what is not already being written, tell the peer
  * why, and give it close_timeout to take it. */
 static void conn_slow(conn *c) {
     server *srv = c->w->srv;
     METRIC_ADD(c->w->metrics.slow_consumers, 1);
-    size_t keep = c->tls ? 0 : c->inflight_bytes;
+    size_t keep = c->tls ? 0 : inflight_bytes(c);
     uint32_t kept = 0;
     size_t covered = 0, off = c->q_off;
     while (kept < c->q_count && covered < keep) {
@@ -171,29 +183,35 @@ static void flush_plain(conn *c);
 
 static void on_write_done(uv_write_t *req, int status) {
     conn *c = req->data;
-    free(req);
+    write_req *wr = (write_req *)req;
+    size_t bytes = wr->bytes;
+    netbuf *tls_out = wr->tls_out;
+    free(wr);
     c->wreq = NULL;
     if (c->tls) {
-        METRIC_ADD(c->w->metrics.bytes_out, c->inflight_bytes);
-        netbuf_unref(c->tls_out);
-        c->tls_out = NULL;
+        METRIC_ADD(c->w->metrics.bytes_out, bytes);
+        netbuf_unref(tls_out);
     } else if (status == 0) {
-        queue_consume(c, c->inflight_bytes);
+        queue_consume(c, bytes);
     }
-    c->inflight_bytes = 0;
     if (c->closed) return;
     if (status < 0) { conn_abort(c); return; }
     conn_flush(c);
 }
 
-static int submit_write(conn *c, uv_buf_t *bufs, unsigned n, size_t bytes) {
-    c->wreq = malloc(sizeof(*c->wreq));
-    if (!c->wreq) return -1;
-    c->wreq->data = c;
-    c->inflight_bytes = bytes;
-    if (uv_write(c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write_done)) {
-        free(c->wreq);
+/* tls_out (TLS only) is taken over, also on failure. */
+static int submit_write(conn *c, uv_buf_t *bufs, unsigned n, size_t bytes,
+                        netbuf *tls_out) {
+    write_req *wr = malloc(sizeof(*wr));
+    if (!wr) { netbuf_unref(tls_out); return -1; }
+    wr->req.data = c;
+    wr->bytes = bytes;
+    wr->tls_out = tls_out;
+    c->wreq = &wr->req;
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, on_write_done)) {
+        free(wr);
         c->wreq = NULL;
+        netbuf_unref(tls_out);
         return -1;
     }
     return 0;
@@ -221,7 +239,7 @@ static void after_write(conn *c, size_t r, size_t total) {
     if (r < total) {
         uv_buf_t bufs[MAX_IOV];
         unsigned n = gather(c, bufs, &total);
-        if (submit_write(c, bufs, n, total) != 0) conn_abort(c);
+        if (submit_write(c, bufs, n, total, NULL) != 0) conn_abort(c);
         return;
     }
     if (c->q_count) flush_plain(c);
@@ -260,9 +278,8 @@ static void flush_tls(conn *c) {
         if (c->ending) finish_end(c);
         return;
     }
-    c->tls_out = out;
     uv_buf_t buf = uv_buf_init((char *)out->data, out->len);
-    if (submit_write(c, &buf, 1, out->len) != 0) conn_abort(c);
+    if (submit_write(c, &buf, 1, out->len, out) != 0) conn_abort(c);
 }
 
 void conn_flush(conn *c) {
@@ -361,7 +378,6 @@ static void on_closed(uv_handle_t *h) {
     }
     if (c->in_flush) remove_from_flush_list(c);
     queue_free(c);
-    netbuf_unref(c->tls_out);
     tls_conn_free(c->tls);
     http_conn_free(c);
     ws_conn_free(c);

@@ -47,10 +47,10 @@ typedef struct ws_state {
     ws_deflate_params deflate;
     struct ws_inflater *inflater;    /* only once a compressed message came */
     uint8_t *msg;                     /* assembly buffer of the current message */
-    size_t msg_len, msg_cap;
     const uint8_t *borrowed;          /* zero-copy single-chunk message */
-    size_t borrowed_len;
     uint64_t ping_sent_ms;
+    uint32_t msg_len, msg_cap;        /* messages are < 2 GiB (the limit's range) */
+    uint32_t borrowed_len;
     uint8_t msg_opcode, msg_compressed;
     uint8_t close_sent, close_received, awaiting_pong;
 } ws_state;
@@ -59,7 +59,6 @@ typedef struct conn {
     uv_tcp_t tcp;
     struct worker *w;
     struct tls_conn *tls;             /* NULL for plain TCP */
-    struct conn *prev, *next;         /* worker's list of connections */
     struct conn *flush_next;          /* worker's flush list */
     wheel_node deadline;
     uint64_t last_rx_ms;
@@ -69,9 +68,7 @@ typedef struct conn {
     uint32_t q_head, q_count, q_cap;
     uint32_t q_off;                   /* bytes of q[q_head] already written */
     size_t out_bytes;                 /* queued, not yet written */
-    uv_write_t *wreq;                 /* in-flight write, if any */
-    size_t inflight_bytes;            /* bytes submitted with wreq */
-    netbuf *tls_out;                  /* ciphertext being written (TLS) */
+    uv_write_t *wreq;                 /* in-flight write, if any (conn.c) */
     size_t unsent_mark;               /* HTTP: bytes unsent at last deadline */
     /* protocol state */
     uint8_t kind;                     /* CONN_HTTP or CONN_WS */

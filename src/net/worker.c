@@ -117,17 +117,18 @@ static void close_all_handles(uv_handle_t *h, void *arg) {
     if (!uv_is_closing(h)) uv_close(h, on_handle_closed);
 }
 
+static void abort_conn(conn *c, void *arg) {
+    (void)arg;
+    conn_abort(c);
+}
+
 void worker_destroy(worker *w) {
     /* Connections still open here were cut by the shutdown timeout. (Not
      * "stopping" any more: the last removal must not stop the loop that
      * runs their close callbacks below.) */
     w->stopping = 0;
     w->destroying = 1;
-    while (w->conns) {
-        conn *c = w->conns;
-        conn_abort(c);
-        if (w->conns == c) worker_remove_conn(w, c);
-    }
+    worker_each_conn(w, abort_conn, NULL);
     on_wakeup(&w->wakeup);       /* tasks posted during shutdown own references */
     uv_walk(&w->loop, close_all_handles, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -156,18 +157,31 @@ int worker_post(worker *w, worker_task_fn fn, void *arg) {
 }
 
 void worker_add_conn(worker *w, conn *c) {
-    c->prev = NULL;
-    c->next = w->conns;
-    if (w->conns) w->conns->prev = c;
-    w->conns = c;
+    (void)c;
+    w->nconns++;
 }
 
 void worker_remove_conn(worker *w, conn *c) {
-    if (c->prev) c->prev->next = c->next;
-    else if (w->conns == c) w->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    if (w->stopping && !w->conns) uv_stop(&w->loop);
+    (void)c;
+    w->nconns--;
+    if (w->stopping && !w->nconns) uv_stop(&w->loop);
+}
+
+typedef struct each_ctx {
+    worker *w;
+    void (*fn)(conn *c, void *arg);
+    void *arg;
+} each_ctx;
+
+static void each_handle(uv_handle_t *h, void *arg) {
+    each_ctx *e = arg;
+    if (h->type != UV_TCP || h == (uv_handle_t *)&e->w->listener) return;
+    e->fn(h->data, e->arg);
+}
+
+void worker_each_conn(worker *w, void (*fn)(conn *c, void *arg), void *arg) {
+    each_ctx e = {w, fn, arg};
+    uv_walk(&w->loop, each_handle, &e);
 }
 
 void worker_want_flush(worker *w, conn *c) {
@@ -175,6 +189,11 @@ void worker_want_flush(worker *w, conn *c) {
     c->in_flush = 1;
     c->flush_next = w->flush_list;
     w->flush_list = c;
+}
+
+static void shutdown_conn(conn *c, void *arg) {
+    (void)arg;
+    conn_shutdown(c);
 }
 
 /* Graceful: stop accepting, ask every connection to go away, and stop the
@@ -186,13 +205,8 @@ static void task_shutdown(worker *w, void *arg) {
         uv_close((uv_handle_t *)&w->listener, on_handle_closed);
         w->listening = 0;
     }
-    conn *c = w->conns;
-    while (c) {
-        conn *next = c->next;
-        conn_shutdown(c);
-        c = next;
-    }
-    if (!w->conns) uv_stop(&w->loop);
+    worker_each_conn(w, shutdown_conn, NULL);
+    if (!w->nconns) uv_stop(&w->loop);
 }
 
 static void task_stop(worker *w, void *arg) {

@@ -37,7 +37,7 @@ typedef struct worker {
     int listening;
     uv_mutex_t inbox_lock;
     worker_task *inbox_head, *inbox_tail;
-    conn *conns;                 /* every open connection of this worker */
+    size_t nconns;               /* open connections (not yet aborted) */
     conn *flush_list;
     struct send_ring *sends;     /* io_uring batch of the flush, or NULL */
     timer_wheel wheel;
@@ -63,6 +63,11 @@ int worker_post(worker *w, worker_task_fn fn, void *arg);
 /* Loop thread only. */
 void worker_add_conn(worker *w, conn *c);
 void worker_remove_conn(worker *w, conn *c);
+/* Calls fn for each connection of the loop, closing ones included (fn
+ * checks c->closed). There is no list: every TCP handle on a worker's loop
+ * but its listener is a connection's, and libuv's handle queue is walked,
+ * which keeps two pointers out of every connection. fn may close c. */
+void worker_each_conn(worker *w, void (*fn)(conn *c, void *arg), void *arg);
 void worker_want_flush(worker *w, conn *c);
 
 /* From any thread: begin graceful shutdown / stop the loop now. */

@@ -83,17 +83,20 @@ static void ws_fail(conn *c, int code, const char *why) {
 
 /* ---- receiving ---- */
 
+/* Message lengths fit 32 bits: websocket.max_message_bytes is at most
+ * INT_MAX, on the wire and inflated. */
 static int buf_append(ws_state *ws, const uint8_t *data, size_t len) {
     if (ws->msg_len + len > ws->msg_cap) {
         size_t cap = ws->msg_cap ? ws->msg_cap : 1024;
         while (cap < ws->msg_len + len) cap *= 2;
+        if (cap > UINT32_MAX) return -1;
         uint8_t *nb = realloc(ws->msg, cap);
         if (!nb) return -1;
         ws->msg = nb;
-        ws->msg_cap = cap;
+        ws->msg_cap = (uint32_t)cap;
     }
     memcpy(ws->msg + ws->msg_len, data, len);
-    ws->msg_len += len;
+    ws->msg_len += (uint32_t)len;
     return 0;
 }
 
@@ -135,14 +138,21 @@ static int check_text(ws_state *ws, const uint8_t *data, size_t len) {
     return 0;
 }
 
+/* The inflater works in size_t; what it leaves is within the limit. */
+static void set_lengths(ws_state *ws, size_t len, size_t cap) {
+    ws->msg_len = (uint32_t)len;
+    ws->msg_cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
 static int ev_data_compressed(conn *c, const uint8_t *data, size_t len) {
     ws_state *ws = c->ws;
     if (!ws->inflater && !(ws->inflater = ws_inflater_new(&ws->deflate)))
         return WS_CLOSE_INTERNAL;
-    size_t before = ws->msg_len;
+    size_t before = ws->msg_len, mlen = ws->msg_len, mcap = ws->msg_cap;
     int rc = inflate_result(ws_inflater_feed(ws->inflater, data, len, &ws->msg,
-                            &ws->msg_len, &ws->msg_cap,
+                            &mlen, &mcap,
                             (size_t)cfg_of(c)->ws_max_message_bytes));
+    set_lengths(ws, mlen, mcap);
     if (rc) return rc;
     return check_text(ws, ws->msg + before, ws->msg_len - before);
 }
@@ -155,7 +165,7 @@ static int ev_data(void *ud, const uint8_t *data, size_t len) {
     if (rc || !len) return rc;
     if (!ws->borrowed && !ws->msg_len) {
         ws->borrowed = data;
-        ws->borrowed_len = len;
+        ws->borrowed_len = (uint32_t)len;
         return 0;
     }
     if (unborrow(ws) || buf_append(ws, data, len)) return WS_CLOSE_INTERNAL;
@@ -167,10 +177,11 @@ static int ev_end(void *ud) {
     ws_state *ws = c->ws;
     /* No inflater yet: no compressed byte arrived, an empty message. */
     if (ws->msg_compressed && ws->inflater) {
-        size_t before = ws->msg_len;
+        size_t before = ws->msg_len, mlen = ws->msg_len, mcap = ws->msg_cap;
         int rc = inflate_result(ws_inflater_finish(ws->inflater, &ws->msg,
-                                &ws->msg_len, &ws->msg_cap,
+                                &mlen, &mcap,
                                 (size_t)cfg_of(c)->ws_max_message_bytes));
+        set_lengths(ws, mlen, mcap);
         if (rc) return rc;
         if ((rc = check_text(ws, ws->msg + before, ws->msg_len - before)))
             return rc;
@@ -227,9 +238,9 @@ static const ws_parser_events EVENTS = {
 void ws_conn_on_data(conn *c, uint8_t *data, size_t len) {
     ws_state *ws = c->ws;
     if (ws->close_received || ws->parser.failed) return;  /* after close: ignored */
-    uint64_t frames = ws->parser.frames;
+    uint32_t frames = ws->parser.frames;
     int rc = ws_parser_feed(&ws->parser, data, len, &EVENTS, c);
-    METRIC_ADD(c->w->metrics.frames_in, ws->parser.frames - frames);
+    METRIC_ADD(c->w->metrics.frames_in, (uint32_t)(ws->parser.frames - frames));
     if (c->closed) return;
     if (rc >= 1000) {
         ws_fail(c, rc, ws->parser.error);
@@ -252,7 +263,7 @@ int ws_conn_open(conn *c, const ws_handler *h, const ws_deflate_params *dp) {
     if (!ws) { conn_abort(c); return -1; }
     ws->deflate = *dp;
     ws_parser_init(&ws->parser, 1, dp->enabled,
-                   (uint64_t)cfg_of(c)->ws_max_message_bytes);
+                   (uint32_t)cfg_of(c)->ws_max_message_bytes);
     c->ws = ws;
     c->kind = CONN_WS;
     c->handler = h;

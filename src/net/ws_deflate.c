@@ -142,12 +142,12 @@ static int apply_param(ws_deflate_params *d, int *seen, int id,
         return 1;
     case P_SERVER_MAX_BITS:                  /* value required */
         if (!has_value || (bits = parse_window_bits(v, vlen)) < 0) return 0;
-        d->server_max_window_bits = bits;
+        d->server_max_window_bits = (uint8_t)bits;
         return 1;
     case P_CLIENT_MAX_BITS:                  /* value optional */
         if (!has_value) return 1;
         if ((bits = parse_window_bits(v, vlen)) < 0) return 0;
-        d->client_max_window_bits = bits;
+        d->client_max_window_bits = (uint8_t)bits;
         return 1;
     }
     return 0;

@@ -12,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct ws_deflate_params {
-    int enabled;                  /* an offer was accepted */
-    int client_no_context_takeover;
-    int client_max_window_bits;   /* 8..15; 15 when not negotiated */
-    int server_max_window_bits;   /* 8..15 */
+typedef struct ws_deflate_params {   /* kept per connection: bytes, not ints */
+    uint8_t enabled;                  /* an offer was accepted */
+    uint8_t client_no_context_takeover;
+    uint8_t client_max_window_bits;   /* 8..15; 15 when not negotiated */
+    uint8_t server_max_window_bits;   /* 8..15 */
 } ws_deflate_params;
 
 /* Parses a Sec-WebSocket-Extensions header value (possibly several

@@ -8,13 +8,14 @@
 
 #define BROADCAST "broadcast:"
 
+static void deliver_one(conn *c, void *arg) {
+    if (!c->closed && c->kind == CONN_WS && c->handler == &ws_echo_handler)
+        ws_send_msg(c, arg);
+}
+
 static void deliver(worker *w, void *arg) {
     ws_msg *m = arg;
-    for (conn *c = w->conns, *next; c; c = next) {
-        next = c->next;          /* a failed send may unlink c */
-        if (c->kind == CONN_WS && c->handler == &ws_echo_handler)
-            ws_send_msg(c, m);
-    }
+    worker_each_conn(w, deliver_one, m);
     ws_msg_unref(m);
 }
 

@@ -189,7 +189,7 @@ static int ws_begin_frame(ws_parser *p, const uint8_t *h,
         if (len > WS_MAX_CONTROL)
             return ws_fail(p, WS_CLOSE_PROTOCOL, "control frame too long");
     } else {
-        uint64_t max = p->max_message;
+        uint64_t max = p->max_message;   /* widened: the slack below */
         if (op != WS_OP_CONT) {
             p->message_bytes = 0;
             p->msg_compressed = (b0 & 0x40) != 0;
@@ -302,7 +302,7 @@ static int ws_read_data(ws_parser *p, uint8_t *d, size_t n,
 /* ------------------------------------------------------------------------ */
 
 void ws_parser_init(ws_parser *p, int require_mask, int allow_rsv1,
-                    uint64_t max_message) {
+                    uint32_t max_message) {
     memset(p, 0, sizeof(*p));
     p->require_mask = require_mask != 0;
     p->allow_rsv1 = allow_rsv1 != 0;

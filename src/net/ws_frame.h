@@ -62,8 +62,8 @@ typedef struct ws_parser_events {
 typedef struct ws_parser {
     uint64_t remaining;      /* payload bytes left in the current frame */
     uint64_t message_bytes;  /* wire payload bytes in the current message */
-    uint64_t max_message;    /* limit on message_bytes; 0 = unlimited */
-    uint64_t frames;         /* frame headers parsed so far (for metrics) */
+    uint32_t max_message;    /* limit on message_bytes; 0 = unlimited */
+    uint32_t frames;         /* frame headers parsed (wraps; for metrics) */
     uint8_t *ctrl_buf;       /* only while a control frame spans reads */
     uint8_t hdr[WS_MAX_HEADER];
     uint8_t hdr_len;         /* header bytes collected so far */
@@ -87,7 +87,7 @@ typedef struct ws_parser {
  * expansion (max_message / 8 + 64), its inflated size being the caller's
  * to check. */
 void ws_parser_init(ws_parser *p, int require_mask, int allow_rsv1,
-                    uint64_t max_message);
+                    uint32_t max_message);
 
 /* Releases what the parser holds (the control buffer, if any). */
 void ws_parser_free(ws_parser *p);

@@ -224,7 +224,7 @@ static void cmd_connect(client *cl, proto_cmd *cmd) {
     if (cl->hc.user == hub_anonymous) free(tok.user);
     tok.user = NULL;
     cl->hc.conn_info = tok.info;
-    cl->hc.conn_info_len = tok.info_len;
+    cl->hc.conn_info_len = (uint32_t)tok.info_len;
     tok.info = NULL;
     cl->expire_at = tok.expire_at ? tok.expire_at : tok.exp;
     if (hub_client_register(&cl->hc) != 0) {
@@ -358,7 +358,6 @@ static void on_open(conn *c) {
     atomic_init(&cl->refs, 1);
     cl->hc.c = c;
     cl->hc.hl = hub_local_of(c);
-    cl->hc.proto = cl;
     hub_new_id(cl->hc.id);
     c->udata = cl;
     const config *cfg = client_env_g.cfg;

@@ -15,10 +15,14 @@ typedef struct client {
     hub_client hc;                 /* first: a hub_client* is a client* */
     atomic_int refs;               /* engine calls in flight hold one each */
     uint8_t connected, closed, in_batch, pong_required, ping_outstanding;
-    int64_t expire_at;             /* unix s; 0 = never */
-    uint64_t next_ping_ms, pong_deadline_ms, stale_deadline_ms;
-    ratelimit rl;
     int refused;                   /* commands refused in a row by the rate limit */
+    int64_t expire_at;             /* unix s; 0 = never */
+    uint64_t next_ping_ms;
+    union {                        /* one struct member less per connection: */
+        uint64_t stale_deadline_ms;   /* until connected */
+        uint64_t pong_deadline_ms;    /* once connected */
+    };
+    ratelimit rl;
     sbuf out;                      /* replies waiting to be sent as one frame */
 } client;
 

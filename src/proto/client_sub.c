@@ -126,7 +126,7 @@ static int subscribe(client *cl, const char *channel, const ns_options *ns,
     s->presence = ns->presence;
     s->server_side = (uint8_t)r->server_side;
     s->chan_info = r->chan_info;
-    s->chan_info_len = r->chan_info_len;
+    s->chan_info_len = (uint32_t)r->chan_info_len;
     r->chan_info = NULL;
     s->expire_at = r->expire_at;
     sb_putc(res, '{');
