@@ -7,7 +7,7 @@
 #include <liburing.h>
 #include "net/send_ring.h"
 
-#define IOV_PER_SEND 8   /* average the iovec pool is sized for */
+#define IOV_PER_SEND 4   /* average the iovec pool is sized for */
 
 typedef struct slot {
     struct msghdr msg;
@@ -43,11 +43,16 @@ send_ring *send_ring_new(unsigned depth) {
     r->slots = calloc(depth, sizeof(*r->slots));
     r->iov = calloc(r->iov_cap, sizeof(*r->iov));
     if (!r->slots || !r->iov) goto fail;
-    /* SUBMIT_ALL: one bad entry must not leave the rest unsubmitted. */
+    /* SUBMIT_ALL (Linux 5.18): one bad entry does not stop the submission
+     * of the rest. Older kernels stop there; send_ring_submit() then goes
+     * on submitting what is left, so the flag only saves system calls. */
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_SUBMIT_ALL;
-    if (io_uring_queue_init_params(depth, &r->ring, &p) != 0) goto fail;
+    if (io_uring_queue_init_params(depth, &r->ring, &p) != 0) {
+        memset(&p, 0, sizeof(p));
+        if (io_uring_queue_init_params(depth, &r->ring, &p) != 0) goto fail;
+    }
     if (!supports_send(&r->ring)) {
         io_uring_queue_exit(&r->ring);
         goto fail;

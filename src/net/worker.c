@@ -10,7 +10,7 @@
 
 #define TICK_MS WHEEL_TICK_MS
 #define LAG_WINDOW_MS 10000
-#define SEND_RING_DEPTH 1024   /* sends per io_uring_enter() */
+#define SEND_RING_DEPTH 256    /* sends per io_uring_enter() */
 
 static void on_connection(uv_stream_t *listener, int status) {
     worker *w = listener->data;
