@@ -106,7 +106,7 @@ static void round_uring(struct io_uring *ring, unsigned depth, const int *fd,
 int main(int argc, char **argv) {
     int n = 5000, rounds = 100, gap_ms = 50;
     size_t size = 100;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {   /* options come in pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "%s needs a value\n", a); return 2; }
         if (!strcmp(a, "--conns")) n = atoi(v);
@@ -114,7 +114,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--size")) size = (size_t)atol(v);
         else if (!strcmp(a, "--gap-ms")) gap_ms = atoi(v);
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
-        i++;
     }
     if (n < 1 || rounds < 1 || size < 1 || size > 65536 || gap_ms < 0) {
         fprintf(stderr, "bad option value\n");
