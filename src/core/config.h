@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "hub/namespace.h"
+#include "core/namespace.h"
 
 #define CONFIG_ERR_MAX 256
 

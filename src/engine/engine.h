@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "net/netbuf.h"
+#include "core/rcbuf.h"
 
 #define ENGINE_EPOCH_MAX 16     /* epoch strings are at most this long */
 
@@ -33,7 +33,7 @@ enum {
 typedef struct engine_pub {
     uint64_t offset;             /* 0 when the channel keeps no history */
     int64_t time_ms;             /* server time of publishing (unix ms) */
-    netbuf *json;                /* the encoded Publication object */
+    rcbuf *json;                /* the encoded Publication object */
 } engine_pub;
 
 typedef struct engine_stream_top {
@@ -83,7 +83,7 @@ typedef void (*engine_stats_cb)(void *ud, int err, uint32_t num_clients,
 typedef void (*engine_done_cb)(void *ud, int err);
 
 /* What the engine tells the hub(s). json/info are valid during the call;
- * take a reference (netbuf_ref) to keep them. */
+ * take a reference (rcbuf_ref) to keep them. */
 typedef struct engine_events {
     void (*on_publication)(void *ud, const char *channel, const engine_pub *pub);
     void (*on_join)(void *ud, const char *channel, const char *info, size_t info_len);

@@ -120,7 +120,7 @@ static int ring_resize(mem_stream *st, uint32_t n) {
 }
 
 static void stream_drop_oldest(mem_stream *st) {
-    netbuf_unref(st->ring[st->head].json);
+    rcbuf_unref(st->ring[st->head].json);
     st->head = (st->head + 1) % st->cap;
     st->count--;
 }
@@ -153,7 +153,7 @@ static void stream_append(mem_stream *st, const engine_pub *pub, uint32_t size) 
         }
     }
     *ring_at(st, st->count) = *pub;
-    netbuf_ref(pub->json);
+    rcbuf_ref(pub->json);
     st->count++;
 }
 
@@ -238,9 +238,9 @@ static char *put_i64(char *p, int64_t v) {
 
 /* Encodes {"data":D[,"info":I] into a buffer with room for the tail that
  * only the locked step knows (the offset); *len = bytes written. */
-static netbuf *pub_encode_head(const engine_publish_req *req, size_t *len) {
+static rcbuf *pub_encode_head(const engine_publish_req *req, size_t *len) {
     size_t info_len = req->info ? req->info_len : 0;
-    netbuf *b = netbuf_new(8 + req->data_len + (req->info ? 8 + info_len : 0) + PUB_TAIL_MAX);
+    rcbuf *b = rcbuf_new(8 + req->data_len + (req->info ? 8 + info_len : 0) + PUB_TAIL_MAX);
     if (!b) return NULL;
     char *p = LIT((char *)b->data, "{\"data\":");
     memcpy(p, req->data, req->data_len);
@@ -255,7 +255,7 @@ static netbuf *pub_encode_head(const engine_publish_req *req, size_t *len) {
 }
 
 /* Completes the object: [,"offset":N][,"time":T]} (zero values omitted). */
-static void pub_encode_tail(netbuf *b, size_t len, uint64_t offset, int64_t time_ms) {
+static void pub_encode_tail(rcbuf *b, size_t len, uint64_t offset, int64_t time_ms) {
     char *p = (char *)b->data + len;
     if (offset) p = put_u64(LIT(p, ",\"offset\":"), offset);
     if (time_ms) p = put_i64(LIT(p, ",\"time\":"), time_ms);
@@ -265,7 +265,7 @@ static void pub_encode_tail(netbuf *b, size_t len, uint64_t offset, int64_t time
 
 /* The atomic step, under the shard lock: offset, ring, event. */
 static int publish_locked(mem_engine *me, mem_shard *sh, const engine_publish_req *req,
-                          netbuf *json, size_t head_len, engine_stream_top *pos) {
+                          rcbuf *json, size_t head_len, engine_stream_top *pos) {
     engine_pub pub = { .offset = 0, .time_ms = req->now_ms, .json = json };
     mem_stream *st = NULL;
     if (req->history_size > 0) {
@@ -289,13 +289,13 @@ static void mem_publish(engine *e, const engine_publish_req *req,
     engine_stream_top pos = { 0, "" };
     size_t head_len = 0;
     int err = ENGINE_ERR_INTERNAL;
-    netbuf *json = pub_encode_head(req, &head_len);
+    rcbuf *json = pub_encode_head(req, &head_len);
     if (json) {
         mem_shard *sh = shard_of(me, req->channel, strlen(req->channel));
         pthread_mutex_lock(&sh->lock);
         err = publish_locked(me, sh, req, json, head_len, &pos);
         pthread_mutex_unlock(&sh->lock);
-        netbuf_unref(json);
+        rcbuf_unref(json);
     }
     if (cb) cb(ud, err, &pos);
 }
@@ -343,7 +343,7 @@ static int history_select(const mem_stream *st, const engine_history_req *req,
     for (size_t i = 0; i < k; i++) {
         size_t at = req->reverse ? hi - 1 - i : lo + i;
         pubs[i] = *ring_at(st, (uint32_t)at);
-        netbuf_ref(pubs[i].json);
+        rcbuf_ref(pubs[i].json);
     }
     *out = pubs;
     *n = k;
@@ -373,7 +373,7 @@ static void mem_history(engine *e, const engine_history_req *req,
     pthread_mutex_unlock(&sh->lock);
 
     cb(ud, err, &top, pubs, n);
-    for (size_t i = 0; i < n; i++) netbuf_unref(pubs[i].json);
+    for (size_t i = 0; i < n; i++) rcbuf_unref(pubs[i].json);
     free(pubs);
 }
 

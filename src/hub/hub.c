@@ -61,7 +61,7 @@ static void event_unref(hub_event *ev) {
     if (!ev || atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
         return;
     ws_msg_unref(ev->msg);
-    netbuf_unref(ev->pub_json);
+    rcbuf_unref(ev->pub_json);
     free(ev);
 }
 
@@ -122,7 +122,7 @@ static void on_publication(void *ud, const char *channel, const engine_pub *pub)
     if (!m) return;
     hub_event *ev = event_new(HUB_EV_PUB, channel, pub->offset, m);
     if (!ev) return;
-    ev->pub_json = netbuf_ref(pub->json);
+    ev->pub_json = rcbuf_ref(pub->json);
     broadcast(h, ev);
 }
 

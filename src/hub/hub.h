@@ -20,7 +20,7 @@
 #include "core/dict.h"
 #include "engine/engine.h"
 #include "net/conn.h"
-#include "net/netbuf.h"
+#include "core/rcbuf.h"
 #include "net/ws_msg.h"
 #include "obs/metrics.h"
 
@@ -34,7 +34,7 @@ typedef struct hub_event {
     atomic_uint refs;
     uint8_t kind;                  /* HUB_EV_PUB, HUB_EV_JOIN, HUB_EV_LEAVE */
     uint64_t offset;
-    netbuf *pub_json;              /* publications: the Publication object (for recovery merges) */
+    rcbuf *pub_json;              /* publications: the Publication object (for recovery merges) */
     ws_msg *msg;                   /* the complete push frame */
     char channel[];
 } hub_event;

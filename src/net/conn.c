@@ -56,7 +56,7 @@ void conn_set_deadline(conn *c, uint64_t due_ms) {
 
 static void queue_free(conn *c) {
     while (c->q_count) {
-        netbuf_unref(c->q[c->q_head]);
+        rcbuf_unref(c->q[c->q_head]);
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_count--;
     }
@@ -76,7 +76,7 @@ static int queue_grow(conn *c) {
         return 0;
     }
     uint32_t cap = c->q_cap * 2;
-    netbuf **nq = malloc(sizeof(*nq) * cap);
+    rcbuf **nq = malloc(sizeof(*nq) * cap);
     if (!nq) return -1;
     for (uint32_t i = 0; i < c->q_count; i++)
         nq[i] = c->q[(c->q_head + i) % c->q_cap];
@@ -92,11 +92,11 @@ static void queue_consume(conn *c, size_t n) {
     METRIC_ADD(c->w->metrics.bytes_out, n);
     c->out_bytes -= n;
     while (n) {
-        netbuf *b = c->q[c->q_head];
+        rcbuf *b = c->q[c->q_head];
         size_t rest = b->len - c->q_off;
         if (n < rest) { c->q_off += (uint32_t)n; return; }
         n -= rest;
-        netbuf_unref(b);
+        rcbuf_unref(b);
         c->q_off = 0;
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_count--;
@@ -109,7 +109,7 @@ static void queue_consume(conn *c, size_t n) {
 typedef struct write_req {
     uv_write_t req;
     size_t bytes;            /* submitted with it */
-    netbuf *tls_out;         /* TLS: the ciphertext being written */
+    rcbuf *tls_out;         /* TLS: the ciphertext being written */
 } write_req;
 
 static size_t inflight_bytes(const conn *c) {
@@ -125,7 +125,7 @@ static void conn_slow(conn *c) {
     uint32_t kept = 0;
     size_t covered = 0, off = c->q_off;
     while (kept < c->q_count && covered < keep) {
-        netbuf *b = c->q[(c->q_head + kept) % c->q_cap];
+        rcbuf *b = c->q[(c->q_head + kept) % c->q_cap];
         covered += b->len - off;
         off = 0;
         kept++;
@@ -133,7 +133,7 @@ static void conn_slow(conn *c) {
     while (c->q_count > kept) {
         uint32_t last = (c->q_head + c->q_count - 1) % c->q_cap;
         c->out_bytes -= c->q[last]->len - (c->q_count == 1 ? c->q_off : 0);
-        netbuf_unref(c->q[last]);
+        rcbuf_unref(c->q[last]);
         c->q_count--;
     }
     if (!c->q_count) c->q_off = 0;
@@ -150,16 +150,16 @@ static int over_limit(conn *c, size_t len) {
     return !c->closed && c->out_bytes + len > limit;
 }
 
-int conn_send(conn *c, netbuf *b) {
-    if (c->closed || c->shut || c->ending) { netbuf_unref(b); return -1; }
+int conn_send(conn *c, rcbuf *b) {
+    if (c->closed || c->shut || c->ending) { rcbuf_unref(b); return -1; }
     if (over_limit(c, b->len)) {
-        netbuf_unref(b);
+        rcbuf_unref(b);
         conn_slow(c);
         return -1;
     }
-    if (c->closed) { netbuf_unref(b); return -1; }
+    if (c->closed) { rcbuf_unref(b); return -1; }
     if (c->q_count == c->q_cap && queue_grow(c) != 0) {
-        netbuf_unref(b);
+        rcbuf_unref(b);
         conn_abort(c);
         return -1;
     }
@@ -171,7 +171,7 @@ int conn_send(conn *c, netbuf *b) {
 }
 
 int conn_send_copy(conn *c, const void *data, size_t len) {
-    netbuf *b = netbuf_copy(data, len);
+    rcbuf *b = rcbuf_copy(data, len);
     if (!b) { conn_abort(c); return -1; }
     return conn_send(c, b);
 }
@@ -185,12 +185,12 @@ static void on_write_done(uv_write_t *req, int status) {
     conn *c = req->data;
     write_req *wr = (write_req *)req;
     size_t bytes = wr->bytes;
-    netbuf *tls_out = wr->tls_out;
+    rcbuf *tls_out = wr->tls_out;
     free(wr);
     c->wreq = NULL;
     if (c->tls) {
         METRIC_ADD(c->w->metrics.bytes_out, bytes);
-        netbuf_unref(tls_out);
+        rcbuf_unref(tls_out);
     } else if (status == 0) {
         queue_consume(c, bytes);
     }
@@ -201,9 +201,9 @@ static void on_write_done(uv_write_t *req, int status) {
 
 /* tls_out (TLS only) is taken over, also on failure. */
 static int submit_write(conn *c, uv_buf_t *bufs, unsigned n, size_t bytes,
-                        netbuf *tls_out) {
+                        rcbuf *tls_out) {
     write_req *wr = malloc(sizeof(*wr));
-    if (!wr) { netbuf_unref(tls_out); return -1; }
+    if (!wr) { rcbuf_unref(tls_out); return -1; }
     wr->req.data = c;
     wr->bytes = bytes;
     wr->tls_out = tls_out;
@@ -211,7 +211,7 @@ static int submit_write(conn *c, uv_buf_t *bufs, unsigned n, size_t bytes,
     if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, on_write_done)) {
         free(wr);
         c->wreq = NULL;
-        netbuf_unref(tls_out);
+        rcbuf_unref(tls_out);
         return -1;
     }
     return 0;
@@ -222,7 +222,7 @@ static unsigned gather(conn *c, uv_buf_t *bufs, size_t *total) {
     unsigned n = 0;
     *total = 0;
     for (uint32_t i = 0; i < c->q_count && n < MAX_IOV; i++) {
-        netbuf *b = c->q[(c->q_head + i) % c->q_cap];
+        rcbuf *b = c->q[(c->q_head + i) % c->q_cap];
         uint32_t off = i == 0 ? c->q_off : 0;
         bufs[n] = uv_buf_init((char *)b->data + off, b->len - off);
         *total += b->len - off;
@@ -262,18 +262,18 @@ static void flush_plain(conn *c) {
 
 static void flush_tls(conn *c) {
     while (c->q_count) {
-        netbuf *b = c->q[c->q_head];
+        rcbuf *b = c->q[c->q_head];
         if (tls_conn_write(c->tls, b->data + c->q_off, b->len - c->q_off)) {
             conn_abort(c);
             return;
         }
         c->out_bytes -= b->len - c->q_off;
-        netbuf_unref(b);
+        rcbuf_unref(b);
         c->q_off = 0;
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_count--;
     }
-    netbuf *out = tls_conn_take_output(c->tls);
+    rcbuf *out = tls_conn_take_output(c->tls);
     if (!out) {
         if (c->ending) finish_end(c);
         return;

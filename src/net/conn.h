@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include "net/netbuf.h"
+#include "core/rcbuf.h"
 #include "net/timer_wheel.h"
 #include "net/ws_frame.h"
 #include "net/utf8.h"
@@ -63,8 +63,8 @@ typedef struct conn {
     wheel_node deadline;
     uint64_t last_rx_ms;
     /* outbound queue: a ring of buffers, the first partly written */
-    netbuf **q;                       /* q_small, or a heap ring while busy */
-    netbuf *q_small[QUEUE_SMALL];
+    rcbuf **q;                       /* q_small, or a heap ring while busy */
+    rcbuf *q_small[QUEUE_SMALL];
     uint32_t q_head, q_count, q_cap;
     uint32_t q_off;                   /* bytes of q[q_head] already written */
     size_t out_bytes;                 /* queued, not yet written */
@@ -90,7 +90,7 @@ conn *conn_accept(struct worker *w, uv_stream_t *listener);
 
 /* Queues b (the caller's reference is taken over). Returns 0, or -1 if the
  * connection is closing or just became a slow consumer (b released). */
-int conn_send(conn *c, netbuf *b);
+int conn_send(conn *c, rcbuf *b);
 
 /* Queues a copy of data. */
 int conn_send_copy(conn *c, const void *data, size_t len);

@@ -57,7 +57,7 @@ static void respond(conn *c, const http_request *req, int status,
                      extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head)) { conn_abort(c); return; }
     size_t blen = head_only || status == 304 ? 0 : body_len;
-    netbuf *b = netbuf_new((size_t)n + blen);
+    rcbuf *b = rcbuf_new((size_t)n + blen);
     if (!b) { conn_abort(c); return; }
     memcpy(b->data, head, (size_t)n);
     if (blen) memcpy(b->data + n, body, blen);

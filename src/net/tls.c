@@ -106,13 +106,13 @@ int tls_conn_write(tls_conn *t, const uint8_t *data, size_t len) {
     return 0;
 }
 
-netbuf *tls_conn_take_output(tls_conn *t) {
+rcbuf *tls_conn_take_output(tls_conn *t) {
     size_t pending = BIO_ctrl_pending(t->wbio);
     if (!pending) return NULL;
-    netbuf *b = netbuf_new(pending);
+    rcbuf *b = rcbuf_new(pending);
     if (!b) return NULL;
     int n = BIO_read(t->wbio, b->data, (int)pending);
-    if (n <= 0) { netbuf_unref(b); return NULL; }
+    if (n <= 0) { rcbuf_unref(b); return NULL; }
     b->len = (uint32_t)n;
     return b;
 }

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "net/netbuf.h"
+#include "core/rcbuf.h"
 
 typedef struct tls_ctx tls_ctx;
 typedef struct tls_conn tls_conn;
@@ -32,7 +32,7 @@ int tls_conn_feed(tls_conn *t, const uint8_t *in, size_t len,
 int tls_conn_write(tls_conn *t, const uint8_t *data, size_t len);
 
 /* Ciphertext waiting to be sent (handshake records included), or NULL. */
-netbuf *tls_conn_take_output(tls_conn *t);
+rcbuf *tls_conn_take_output(tls_conn *t);
 
 /* 1 once the handshake is done. */
 int tls_conn_ready(const tls_conn *t);

@@ -16,7 +16,7 @@ static int send_frame(conn *c, int opcode, const void *data, size_t len,
                       int rsv1) {
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_frame_header(hdr, opcode, 1, rsv1, len, NULL);
-    netbuf *b = netbuf_new(hl + len);
+    rcbuf *b = rcbuf_new(hl + len);
     if (!b) { conn_abort(c); return -1; }
     memcpy(b->data, hdr, hl);
     if (len) memcpy(b->data + hl, data, len);
@@ -53,7 +53,7 @@ int ws_send_msg(conn *c, ws_msg *m) {
     METRIC_ADD(c->w->metrics.frames_out, 1);
     if (wants_deflate(c, ws_msg_payload_len(m)))
         return conn_send(c, ws_msg_deflated(m, cfg_of(c)->ws_compression_level));
-    return conn_send(c, netbuf_ref(m->plain));
+    return conn_send(c, rcbuf_ref(m->plain));
 }
 
 void ws_conn_close(conn *c, int code, const char *reason) {

@@ -1,6 +1,6 @@
 /* ws_msg: an outgoing WebSocket message encoded once for any number of
  * receivers. It holds the complete frame (header + payload) as a shared
- * netbuf and, built on first need by a connection that negotiated
+ * rcbuf and, built on first need by a connection that negotiated
  * permessage-deflate, the compressed frame too (also shared: Plaza
  * compresses without context takeover, so the bytes are the same for
  * everyone). Safe to use from every worker thread. */
@@ -10,14 +10,14 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "net/netbuf.h"
+#include "core/rcbuf.h"
 
 typedef struct ws_msg {
     atomic_uint refs;
     uint8_t opcode;
     uint8_t hdr_len;                 /* header bytes at the start of plain */
-    netbuf *plain;                   /* the uncompressed frame */
-    _Atomic(netbuf *) deflated;      /* compressed frame, or plain if not smaller */
+    rcbuf *plain;                   /* the uncompressed frame */
+    _Atomic(rcbuf *) deflated;      /* compressed frame, or plain if not smaller */
 } ws_msg;
 
 /* A text/binary/control message of len payload bytes (copied). */
@@ -32,6 +32,6 @@ static inline size_t ws_msg_payload_len(const ws_msg *m) {
 
 /* The frame to send to a connection with permessage-deflate: compressed
  * once at the given level, shared afterwards. Returns a new reference. */
-netbuf *ws_msg_deflated(ws_msg *m, int level);
+rcbuf *ws_msg_deflated(ws_msg *m, int level);
 
 #endif

@@ -41,13 +41,13 @@ static void keep_history(void *ud, int err, const engine_stream_top *top,
     if (!v->pubs) { v->err = ENGINE_ERR_INTERNAL; return; }
     for (size_t i = 0; i < n; i++) {
         v->pubs[i] = pubs[i];
-        netbuf_ref(pubs[i].json);
+        rcbuf_ref(pubs[i].json);
     }
     v->n = n;
 }
 
 static void drop_history(history_view *v) {
-    for (size_t i = 0; i < v->n; i++) netbuf_unref(v->pubs[i].json);
+    for (size_t i = 0; i < v->n; i++) rcbuf_unref(v->pubs[i].json);
     free(v->pubs);
 }
 

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include <string.h>
-#include "hub/namespace.h"
+#include "core/namespace.h"
 
 static ns_options spaces[] = {
     {.name = "chat", .presence = 1},

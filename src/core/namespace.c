@@ -6,7 +6,7 @@
  * configured. Lookup is a linear scan: deployments have a handful of
  * namespaces, and the registry is read-only after start-up. */
 #include <string.h>
-#include "hub/namespace.h"
+#include "core/namespace.h"
 
 int ns_channel_valid(const ns_registry *r, const char *name, size_t len) {
     if (len == 0 || len > (size_t)r->channel_max_length) return 0;
