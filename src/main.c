@@ -1,7 +1,8 @@
 /* main: the command line. `plaza serve` loads the configuration (defaults,
  * then the JSON file, then PLAZA_* variables, then flags), starts the server
  * and runs it until SIGINT/SIGTERM; `plaza checkconfig FILE` validates a
- * file; `plaza version` prints the version. */
+ * file with the PLAZA_* variables applied; `plaza version` prints the
+ * version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,16 +71,33 @@ static int apply_flag(config *cfg, int argc, char **argv, int *i,
     return -1;
 }
 
+/* Defaults, then the JSON file (if any), then PLAZA_* variables: the part
+ * of the configuration serve and checkconfig load alike. */
+static int load_file_and_env(config *cfg, const char *path, config_warnings *warn,
+                             char err[CONFIG_ERR_MAX]) {
+    config_defaults(cfg);
+    if (path && config_load_file(cfg, path, err)) return -1;
+    return config_load_env(cfg, environ, warn, err);
+}
+
+/* Logs the loaders' warnings and config_lint's, with cfg's log settings. */
+static void log_warnings(const config *cfg, config_warnings *warn) {
+    config_lint(cfg, warn);
+    log_set_level(cfg->log_level);
+    log_set_format(cfg->log_format);
+    for (int i = 0; i < warn->n; i++) log_warn("%s", warn->msg[i]);
+    if (warn->dropped) log_warn("%d more configuration warnings", warn->dropped);
+}
+
 /* Builds the configuration from every source. Returns 0 or -1 (printed). */
 static int load_config(config *cfg, int argc, char **argv) {
     char err[CONFIG_ERR_MAX];
-    config_defaults(cfg);
-    const char *path = config_path(argc, argv);
-    if (path && config_load_file(cfg, path, err)) goto fail;
-    if (config_load_env(cfg, environ, err)) goto fail;
+    config_warnings warn = {0};
+    if (load_file_and_env(cfg, config_path(argc, argv), &warn, err)) goto fail;
     for (int i = 2; i < argc; i++)
         if (apply_flag(cfg, argc, argv, &i, err)) goto fail;
     if (config_validate(cfg, err)) goto fail;
+    log_warnings(cfg, &warn);
     return 0;
 fail:
     fprintf(stderr, "plaza: configuration error: %s\n", err);
@@ -150,14 +168,19 @@ static int cmd_serve(int argc, char **argv) {
     return rc;
 }
 
+/* Loads FILE and the PLAZA_* variables as serve does (flags aside). */
 static int cmd_checkconfig(int argc, char **argv) {
     if (argc != 3) { usage(stderr); return 2; }
     config cfg;
     char err[CONFIG_ERR_MAX];
-    config_defaults(&cfg);
-    int rc = config_load_file(&cfg, argv[2], err) || config_validate(&cfg, err);
-    if (rc) fprintf(stderr, "plaza: %s\n", err);
-    else printf("%s: ok\n", argv[2]);
+    config_warnings warn = {0};
+    int rc = load_file_and_env(&cfg, argv[2], &warn, err) || config_validate(&cfg, err);
+    if (rc) {
+        fprintf(stderr, "plaza: %s\n", err);
+    } else {
+        log_warnings(&cfg, &warn);
+        printf("%s: ok\n", argv[2]);
+    }
     config_free(&cfg);
     return rc ? 1 : 0;
 }

@@ -193,6 +193,22 @@ int config_fail(char *err, const char *fmt, ...) {
 
 static int oom(char *err) { return config_fail(err, "out of memory"); }
 
+static void warn_add(config_warnings *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Adds a message to w (NULL: dropped); past CONFIG_WARN_MAX only counts it. */
+static void warn_add(config_warnings *w, const char *fmt, ...) {
+    if (!w) return;
+    if (w->n == CONFIG_WARN_MAX) {
+        w->dropped++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->msg[w->n++], CONFIG_ERR_MAX, fmt, ap);
+    va_end(ap);
+}
+
 static int *int_at(config *c, const key_spec *k) {
     return (int *)(void *)((char *)c + k->off);
 }
@@ -275,14 +291,6 @@ static int unknown_key(const char *name, char *err) {
     const key_spec *k = closest(name, 0);
     if (k) return config_fail(err, "unknown key \"%s\" (did you mean \"%s\"?)", name, k->name);
     return config_fail(err, "unknown key \"%s\"", name);
-}
-
-static int unknown_env(const char *name, char *err) {
-    char buf[128];
-    const key_spec *k = closest(name, 1);
-    if (!k) return config_fail(err, "unknown environment variable %s", name);
-    env_name(k, buf, sizeof(buf));
-    return config_fail(err, "unknown environment variable %s (did you mean %s?)", name, buf);
 }
 
 /* ---------------------------------------------------------------------------
@@ -752,33 +760,85 @@ static const key_spec *find_env(const char *name, size_t len) {
     return NULL;
 }
 
+/* "tcp://10.0.0.1:8000": what Kubernetes puts in <SERVICE>_PORT. */
+static int is_link_value(const char *v) {
+    return strncmp(v, "tcp://", 6) == 0 || strncmp(v, "udp://", 6) == 0 ||
+           strncmp(v, "sctp://", 7) == 0;
+}
+
+/* Kubernetes' variables for a Service: <S>_SERVICE_HOST, <S>_SERVICE_PORT
+ * (and _<NAME>), <S>_PORT, and <S>_PORT_<N>_<PROTO> (and _PROTO, _PORT,
+ * _ADDR). */
+static int is_link_name(const char *name) {
+    const char *p = name;
+    if (strstr(name, "_SERVICE_HOST") || strstr(name, "_SERVICE_PORT")) return 1;
+    while ((p = strstr(p, "_PORT_")))
+        if (isdigit((unsigned char)(p += 6)[0])) return 1;
+    return 0;
+}
+
+/* An unknown PLAZA_* variable: a warning, with a hint when there is one. */
+static void unknown_env(const char *name, const char *text, config_warnings *w) {
+    char buf[128];
+    const key_spec *k = closest(name, 1);
+    if (is_link_value(text) || is_link_name(name)) {
+        warn_add(w, "unknown environment variable %s ignored (it looks like a "
+                 "Kubernetes service link)", name);
+    } else if (k) {
+        env_name(k, buf, sizeof(buf));
+        warn_add(w, "unknown environment variable %s ignored (did you mean %s?)",
+                 name, buf);
+    } else {
+        warn_add(w, "unknown environment variable %s ignored", name);
+    }
+}
+
+/* PLAZA_PORT=tcp://10.0.0.1:8000 is Kubernetes' link to a Service named
+ * "plaza", not a port: an error that says so and how to avoid it. Any key
+ * whose variable ends in _PORT can meet one (reuse_port: "plaza-reuse"). */
+static int service_link(const key_spec *k, const char *name, const char *text,
+                        char *err) {
+    size_t n = strlen(name), o = 0;
+    char service[64];
+    if (n < 5 || strcmp(name + n - 5, "_PORT") != 0 || !is_link_value(text)) return 0;
+    for (size_t i = 0; i + 5 < n && o + 1 < sizeof(service); i++)
+        service[o++] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
+    service[o] = '\0';
+    return config_fail(err, "%s=\"%.40s\" looks like a Kubernetes service link, not "
+                       "a %s: name the Service something other than \"%s\", or set "
+                       "enableServiceLinks: false in the pod spec, or set %s in the "
+                       "container's env", name, text, k->name, service, name);
+}
+
 /* Applies one "PLAZA_X=v" entry; others are ignored. */
-static int apply_env(config *c, const char *entry, char *err) {
+static int apply_env(config *c, const char *entry, config_warnings *warn, char *err) {
     const char *eq = strchr(entry, '=');
-    char inner[CONFIG_ERR_MAX];
+    char inner[CONFIG_ERR_MAX], name[96];
     value v = {0};
     if (strncmp(entry, "PLAZA_", 6) != 0 || !eq) return 0;
     size_t len = (size_t)(eq - entry);
     if (env_ignored_name(entry, len)) return 0;
+    snprintf(name, sizeof(name), "%.*s", (int)len, entry);
     const key_spec *k = find_env(entry, len);
     if (!k) {
-        char name[96];
-        snprintf(name, sizeof(name), "%.*s", (int)len, entry);
-        return unknown_env(name, err);
+        unknown_env(name, eq + 1, warn);
+        return 0;
     }
+    if (service_link(k, name, eq + 1, err) < 0) return -1;
     if (parse_text(k, eq + 1, &v, inner) < 0)
-        return config_fail(err, "%.*s: %s", (int)len, entry, inner);
+        return config_fail(err, "%s: %s", name, inner);
     store(c, k, &v);
     return 0;
 }
 
-int config_load_env(config *c, char *const *envp, char err[CONFIG_ERR_MAX]) {
+int config_load_env(config *c, char *const *envp, config_warnings *warn,
+                    char err[CONFIG_ERR_MAX]) {
     config tmp;
     int rc = 0;
     if (!envp) return 0;
     if (config_copy(&tmp, c, err) < 0) return -1;
     for (size_t i = 0; envp[i] && rc == 0; i++)
-        rc = apply_env(&tmp, envp[i], err);
+        rc = apply_env(&tmp, envp[i], warn, err);
     return commit(c, &tmp, rc);
 }
 
@@ -825,6 +885,12 @@ int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
                     "(\"%s\" is empty)", has_cert ? "tls.key" : "tls.cert");
     /* An empty api.key without api.insecure is fine: the API is disabled. */
     return config_ns_check_options(&c->namespaces.top, "channel.options", err);
+}
+
+void config_lint(const config *c, config_warnings *warn) {
+    if (c->api_insecure && c->api_key[0])
+        warn_add(warn, "keys \"api.insecure\" and \"api.key\" are both set: the API "
+                 "accepts every call without a key, and api.key is ignored");
 }
 
 void config_print_keys(FILE *out) {

@@ -3,7 +3,9 @@
  * command-line flags override them, in that order. Every key is described
  * once in a table in config.c (name, type, range, default, help), which
  * drives parsing, validation, the environment mapping and docs. An unknown
- * key or a bad value is an error that names the key and what was expected. */
+ * key or a bad value is an error that names the key and what was expected;
+ * an unknown PLAZA_* variable is only a warning (Kubernetes injects
+ * PLAZA_SERVICE_HOST and the like for a Service named "plaza"). */
 #ifndef PLAZA_CONFIG_H
 #define PLAZA_CONFIG_H
 
@@ -13,6 +15,16 @@
 #include "core/namespace.h"
 
 #define CONFIG_ERR_MAX 256
+#define CONFIG_WARN_MAX 16
+
+/* Warnings a loader reports without failing, for the caller to print: the
+ * first CONFIG_WARN_MAX messages, and how many more there were. Start it
+ * zeroed ({0}). */
+typedef struct config_warnings {
+    int n;                                  /* messages in msg */
+    int dropped;                            /* warnings past CONFIG_WARN_MAX */
+    char msg[CONFIG_WARN_MAX][CONFIG_ERR_MAX];
+} config_warnings;
 
 /* Representation: bools are ints (0/1). Strings are never NULL after
  * config_defaults (an unset string such as tls.cert is ""). enum strings hold
@@ -104,9 +116,13 @@ int config_load_json(config *c, const char *text, size_t len,
                      char err[CONFIG_ERR_MAX]);
 
 /* Applies PLAZA_* variables from envp (NULL-terminated "K=V" strings; NULL =
- * none). Unknown PLAZA_* variables are errors too, except PLAZA_CONFIG (the
- * config file path, read by main). Lists are comma-separated. */
-int config_load_env(config *c, char *const *envp, char err[CONFIG_ERR_MAX]);
+ * none). Lists are comma-separated. An unknown PLAZA_* variable is skipped
+ * with a warning in warn (which may be NULL), except PLAZA_CONFIG (the config
+ * file path, read by main), which is skipped silently. A bad value is an
+ * error, and so is a Kubernetes service link in a key's variable
+ * (PLAZA_PORT=tcp://10.0.0.1:8000, from a Service named "plaza"). */
+int config_load_env(config *c, char *const *envp, config_warnings *warn,
+                    char err[CONFIG_ERR_MAX]);
 
 /* Sets one key from its text form, as a flag or env var gives it
  * ("websocket.compression", "true"). ints: decimal; bools: true/false, 1/0,
@@ -116,6 +132,10 @@ int config_set(config *c, const char *key, const char *value,
 
 /* Cross-key checks (e.g. tls.cert without tls.key). */
 int config_validate(const config *c, char err[CONFIG_ERR_MAX]);
+
+/* Adds a warning to warn for each combination of keys that is valid but
+ * likely a mistake (api.key set while api.insecure ignores it). */
+void config_lint(const config *c, config_warnings *warn);
 
 /* Writes one line per key to out: name, type, default, help. */
 void config_print_keys(FILE *out);

@@ -148,16 +148,85 @@ test('environment overrides the file, flags override the environment', async () 
   try { assert.notEqual(srv3.port, 1); } finally { await srv3.stop(); }
 });
 
-test('unknown PLAZA_* variable is an error naming it', () => {
-  const r = plaza(['serve', '--host', '127.0.0.1', '--port', '0'], { env: { PLAZA_FOO: '1' } });
-  assert.equal(r.code, 2);
-  assert.match(r.stderr, /unknown environment variable PLAZA_FOO/);
-  const typo = plaza(['serve', '--host', '127.0.0.1', '--port', '0'], { env: { PLAZA_PROT: '1' } });
-  assert.equal(typo.code, 2);
-  assert.match(typo.stderr, /unknown environment variable PLAZA_PROT \(did you mean PLAZA_PORT\?\)/);
+test('unknown PLAZA_* variables are warnings naming them; a bad value is an error', async () => {
+  const srv = await startPlaza({ env: { PLAZA_FOO: '1', PLAZA_PROT: '1' } });
+  try {
+    assert.match(srv.logs(), /WARN unknown environment variable PLAZA_FOO ignored\n/);
+    assert.match(srv.logs(), /WARN unknown environment variable PLAZA_PROT ignored \(did you mean PLAZA_PORT\?\)/);
+  } finally { assert.equal((await srv.stop()).code, 0); }
   const badval = plaza(['serve', '--host', '127.0.0.1', '--port', '0'], { env: { PLAZA_WORKERS: 'two' } });
   assert.equal(badval.code, 2);
   assert.match(badval.stderr, /PLAZA_WORKERS: key "workers": expected an integer between 0 and 1024, got "two"/);
+});
+
+// What Kubernetes injects into a pod for a Service named "plaza" with port
+// 8000 (enableServiceLinks defaults to true), except PLAZA_PORT itself.
+const k8sEnv = {
+  PLAZA_SERVICE_HOST: '10.0.0.1',
+  PLAZA_SERVICE_PORT: '8000',
+  PLAZA_PORT_8000_TCP: 'tcp://10.0.0.1:8000',
+  PLAZA_PORT_8000_TCP_PROTO: 'tcp',
+  PLAZA_PORT_8000_TCP_PORT: '8000',
+  PLAZA_PORT_8000_TCP_ADDR: '10.0.0.1',
+};
+const k8sPort = { PLAZA_PORT: 'tcp://10.0.0.1:8000' };
+const k8sPortError = 'PLAZA_PORT="tcp://10.0.0.1:8000" looks like a Kubernetes service link, not a port: ' +
+  'name the Service something other than "plaza", or set enableServiceLinks: false in the pod spec, ' +
+  'or set PLAZA_PORT in the container\'s env';
+
+function assertLinkWarnings(out) {
+  for (const name of Object.keys(k8sEnv))
+    assert.ok(out.includes(`WARN unknown environment variable ${name} ignored (it looks like a Kubernetes service link)\n`),
+      `${name} not warned about:\n${out}`);
+}
+
+test('Kubernetes service links: serve starts and warns; PLAZA_PORT=tcp://... is an error naming the cause', async () => {
+  const srv = await startPlaza({ env: k8sEnv, noEcho: true });
+  try {
+    assertLinkWarnings(srv.logs());
+    assert.equal((await fetch(srv.url + '/healthz')).status, 200);
+  } finally { assert.equal((await srv.stop()).code, 0); }
+
+  const r = plaza(['serve', '--host', '127.0.0.1', '--web-root', webRoot], { env: { ...k8sEnv, ...k8sPort } });
+  assert.equal(r.code, 2);
+  assert.ok(r.stderr.includes(`plaza: configuration error: ${k8sPortError}\n`), r.stderr);
+  assert.doesNotMatch(r.stderr, /listening/);
+});
+
+test('checkconfig applies the PLAZA_* environment as serve does', () => {
+  const good = file('env-good.json', { port: 8080 });
+  const badval = plaza(['checkconfig', good], { env: { PLAZA_WORKERS: 'two' } });
+  assert.equal(badval.code, 1);
+  assert.match(badval.stderr, /PLAZA_WORKERS: key "workers": expected an integer between 0 and 1024, got "two"/);
+  assert.equal(badval.stdout, '');
+
+  const link = plaza(['checkconfig', good], { env: { ...k8sEnv, ...k8sPort } });
+  assert.equal(link.code, 1);
+  assert.ok(link.stderr.includes(k8sPortError), link.stderr);
+
+  // Cross-key checks see the environment too.
+  const cross = plaza(['checkconfig', good], { env: { PLAZA_TLS_CERT: '/x.pem' } });
+  assert.equal(cross.code, 1);
+  assert.match(cross.stderr, /"tls\.cert" and "tls\.key" must be set together/);
+
+  const warned = plaza(['checkconfig', good], { env: { ...k8sEnv, PLAZA_FOO: '1' } });
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.equal(warned.stdout, `${good}: ok\n`);
+  assertLinkWarnings(warned.stderr);
+  assert.match(warned.stderr, /WARN unknown environment variable PLAZA_FOO ignored\n/);
+});
+
+test('api.insecure with api.key set: a warning that the key is ignored', async () => {
+  const warning = /WARN keys "api\.insecure" and "api\.key" are both set: the API accepts every call without a key, and api\.key is ignored/;
+  const srv = await startPlaza({ noEcho: true, config: { api: { key: 'k', insecure: true } } });
+  try { assert.match(srv.logs(), warning); } finally { await srv.stop(); }
+  const p = file('api-insecure.json', { api: { key: 'k', insecure: true } });
+  const r = plaza(['checkconfig', p]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, warning);
+  const keyOnly = plaza(['checkconfig', file('api-key.json', { api: { key: 'k' } })]);
+  assert.equal(keyOnly.code, 0);
+  assert.equal(keyOnly.stderr, '');
 });
 
 test('--set with a bad value or unknown key is an error naming the key', () => {

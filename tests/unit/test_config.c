@@ -1,6 +1,6 @@
 /* Unit tests for core/config: defaults, the JSON and environment loaders,
- * config_set, precedence, error messages, the key listings, and the channel
- * options and namespaces (config_ns.c). */
+ * config_set, precedence, error messages and warnings, the key listings,
+ * and the channel options and namespaces (config_ns.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -50,7 +50,7 @@ static void assert_set_error(config *c, const char *key, const char *val,
 
 static void assert_env_error(config *c, char **envp, const char *want) {
     char err[CONFIG_ERR_MAX] = "";
-    assert_int_equal(config_load_env(c, envp, err), -1);
+    assert_int_equal(config_load_env(c, envp, NULL, err), -1);
     if (!strstr(err, want)) fail_msg("error \"%s\" lacks \"%s\"", err, want);
 }
 
@@ -158,7 +158,7 @@ static void test_client_and_api_keys(void **state) {
 
     char *env[] = {"PLAZA_CLIENT_ALLOW_ANONYMOUS_CONNECT_WITHOUT_TOKEN=false",
                    "PLAZA_CLIENT_COMMAND_RATE_BURST=5", "PLAZA_API_KEY=", NULL};
-    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(config_load_env(c, env, NULL, err), 0);
     assert_int_equal(c->client_allow_anonymous, 0);
     assert_int_equal(c->client_command_burst, 5);
     assert_string_equal(c->api_key, "");
@@ -182,7 +182,7 @@ static void test_channel_max_length_mirrored(void **state) {
     assert_int_equal(load(c, "{\"channel\": {\"max_length\": 32}}", NULL), 0);
     assert_int_equal(c->namespaces.channel_max_length, 32);
     char *env[] = {"PLAZA_CHANNEL_MAX_LENGTH=16", NULL};
-    assert_int_equal(config_load_env(c, env, NULL), 0);
+    assert_int_equal(config_load_env(c, env, NULL, NULL), 0);
     assert_int_equal(c->channel_max_length, 16);
     assert_int_equal(c->namespaces.channel_max_length, 16);
     assert_int_equal(load(c, "{\"channel\": {\"max_length\": 0}}", NULL), -1);
@@ -207,7 +207,7 @@ static void test_channel_options(void **state) {
 
     char *env[] = {"PLAZA_CHANNEL_OPTIONS_JOIN_LEAVE=on",
                    "PLAZA_CHANNEL_OPTIONS_ALLOW_SUBSCRIBE_FOR_ANONYMOUS=1", NULL};
-    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(config_load_env(c, env, NULL, err), 0);
     assert_int_equal(top->join_leave, 1);
     assert_int_equal(top->allow_subscribe_for_anonymous, 1);
     assert_int_equal(config_set(c, "channel.options.allow_history_for_subscriber",
@@ -286,7 +286,7 @@ static void test_namespaces_from_env_and_set(void **state) {
     char err[CONFIG_ERR_MAX] = "";
     char *env[] = {"PLAZA_CHANNEL_NAMESPACES=[{\"name\": \"chat\", \"presence\": true},"
                    " {\"name\": \"b\"}]", NULL};
-    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(config_load_env(c, env, NULL, err), 0);
     assert_int_equal(c->namespaces.nspaces, 2);
     assert_string_equal(c->namespaces.spaces[0].name, "chat");
     assert_int_equal(c->namespaces.spaces[0].presence, 1);
@@ -391,10 +391,10 @@ static void test_namespaces_deep_copy(void **state) {
     assert_string_equal(c->namespaces.top.name, "");
 
     char *env[] = {"PLAZA_PORT=2", NULL};
-    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(config_load_env(c, env, NULL, err), 0);
     assert_chat(c);
     char *badenv[] = {"PLAZA_CHANNEL_NAMESPACES=[]", "PLAZA_PORT=x", NULL};
-    assert_int_equal(config_load_env(c, badenv, err), -1);
+    assert_int_equal(config_load_env(c, badenv, NULL, err), -1);
     assert_chat(c);
 
     assert_int_equal(load(c, "{\"channel\": {\"namespaces\": [{\"name\": \"q\"}]}}",
@@ -484,7 +484,7 @@ static void test_precedence_file_env_set(void **state) {
     unlink(path);
 
     char *env[] = {"HOME=/root", "PLAZA_PORT=7001", "PLAZA_WORKERS=3", NULL};
-    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(config_load_env(c, env, NULL, err), 0);
     assert_int_equal(config_set(c, "port", "7002", err), 0);
 
     assert_int_equal(c->port, 7002);          /* flag beats env beats file */
@@ -510,7 +510,7 @@ static void test_env_names(void **state) {
         "PLAZA_NOEQUALS",
         NULL,
     };
-    assert_int_equal(config_load_env(c, env, err), 0);
+    assert_int_equal(config_load_env(c, env, NULL, err), 0);
     assert_int_equal(c->http_max_header_bytes, 4096);
     assert_int_equal(c->ws_compression, 1);
     assert_int_equal(c->ws_max_outbound_bytes, 65536);
@@ -519,24 +519,126 @@ static void test_env_names(void **state) {
     assert_string_equal(c->log_level, "warn");
     assert_int_equal(c->debug_echo, 1);
     assert_int_equal(c->port, 8000);
-    assert_int_equal(config_load_env(c, NULL, err), 0);
+    assert_int_equal(config_load_env(c, NULL, NULL, err), 0);
 }
 
 static void test_env_errors(void **state) {
     config *c = *state;
-    char *unknown[] = {"PLAZA_PORT=1", "PLAZA_FOO=1", NULL};
-    assert_env_error(c, unknown, "unknown environment variable PLAZA_FOO");
-    assert_int_equal(c->port, 8000); /* nothing applied */
-
-    char *typo[] = {"PLAZA_WEBSOCKET_COMPRESION=1", NULL};
-    assert_env_error(c, typo, "PLAZA_WEBSOCKET_COMPRESION (did you mean "
-                              "PLAZA_WEBSOCKET_COMPRESSION?)");
-
-    char *bad[] = {"PLAZA_PORT=abc", NULL};
+    char *bad[] = {"PLAZA_WORKERS=2", "PLAZA_PORT=abc", NULL};
     assert_env_error(c, bad, "PLAZA_PORT: key \"port\": expected an integer "
                              "between 0 and 65535, got \"abc\"");
+    assert_int_equal(c->workers, 0); /* nothing applied */
     char *empty[] = {"PLAZA_HOST=", NULL};
     assert_env_error(c, empty, "key \"host\": expected a non-empty string");
+}
+
+/* Asserts that warning i of w is want. */
+static void assert_warning(const config_warnings *w, int i, const char *want) {
+    if (i >= w->n) fail_msg("warning %d missing (%d warnings)", i, w->n);
+    assert_string_equal(w->msg[i], want);
+}
+
+/* Unknown PLAZA_* variables are skipped with a warning each; the rest of
+ * the environment still applies. */
+static void test_env_unknown_warns(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    config_warnings w = {0};
+    char *env[] = {"PLAZA_FOO=1", "PLAZA_PORT=1", "PLAZA_WEBSOCKET_COMPRESION=1",
+                   "PLAZA_CONFIG=/x.json", NULL};
+    assert_int_equal(config_load_env(c, env, &w, err), 0);
+    assert_int_equal(c->port, 1);
+    assert_int_equal(c->ws_compression, 0);
+    assert_int_equal(w.n, 2);
+    assert_warning(&w, 0, "unknown environment variable PLAZA_FOO ignored");
+    assert_warning(&w, 1, "unknown environment variable PLAZA_WEBSOCKET_COMPRESION "
+                          "ignored (did you mean PLAZA_WEBSOCKET_COMPRESSION?)");
+    assert_int_equal(w.dropped, 0);
+}
+
+/* What Kubernetes injects for a Service named "plaza" with port 8000,
+ * except PLAZA_PORT itself. */
+static char *k8s_env[] = {
+    "PLAZA_SERVICE_HOST=10.0.0.1",
+    "PLAZA_SERVICE_PORT=8000",
+    "PLAZA_SERVICE_PORT_HTTP=8000",
+    "PLAZA_PORT_8000_TCP=tcp://10.0.0.1:8000",
+    "PLAZA_PORT_8000_TCP_PROTO=tcp",
+    "PLAZA_PORT_8000_TCP_PORT=8000",
+    "PLAZA_PORT_8000_TCP_ADDR=10.0.0.1",
+    NULL,
+};
+
+static void test_env_service_links_warn(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    config_warnings w = {0};
+    assert_int_equal(config_load_env(c, k8s_env, &w, err), 0);
+    assert_int_equal(w.n, 7);
+    for (int i = 0; i < 7; i++) {
+        char want[CONFIG_ERR_MAX];
+        size_t len = strcspn(k8s_env[i], "=");
+        snprintf(want, sizeof(want), "unknown environment variable %.*s ignored "
+                 "(it looks like a Kubernetes service link)", (int)len, k8s_env[i]);
+        assert_warning(&w, i, want);
+    }
+    assert_int_equal(c->port, 8000);
+}
+
+/* PLAZA_PORT=tcp://... is the link of a Service named "plaza": an error
+ * naming the cause, not "expected an integer". */
+static void test_env_service_link_port(void **state) {
+    config *c = *state;
+    char *env[] = {"PLAZA_SERVICE_HOST=10.0.0.1", "PLAZA_PORT=tcp://10.0.0.1:8000", NULL};
+    assert_env_error(c, env,
+        "PLAZA_PORT=\"tcp://10.0.0.1:8000\" looks like a Kubernetes service link, "
+        "not a port: name the Service something other than \"plaza\", or set "
+        "enableServiceLinks: false in the pod spec, or set PLAZA_PORT in the "
+        "container's env");
+    char *udp[] = {"PLAZA_PORT=udp://[fd00::1]:53", NULL};
+    assert_env_error(c, udp, "PLAZA_PORT=\"udp://[fd00::1]:53\" looks like a "
+                             "Kubernetes service link");
+    assert_int_equal(c->port, 8000);
+}
+
+/* More warnings than CONFIG_WARN_MAX are counted, not kept. */
+static void test_env_warnings_overflow(void **state) {
+    config *c = *state;
+    char *env[CONFIG_WARN_MAX + 4];
+    char names[CONFIG_WARN_MAX + 3][32];
+    config_warnings w = {0};
+    for (int i = 0; i < CONFIG_WARN_MAX + 3; i++) {
+        snprintf(names[i], sizeof(names[i]), "PLAZA_X%dX=1", i);
+        env[i] = names[i];
+    }
+    env[CONFIG_WARN_MAX + 3] = NULL;
+    assert_int_equal(config_load_env(c, env, &w, NULL), 0);
+    assert_int_equal(w.n, CONFIG_WARN_MAX);
+    assert_int_equal(w.dropped, 3);
+    assert_warning(&w, CONFIG_WARN_MAX - 1, "unknown environment variable "
+                   "PLAZA_X15X ignored");
+    assert_int_equal(config_load_env(c, env, NULL, NULL), 0); /* warn may be NULL */
+}
+
+/* api.insecure makes the API ignore api.key: valid, but said. */
+static void test_lint_api_insecure_with_key(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    config_warnings w = {0};
+    config_lint(c, &w);
+    assert_int_equal(config_set(c, "api.insecure", "true", err), 0);
+    config_lint(c, &w);
+    assert_int_equal(config_set(c, "api.insecure", "false", err), 0);
+    assert_int_equal(config_set(c, "api.key", "k", err), 0);
+    config_lint(c, &w);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(config_set(c, "api.insecure", "true", err), 0);
+    assert_int_equal(config_validate(c, err), 0);
+    config_lint(c, &w);
+    assert_int_equal(w.n, 1);
+    assert_warning(&w, 0, "keys \"api.insecure\" and \"api.key\" are both set: the "
+                          "API accepts every call without a key, and api.key is ignored");
+    config_lint(c, NULL);
 }
 
 static void test_set_overrides_and_unknown(void **state) {
@@ -677,14 +779,14 @@ static void test_arrays_from_json(void **state) {
 static void test_arrays_from_env(void **state) {
     config *c = *state;
     char *env[] = {"PLAZA_WEBSOCKET_ALLOWED_ORIGINS= https://a , https://b,,", NULL};
-    assert_int_equal(config_load_env(c, env, NULL), 0);
+    assert_int_equal(config_load_env(c, env, NULL, NULL), 0);
     assert_int_equal(c->ws_nallowed_origins, 2);
     assert_string_equal(c->ws_allowed_origins[0], "https://a");
     assert_string_equal(c->ws_allowed_origins[1], "https://b");
     assert_null(c->ws_allowed_origins[2]);
 
     char *none[] = {"PLAZA_WEBSOCKET_ALLOWED_ORIGINS=", NULL};
-    assert_int_equal(config_load_env(c, none, NULL), 0);
+    assert_int_equal(config_load_env(c, none, NULL, NULL), 0);
     assert_int_equal(c->ws_nallowed_origins, 0);
     assert_null(c->ws_allowed_origins);
 }
@@ -743,8 +845,8 @@ static void test_err_may_be_null(void **state) {
     config *c = *state;
     assert_int_equal(config_set(c, "nope", "1", NULL), -1);
     assert_int_equal(load(c, "{", NULL), -1);
-    char *env[] = {"PLAZA_NOPE=1", NULL};
-    assert_int_equal(config_load_env(c, env, NULL), -1);
+    char *env[] = {"PLAZA_PORT=x", NULL};
+    assert_int_equal(config_load_env(c, env, NULL, NULL), -1);
 }
 
 /* Counts lines in what fn writes, and checks each key appears in it. */
@@ -804,6 +906,11 @@ int main(void) {
         T(test_precedence_file_env_set),
         T(test_env_names),
         T(test_env_errors),
+        T(test_env_unknown_warns),
+        T(test_env_service_links_warn),
+        T(test_env_service_link_port),
+        T(test_env_warnings_overflow),
+        T(test_lint_api_insecure_with_key),
         T(test_set_overrides_and_unknown),
         T(test_unknown_keys_in_json),
         T(test_wrong_types),
