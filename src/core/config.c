@@ -67,6 +67,10 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const key_spec keys[] = {
     STR("host", host, "0.0.0.0", 1, "Address to listen on."),
     INT("port", port, 0, 65535, 8000, "TCP port to listen on; 0 picks a free port."),
+    BOOL("reuse_port", reuse_port, 0,
+         "Share the port with other processes, e.g. several Plaza nodes on one host "
+         "behind the kernel's balancing (only with a shared engine); without it, a "
+         "port already in use is an error."),
     INT("workers", workers, 0, 1024, 0, "Event-loop threads; 0 means one per CPU core."),
     STR("web_root", web_root, "web", 1, "Folder served as static files."),
     ENUM("log_level", log_level, log_levels, "info", "Lowest level that is logged."),

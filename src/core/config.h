@@ -34,6 +34,7 @@ typedef struct config {
     /* server */
     char *host;                     /* "host": listen address (default "0.0.0.0") */
     int port;                       /* "port": 8000 (0 = any free port) */
+    int reuse_port;                 /* "reuse_port": false; true = share the port with other processes */
     int workers;                    /* "workers": event-loop threads, 0 = one per core (0..1024) */
     char *web_root;                 /* "web_root": static files folder, "web" */
     char *log_level;                /* "log_level": debug|info|warn|error */

@@ -13,9 +13,12 @@
 #include "net/worker.h"
 #include "obs/log.h"
 
-/* A listening socket bound with SO_REUSEPORT so that every worker can have
- * its own and the kernel balances connections between them. */
-static int bind_socket(const char *host, int port, int *bound_port) {
+/* A socket bound to host:port. The workers' listeners are bound with
+ * SO_REUSEPORT (reuseport) so that every worker can have its own and the
+ * kernel balances connections between them. Bound without it, the socket is
+ * refused a port that another socket listens on, SO_REUSEPORT or not: the
+ * probe of port_free. SO_REUSEADDR lets both past TIME_WAIT connections. */
+static int bind_socket(const char *host, int port, int reuseport, int *bound_port) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
@@ -27,11 +30,15 @@ static int bind_socket(const char *host, int port, int *bound_port) {
     if (fd < 0) { log_error("socket: %s", strerror(errno)); return -1; }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     socklen_t sl = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                             : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-        log_error("bind %s:%d: %s", host, port, strerror(errno));
+        if (!reuseport && errno == EADDRINUSE)
+            log_error("port %d is already in use on %s (another Plaza or another "
+                      "program); set reuse_port=true to share it on purpose", port, host);
+        else
+            log_error("bind %s:%d: %s", host, port, strerror(errno));
         close(fd);
         return -1;
     }
@@ -40,6 +47,18 @@ static int bind_socket(const char *host, int port, int *bound_port) {
                                 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                 : ((struct sockaddr_in *)&ss)->sin_port);
     return fd;
+}
+
+/* SO_REUSEPORT would let a second Plaza on the same port start silently,
+ * the kernel then splitting clients between two nodes that share no state.
+ * Unless reuse_port asks for that, the port must be free: 0, or -1 (logged). */
+static int port_free(const config *cfg) {
+    int port = cfg->port;
+    if (cfg->reuse_port || port == 0) return 0;
+    int fd = bind_socket(cfg->host, port, 0, &port);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
 }
 
 static int resolve_web_root(server *srv) {
@@ -64,13 +83,14 @@ static int load_tls(server *srv) {
 
 static int start_workers(server *srv) {
     const config *cfg = srv->cfg;
+    if (port_free(cfg)) return -1;
     int n = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
     srv->workers = calloc((size_t)n, sizeof(*srv->workers));
     if (!srv->workers) return -1;
     int port = cfg->port;
     for (int i = 0; i < n; i++) {
-        int fd = bind_socket(cfg->host, port, &port);
+        int fd = bind_socket(cfg->host, port, 1, &port);
         if (fd < 0) return -1;
         worker *w = malloc(sizeof(*w));
         if (!w) { close(fd); return -1; }

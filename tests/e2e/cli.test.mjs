@@ -282,13 +282,58 @@ test('an occupied port makes serve exit non-zero naming the address', async () =
   try {
     const r = plaza(['serve', '--host', '127.0.0.1', '--port', String(port), '--web-root', webRoot]);
     assert.equal(r.code, 1);
-    assert.ok(r.stderr.includes(`127.0.0.1:${port}`), r.stderr);
-    assert.match(r.stderr, /address already in use/i);
+    assert.ok(r.stderr.includes(`port ${port} is already in use on 127.0.0.1`), r.stderr);
     assert.doesNotMatch(r.stderr, /listening/);
+    // reuse_port cannot share a port with a listener that did not ask for it.
+    const shared = plaza(['serve', '--host', '127.0.0.1', '--port', String(port), '--web-root', webRoot,
+      '--set', 'reuse_port=true']);
+    assert.equal(shared.code, 1);
+    assert.ok(shared.stderr.includes(`bind 127.0.0.1:${port}`), shared.stderr);
+    assert.match(shared.stderr, /address already in use/i);
+    assert.doesNotMatch(shared.stderr, /listening/);
   } finally {
     await new Promise((r) => blocker.close(r));
   }
   const bad = plaza(['serve', '--host', 'not-an-ip', '--port', '0', '--web-root', webRoot]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /host "not-an-ip" is not an IPv4 or IPv6 address/);
+});
+
+test('a second Plaza on the same port is refused unless reuse_port is set', async () => {
+  const first = await startPlaza({ noEcho: true });
+  const { port } = first;
+  try {
+    const args = ['serve', '--host', '127.0.0.1', '--port', String(port), '--web-root', webRoot];
+    const r = plaza(args);
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.includes(`port ${port} is already in use on 127.0.0.1 (another Plaza or another program); ` +
+      'set reuse_port=true to share it on purpose'), r.stderr);
+    assert.doesNotMatch(r.stderr, /listening/);
+    const env = plaza(args, { env: { PLAZA_REUSE_PORT: 'false' } });
+    assert.equal(env.code, 1);
+
+    const second = await startPlaza({ noEcho: true, args: ['--port', String(port), '--set', 'reuse_port=true'] });
+    try {
+      assert.equal(second.port, port);
+      assert.equal((await fetch(first.url + '/healthz')).status, 200);
+    } finally { assert.equal((await second.stop()).code, 0); }
+  } finally { assert.equal((await first.stop()).code, 0); }
+  // Free again, with the /healthz connection in TIME_WAIT: a plain start works.
+  const again = await startPlaza({ noEcho: true, args: ['--port', String(port)] });
+  try { assert.equal(again.port, port); } finally { assert.equal((await again.stop()).code, 0); }
+});
+
+test('deploy/plaza.example.json sets every key', () => {
+  const listed = plaza(['keys']).stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]);
+  const example = JSON.parse(readFileSync(path.join(repoRoot, 'deploy/plaza.example.json'), 'utf8'));
+  const keys = [];
+  const walk = (obj, prefix) => {
+    for (const [k, v] of Object.entries(obj)) {
+      const name = prefix + k;
+      if (v && typeof v === 'object' && !Array.isArray(v)) walk(v, name + '.');
+      else keys.push(name);
+    }
+  };
+  walk(example, '');
+  assert.deepEqual([...keys].sort(), [...listed].sort());
 });

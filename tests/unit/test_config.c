@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "core/config.h"
 
-#define NKEYS 63
+#define NKEYS 64
 
 /* Fixture: a config at its defaults, freed after each test. */
 static int setup(void **state) {
@@ -72,6 +72,7 @@ static void test_defaults(void **state) {
     char err[CONFIG_ERR_MAX];
     assert_string_equal(c->host, "0.0.0.0");
     assert_int_equal(c->port, 8000);
+    assert_int_equal(c->reuse_port, 0);
     assert_int_equal(c->workers, 0);
     assert_string_equal(c->web_root, "web");
     assert_string_equal(c->log_level, "info");
@@ -504,6 +505,7 @@ static void test_env_names(void **state) {
         "PLAZA_TLS_KEY=/etc/plaza/key.pem",
         "PLAZA_LOG_LEVEL=WARN",
         "PLAZA_DEBUG_ECHO=1",
+        "PLAZA_REUSE_PORT=true",
         "PLAZA_CONFIG=/etc/plaza.json", /* main's; ignored here */
         "PATH=/usr/bin",
         "plaza_port=1",                 /* not ours: case matters */
@@ -518,6 +520,7 @@ static void test_env_names(void **state) {
     assert_string_equal(c->tls_key, "/etc/plaza/key.pem");
     assert_string_equal(c->log_level, "warn");
     assert_int_equal(c->debug_echo, 1);
+    assert_int_equal(c->reuse_port, 1);
     assert_int_equal(c->port, 8000);
     assert_int_equal(config_load_env(c, NULL, NULL, err), 0);
 }
@@ -598,6 +601,10 @@ static void test_env_service_link_port(void **state) {
     char *udp[] = {"PLAZA_PORT=udp://[fd00::1]:53", NULL};
     assert_env_error(c, udp, "PLAZA_PORT=\"udp://[fd00::1]:53\" looks like a "
                              "Kubernetes service link");
+    char *reuse[] = {"PLAZA_REUSE_PORT=tcp://10.0.0.2:80", NULL}; /* "plaza-reuse" */
+    assert_env_error(c, reuse, "PLAZA_REUSE_PORT=\"tcp://10.0.0.2:80\" looks like a "
+                               "Kubernetes service link, not a reuse_port: name the "
+                               "Service something other than \"plaza-reuse\"");
     assert_int_equal(c->port, 8000);
 }
 
