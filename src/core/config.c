@@ -156,6 +156,9 @@ static const key_spec keys[] = {
         "Refused commands in a row after which the connection is closed."),
     INT("client.recovery_max_publications", client_history_max_publications, 1, INT_MAX,
         10000, "Most publications sent to recover a subscription; more is not recovered."),
+    INT("client.max_held_events", client_max_held_events, 1, 1000000, 10000,
+        "Events held for one subscription while its subscribe is being answered; "
+        "past it the client is disconnected with 3010 to reconnect and recover."),
 
     INT("channel.max_length", channel_max_length, 1, 65535, 255,
         "Longest channel name, in bytes."),
@@ -163,6 +166,10 @@ static const key_spec keys[] = {
         "Most subscribers of one channel on this node; 0 means no limit."),
     INT("channel.presence_ttl_ms", channel_presence_ttl_ms, 100, INT_MAX, 60000,
         "Presence entries expire after this unless refreshed (every third of it)."),
+    INT("channel.max_queued_events", channel_max_queued_events, 16, 16777216, 65536,
+        "Events of all channels waiting in one worker's inbox; past it, the subscribers "
+        "of a channel whose event could not be queued are disconnected with code 3010 "
+        "to reconnect and recover, and it is counted."),
     NS_OPTION_KEYS(NS_KEY)
     NSLIST("channel.namespaces", namespaces,
            "Namespaces: a channel \"ns:rest\" takes the options of namespace ns."),
@@ -171,6 +178,18 @@ static const key_spec keys[] = {
         "Key the server API on /api requires; empty disables the API."),
     BOOL("api.insecure", api_insecure, 0,
          "Serve the API without a key (tests and private networks only)."),
+
+    STR("engine.type", engine_type, "memory", 1,
+        "Which engine holds the shared state: memory (one node). Test builds also "
+        "have delayed (memory behind random delays, for tests)."),
+    INT("engine.sweep_interval_ms", engine_sweep_interval_ms, 10, 3600000, 1000,
+        "How often the engine removes expired history and presence."),
+    INT("engine.delay_max_ms", engine_delay_max_ms, 0, 60000, 20,
+        "Delayed engine only (test builds): each answer and event comes after a "
+        "random delay of 0..this many ms."),
+    INT("engine.delay_seed", engine_delay_seed, 0, INT_MAX, 0,
+        "Delayed engine only (test builds): seed of the random delays; 0 picks a "
+        "random seed, printed at start."),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -86,16 +86,24 @@ typedef struct config {
     int client_command_burst;               /* "client.command_rate_burst": 200 */
     int client_rate_limit_close_after;      /* "client.rate_limit_close_after": 50 refused commands in a row -> close 3013 */
     int client_history_max_publications;    /* "client.recovery_max_publications": 10000 */
+    int client_max_held_events;             /* "client.max_held_events": 10000 per subscription while subscribing (past it: disconnect 3010) */
 
     /* channel.* */
     int channel_max_length;                 /* "channel.max_length": 255 */
     int channel_max_clients;                /* "channel.max_clients": 0 = no limit (subscribers per channel, per node) */
     int channel_presence_ttl_ms;            /* "channel.presence_ttl_ms": 60000; refreshed every ttl/3 */
+    int channel_max_queued_events;          /* "channel.max_queued_events": 65536 in one worker's inbox (past it: disconnect 3010) */
     ns_registry namespaces;                 /* "channel.options" (top) and "channel.namespaces": [ {name, ...} ] */
 
     /* api.* : the server HTTP API on /api */
     char *api_key;                          /* "api.key": "" = API disabled (every call 401) */
     int api_insecure;                       /* "api.insecure": false; true = no key needed (tests, private networks) */
+
+    /* engine.* : where the shared state (history, presence, offsets) lives */
+    char *engine_type;                      /* "engine.type": "memory" (test builds: also "delayed") */
+    int engine_sweep_interval_ms;           /* "engine.sweep_interval_ms": 1000 (expired history and presence) */
+    int engine_delay_max_ms;                /* "engine.delay_max_ms": 20 (delayed engine: random delay 0..this) */
+    int engine_delay_seed;                  /* "engine.delay_seed": 0 = random, printed at start (delayed engine) */
 } config;
 
 /* Fills c with the defaults (c's old contents are not freed). Aborts only if

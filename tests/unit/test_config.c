@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "core/config.h"
 
-#define NKEYS 64
+#define NKEYS 70
 
 /* Fixture: a config at its defaults, freed after each test. */
 static int setup(void **state) {
@@ -120,12 +120,18 @@ static void test_defaults_client_channel_api(void **state) {
     assert_int_equal(c->client_command_burst, 200);
     assert_int_equal(c->client_rate_limit_close_after, 50);
     assert_int_equal(c->client_history_max_publications, 10000);
+    assert_int_equal(c->client_max_held_events, 10000);
     assert_int_equal(c->channel_max_length, 255);
     assert_int_equal(c->namespaces.channel_max_length, 255);
     assert_int_equal(c->channel_max_clients, 0);
     assert_int_equal(c->channel_presence_ttl_ms, 60000);
+    assert_int_equal(c->channel_max_queued_events, 65536);
     assert_string_equal(c->api_key, "");
     assert_int_equal(c->api_insecure, 0);
+    assert_string_equal(c->engine_type, "memory");
+    assert_int_equal(c->engine_sweep_interval_ms, 1000);
+    assert_int_equal(c->engine_delay_max_ms, 20);
+    assert_int_equal(c->engine_delay_seed, 0);
 
     /* top-level channel options: all off, named "" */
     const ns_options *top = &c->namespaces.top;
@@ -174,6 +180,57 @@ static void test_client_and_api_keys(void **state) {
     assert_json_error(c, "{\"channel\": {\"max_length\": 0}}",
                       "key \"channel.max_length\": expected an integer between 1 and 65535");
     assert_json_error(c, "{\"api\": {\"secret\": \"x\"}}", "unknown key \"api.secret\"");
+}
+
+/* engine.*, channel.max_queued_events and client.max_held_events: read
+ * from every source, ranges at both ends. */
+static void test_engine_and_event_limits(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c,
+        "{\"engine\": {\"type\": \"delayed\", \"sweep_interval_ms\": 10,\n"
+        "  \"delay_max_ms\": 0, \"delay_seed\": 2147483647},\n"
+        " \"channel\": {\"max_queued_events\": 16},\n"
+        " \"client\": {\"max_held_events\": 1000000}}", err), 0);
+    assert_string_equal(c->engine_type, "delayed");
+    assert_int_equal(c->engine_sweep_interval_ms, 10);
+    assert_int_equal(c->engine_delay_max_ms, 0);
+    assert_int_equal(c->engine_delay_seed, 2147483647);
+    assert_int_equal(c->channel_max_queued_events, 16);
+    assert_int_equal(c->client_max_held_events, 1000000);
+
+    char *env[] = {"PLAZA_ENGINE_TYPE=memory", "PLAZA_ENGINE_DELAY_MAX_MS=60000",
+                   "PLAZA_CHANNEL_MAX_QUEUED_EVENTS=16777216", NULL};
+    assert_int_equal(config_load_env(c, env, NULL, err), 0);
+    assert_string_equal(c->engine_type, "memory");
+    assert_int_equal(c->engine_delay_max_ms, 60000);
+    assert_int_equal(c->channel_max_queued_events, 16777216);
+    assert_int_equal(config_set(c, "engine.sweep_interval_ms", "3600000", err), 0);
+    assert_int_equal(config_set(c, "client.max_held_events", "1", err), 0);
+    assert_int_equal(config_validate(c, err), 0);
+
+    assert_set_error(c, "engine.type", "", "key \"engine.type\": expected a non-empty string");
+    assert_set_error(c, "engine.sweep_interval_ms", "9",
+                     "key \"engine.sweep_interval_ms\": expected an integer between 10 "
+                     "and 3600000, got \"9\"");
+    assert_set_error(c, "engine.sweep_interval_ms", "3600001", "got \"3600001\"");
+    assert_set_error(c, "engine.delay_max_ms", "60001",
+                     "key \"engine.delay_max_ms\": expected an integer between 0 and 60000");
+    assert_set_error(c, "engine.delay_max_ms", "-1", "got \"-1\"");
+    assert_set_error(c, "engine.delay_seed", "-1",
+                     "key \"engine.delay_seed\": expected an integer >= 0, got \"-1\"");
+    assert_json_error(c, "{\"engine\": {\"delay_seed\": 2147483648}}",
+                      "key \"engine.delay_seed\": expected an integer >= 0, got 2147483648");
+    assert_set_error(c, "channel.max_queued_events", "15",
+                     "key \"channel.max_queued_events\": expected an integer between 16 "
+                     "and 16777216, got \"15\"");
+    assert_set_error(c, "channel.max_queued_events", "16777217", "got \"16777217\"");
+    assert_set_error(c, "client.max_held_events", "0",
+                     "key \"client.max_held_events\": expected an integer between 1 "
+                     "and 1000000, got \"0\"");
+    assert_set_error(c, "client.max_held_events", "1000001", "got \"1000001\"");
+    assert_json_error(c, "{\"engine\": {\"kind\": \"memory\"}}",
+                      "unknown key \"engine.kind\"");
 }
 
 static void test_channel_max_length_mirrored(void **state) {
@@ -897,6 +954,7 @@ int main(void) {
         T(test_defaults),
         T(test_defaults_client_channel_api),
         T(test_client_and_api_keys),
+        T(test_engine_and_event_limits),
         T(test_channel_max_length_mirrored),
         T(test_channel_options),
         T(test_top_force_recovery_needs_history),
