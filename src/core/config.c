@@ -71,7 +71,7 @@ static const key_spec keys[] = {
          "Share the port with other processes, e.g. several Plaza nodes on one host "
          "behind the kernel's balancing (only with a shared engine); without it, a "
          "port already in use is an error."),
-    INT("workers", workers, 0, 1024, 0, "Event-loop threads; 0 means one per CPU core."),
+    INT("workers", workers, 0, 256, 0, "Event-loop threads; 0 means one per CPU core."),
     STR("web_root", web_root, "web", 1, "Folder served as static files."),
     ENUM("log_level", log_level, log_levels, "info", "Lowest level that is logged."),
     ENUM("log_format", log_format, log_formats, "text",
@@ -134,7 +134,7 @@ static const key_spec keys[] = {
         "Required iss claim of tokens; empty does not check it."),
     BOOL("client.allow_anonymous_connect_without_token", client_allow_anonymous, 0,
          "Accept a connect without a token, as an anonymous user (\"\")."),
-    INT("client.ping_interval_ms", client_ping_interval_ms, 1, INT_MAX, 25000,
+    INT("client.ping_interval_ms", client_ping_interval_ms, 1, 86400000, 25000,
         "Interval between the protocol's {} pings to a client."),
     INT("client.pong_timeout_ms", client_pong_timeout_ms, 0, INT_MAX, 10000,
         "A client whose pong is this late is closed; 0 asks for no pongs."),

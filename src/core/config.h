@@ -35,7 +35,7 @@ typedef struct config {
     char *host;                     /* "host": listen address (default "0.0.0.0") */
     int port;                       /* "port": 8000 (0 = any free port) */
     int reuse_port;                 /* "reuse_port": false; true = share the port with other processes */
-    int workers;                    /* "workers": event-loop threads, 0 = one per core (0..1024) */
+    int workers;                    /* "workers": event-loop threads, 0 = one per core (0..256) */
     char *web_root;                 /* "web_root": static files folder, "web" */
     char *log_level;                /* "log_level": debug|info|warn|error */
     char *log_format;               /* "log_format": text|json */
@@ -75,7 +75,7 @@ typedef struct config {
     char *client_token_audience;            /* "client.token_audience": "" = not checked */
     char *client_token_issuer;              /* "client.token_issuer": "" = not checked */
     int client_allow_anonymous;             /* "client.allow_anonymous_connect_without_token": false */
-    int client_ping_interval_ms;            /* "client.ping_interval_ms": 25000 (app-level {} pings) */
+    int client_ping_interval_ms;            /* "client.ping_interval_ms": 25000 (app-level {} pings), at most a day */
     int client_pong_timeout_ms;             /* "client.pong_timeout_ms": 10000 (0 = pongs not required) */
     int client_stale_close_delay_ms;        /* "client.stale_close_delay_ms": 10000 (connect must arrive within) */
     int client_expired_close_delay_ms;      /* "client.expired_close_delay_ms": 25000 (grace after token expiry) */

@@ -156,7 +156,7 @@ test('unknown PLAZA_* variables are warnings naming them; a bad value is an erro
   } finally { assert.equal((await srv.stop()).code, 0); }
   const badval = plaza(['serve', '--host', '127.0.0.1', '--port', '0'], { env: { PLAZA_WORKERS: 'two' } });
   assert.equal(badval.code, 2);
-  assert.match(badval.stderr, /PLAZA_WORKERS: key "workers": expected an integer between 0 and 1024, got "two"/);
+  assert.match(badval.stderr, /PLAZA_WORKERS: key "workers": expected an integer between 0 and 256, got "two"/);
 });
 
 // What Kubernetes injects into a pod for a Service named "plaza" with port
@@ -197,7 +197,7 @@ test('checkconfig applies the PLAZA_* environment as serve does', () => {
   const good = file('env-good.json', { port: 8080 });
   const badval = plaza(['checkconfig', good], { env: { PLAZA_WORKERS: 'two' } });
   assert.equal(badval.code, 1);
-  assert.match(badval.stderr, /PLAZA_WORKERS: key "workers": expected an integer between 0 and 1024, got "two"/);
+  assert.match(badval.stderr, /PLAZA_WORKERS: key "workers": expected an integer between 0 and 256, got "two"/);
   assert.equal(badval.stdout, '');
 
   const link = plaza(['checkconfig', good], { env: { ...k8sEnv, ...k8sPort } });

@@ -174,7 +174,8 @@ static void test_client_and_api_keys(void **state) {
     assert_int_equal(config_validate(c, err), 0); /* no key: API disabled */
 
     assert_json_error(c, "{\"client\": {\"ping_interval_ms\": 0}}",
-                      "key \"client.ping_interval_ms\": expected an integer >= 1, got 0");
+                      "key \"client.ping_interval_ms\": expected an integer between 1 and "
+                      "86400000, got 0");
     assert_json_error(c, "{\"client\": {\"command_rate_burst\": 0}}", ">= 1, got 0");
     assert_json_error(c, "{\"client\": {\"stale_close_delay_ms\": 0}}", ">= 1, got 0");
     assert_json_error(c, "{\"channel\": {\"max_length\": 0}}",
@@ -231,6 +232,30 @@ static void test_engine_and_event_limits(void **state) {
     assert_set_error(c, "client.max_held_events", "1000001", "got \"1000001\"");
     assert_json_error(c, "{\"engine\": {\"kind\": \"memory\"}}",
                       "unknown key \"engine.kind\"");
+}
+
+/* Ranges narrowed so that every value fits the code that uses it: the
+ * connect reply rounds client.ping_interval_ms up to seconds in int
+ * arithmetic ((ms + 999) / 1000), which overflowed near INT_MAX; /metrics
+ * sums the workers' counters through an array of 256, so more workers went
+ * uncounted. */
+static void test_ranges_fit_their_use(void **state) {
+    config *c = *state;
+    assert_int_equal(config_set(c, "workers", "256", NULL), 0);
+    assert_set_error(c, "workers", "257",
+                     "key \"workers\": expected an integer between 0 and 256, got \"257\"");
+    assert_json_error(c, "{\"workers\": 1024}", "key \"workers\": expected an integer "
+                                                "between 0 and 256, got 1024");
+    assert_int_equal(config_set(c, "client.ping_interval_ms", "86400000", NULL), 0);
+    assert_int_equal(c->client_ping_interval_ms, 86400000);
+    assert_set_error(c, "client.ping_interval_ms", "86400001",
+                     "key \"client.ping_interval_ms\": expected an integer between 1 "
+                     "and 86400000, got \"86400001\"");
+    assert_json_error(c, "{\"client\": {\"ping_interval_ms\": 2147483647}}",
+                      "key \"client.ping_interval_ms\": expected an integer between 1 "
+                      "and 86400000, got 2147483647");
+    char *env[] = {"PLAZA_CLIENT_PING_INTERVAL_MS=86400001", NULL};
+    assert_env_error(c, env, "PLAZA_CLIENT_PING_INTERVAL_MS: key \"client.ping_interval_ms\"");
 }
 
 static void test_channel_max_length_mirrored(void **state) {
@@ -757,7 +782,7 @@ static void test_wrong_types(void **state) {
                       "key \"websocket.allowed_origins[1]\": expected a non-empty "
                       "string, got 7");
     assert_set_error(c, "workers", "two",
-                     "key \"workers\": expected an integer between 0 and 1024, got \"two\"");
+                     "key \"workers\": expected an integer between 0 and 256, got \"two\"");
     assert_set_error(c, "log_level", "trace", "key \"log_level\": expected one of");
     assert_set_error(c, "host", "", "key \"host\": expected a non-empty string, got \"\"");
 }
@@ -782,7 +807,7 @@ static void test_out_of_range(void **state) {
                       "key \"port\": expected an integer between 0 and 65535, got 70000");
     assert_json_error(c, "{\"port\": -1}", "got -1");
     assert_json_error(c, "{\"port\": 99999999999999999999}", "invalid JSON");
-    assert_json_error(c, "{\"workers\": 1025}", "between 0 and 1024");
+    assert_json_error(c, "{\"workers\": 257}", "between 0 and 256");
     assert_json_error(c, "{\"websocket\": {\"compression_level\": 0}}",
                       "key \"websocket.compression_level\": expected an integer "
                       "between 1 and 9, got 0");
@@ -794,7 +819,7 @@ static void test_out_of_range(void **state) {
     assert_set_error(c, "shutdown_timeout_ms", "-5", ">= 0, got \"-5\"");
     assert_set_error(c, "port", "65536", "between 0 and 65535");
     assert_int_equal(config_set(c, "port", "65535", NULL), 0);
-    assert_int_equal(config_set(c, "workers", "1024", NULL), 0);
+    assert_int_equal(config_set(c, "workers", "256", NULL), 0);
     assert_int_equal(config_set(c, "websocket.ping_interval_ms", "0", NULL), 0);
     assert_int_equal(c->ws_ping_interval_ms, 0);
 }
@@ -955,6 +980,7 @@ int main(void) {
         T(test_defaults_client_channel_api),
         T(test_client_and_api_keys),
         T(test_engine_and_event_limits),
+        T(test_ranges_fit_their_use),
         T(test_channel_max_length_mirrored),
         T(test_channel_options),
         T(test_top_force_recovery_needs_history),
