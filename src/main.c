@@ -9,8 +9,9 @@
 #include <openssl/ssl.h>
 #include "core/config.h"
 #include "core/version.h"
-#include "net/server.h"
 #include "auth/token.h"
+#include "net/server.h"
+#include "net/worker.h"
 #include "engine/engine.h"
 #include "hub/hub.h"
 #include "net/ws_echo.h"
@@ -18,7 +19,6 @@
 #include "proto/api.h"
 #include "proto/client.h"
 #include "proto/codes.h"
-#include "proto/push.h"
 #include "proto/stats.h"
 
 extern char **environ;
@@ -104,17 +104,29 @@ fail:
     return -1;
 }
 
-/* The realtime stack on top of the server: engine, hub, client protocol
- * on /connection/websocket, server API on /api, metrics. */
+/* The realtime stack on top of the server: hub (over the workers' loops),
+ * engine (chosen by engine.type, feeding the hub), client protocol on
+ * /connection/websocket, server API on /api, metrics. */
 typedef struct stack {
     engine *eng;
     hub *hub;
     token_keys keys;
+    proto_env env;
 } stack;
+
+static int stack_hub(stack *st, server *srv, const config *cfg) {
+    uv_loop_t *loops[srv->nworkers];
+    inbox *inboxes[srv->nworkers];
+    for (int i = 0; i < srv->nworkers; i++) {
+        loops[i] = &srv->workers[i]->loop;
+        inboxes[i] = &srv->workers[i]->ib;
+    }
+    st->hub = hub_new(cfg, &proto_hub_sink, srv->nworkers, loops, inboxes);
+    return st->hub ? 0 : -1;
+}
 
 static int stack_start(stack *st, server *srv, const config *cfg) {
     char err[256];
-    memset(st, 0, sizeof(*st));
     st->keys.hmac_secret = cfg->client_token_hmac_secret_key;
     st->keys.audience = cfg->client_token_audience;
     st->keys.issuer = cfg->client_token_issuer;
@@ -123,14 +135,18 @@ static int stack_start(stack *st, server *srv, const config *cfg) {
         log_error("%s", err);
         return -1;
     }
-    engine_events ev = hub_engine_events_template;
-    st->eng = engine_memory_new(&ev);
-    if (!st->eng) return -1;
-    st->hub = hub_new(srv, st->eng, &proto_hub_codec);
-    if (!st->hub) return -1;
-    st->eng->events.ud = st->hub;
-    proto_client_setup(st->hub, &st->keys);
-    srv->ws_handler = &proto_client_handler;
+    if (stack_hub(st, srv, cfg)) return -1;
+    engine_events ev = hub_engine_events(st->hub);
+    if (!(st->eng = engine_new(cfg, &ev, err, sizeof(err)))) {
+        log_error("%s", err);
+        return -1;
+    }
+    hub_set_engine(st->hub, st->eng);
+    st->env.hub = st->hub;
+    st->env.cfg = cfg;
+    st->env.keys = &st->keys;
+    rpc_init(&st->env.rpc);
+    if (proto_setup(&st->env, srv)) return -1;
     srv->ws_close_on_shutdown = DISC_SHUTDOWN;
     srv->ws_slow_close_code = DISC_SLOW;
     server_add_route(srv, "/api", api_route, st->hub);
@@ -138,7 +154,15 @@ static int stack_start(stack *st, server *srv, const config *cfg) {
     return 0;
 }
 
+/* After server_run: the engine answers what it still holds (into the
+ * workers' inboxes, which worker_destroy runs), then the workers go, then
+ * the layers above the engine, then the engine. */
+static void stack_quiesce(stack *st) {
+    if (st->eng) st->eng->ops->quiesce(st->eng);
+}
+
 static void stack_stop(stack *st) {
+    proto_teardown(&st->env);
     hub_free(st->hub);
     if (st->eng) st->eng->ops->destroy(st->eng);
     token_keys_free(&st->keys);
@@ -162,6 +186,7 @@ static int cmd_serve(int argc, char **argv) {
             rc = server_run(&srv);
         }
     }
+    stack_quiesce(&st);
     server_free(&srv);     /* closes every connection: clients clean up here */
     stack_stop(&st);
     config_free(&cfg);

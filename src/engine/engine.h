@@ -1,39 +1,69 @@
 /* engine: the shared truth behind channels: per-channel offsets and epochs,
- * history, presence with expiry, and the fan-out of publications and
- * join/leave events to every node's hub. The interface is asynchronous:
- * every query answers through a callback, so a Redis engine can implement
- * it exactly like the in-memory one (which answers before returning).
+ * history, presence with expiry, and the events (publications, joins,
+ * leaves) every node's hub fans out. It is the bottom of the realtime
+ * stack: it includes only core, and knows nothing of connections,
+ * workers, or JSON.
  *
- * Publications are stored pre-encoded: `json` is the complete Centrifugo
- * Publication object ({"data":...,"info":...,"offset":N,"time":T}), so
- * history replies and pushes are concatenations, never re-encodings.
+ * Bytes: a publication's payload is opaque to the engine (the protocol
+ * layer encodes it, once); the engine stores it by reference with the
+ * channel, offset, epoch and time it assigns, and hands the same bytes back
+ * in history answers and events. Presence entries carry an opaque info
+ * blob the same way.
  *
- * Threads: any worker thread may call any function. Callbacks run on the
- * calling thread (memory engine) or on a thread of the engine's choosing
- * (future engines); callers must not assume which. The engine's event
- * callbacks (on_publication, on_join, on_leave) run in per-channel order:
- * two publications of one channel are reported in offset order. */
+ * Asynchronous, for true: every operation answers through a callback, once,
+ * with an engine_result the callback owns (engine_result_free). The answer
+ * may come before the call returns (memory engine), or later on a thread of
+ * the engine's choosing (delayed test engine, Redis); callers assume
+ * neither. Every operation can fail: res->err says how. A NULL callback
+ * means the caller does not want the answer (the engine frees it).
+ *
+ * Events: on_publication, on_join and on_leave run on an engine thread (any
+ * thread), in per-channel order: two events of one channel are reported in
+ * the order of their offsets. They must be short and must not call back into
+ * the engine. An engine reports events only for channels of interest: the
+ * hub calls subscribe(channel) when this node's first subscriber of the
+ * channel arrives and unsubscribe(channel) when its last one leaves (an
+ * engine that sees every event anyway, like the memory engine, may answer
+ * at once and deliver everything).
+ *
+ * Engines are built by name from a table (engine_new with `engine.type`). */
 #ifndef PLAZA_ENGINE_H
 #define PLAZA_ENGINE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "core/config.h"
 #include "core/rcbuf.h"
 
 #define ENGINE_EPOCH_MAX 16     /* epoch strings are at most this long */
 
-/* Errors reported to callbacks (0 = ok). */
+/* Errors (res->err; 0 = ok). */
 enum {
     ENGINE_OK = 0,
-    ENGINE_ERR_INTERNAL = -1,
-    ENGINE_ERR_NOT_FOUND = -2,   /* no such stream (history on an unknown channel is not an error: empty) */
+    ENGINE_ERR_INTERNAL = -1,    /* out of memory, or a bug */
     ENGINE_ERR_EPOCH = -3,       /* since.epoch does not match the stream's epoch */
+    ENGINE_ERR_UNAVAILABLE = -4, /* the engine cannot be reached (Redis down) */
+    ENGINE_ERR_TIMEOUT = -5,     /* no answer in time */
+    ENGINE_ERR_SHUTDOWN = -6,    /* the engine is stopping */
 };
+
+/* A short text for an error ("internal error", "engine unavailable"...). */
+const char *engine_strerror(int err);
+
+/* The operations, for metrics by operation. */
+typedef enum {
+    ENGINE_OP_PUBLISH, ENGINE_OP_JOIN, ENGINE_OP_LEAVE, ENGINE_OP_HISTORY,
+    ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
+    ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE,
+    ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_COUNT
+} engine_op;
+
+const char *engine_op_name(engine_op op);
 
 typedef struct engine_pub {
     uint64_t offset;             /* 0 when the channel keeps no history */
     int64_t time_ms;             /* server time of publishing (unix ms) */
-    rcbuf *json;                /* the encoded Publication object */
+    rcbuf *payload;              /* the publisher's opaque bytes */
 } engine_pub;
 
 typedef struct engine_stream_top {
@@ -41,18 +71,44 @@ typedef struct engine_stream_top {
     char epoch[ENGINE_EPOCH_MAX + 1];
 } engine_stream_top;
 
+typedef struct engine_presence_entry {
+    const char *client;          /* client id */
+    const char *user;            /* user id ("" = anonymous) */
+    const char *info;            /* opaque info blob (the protocol's ClientInfo) */
+    size_t info_len;
+} engine_presence_entry;
+
+/* An answer. Which fields mean something depends on the operation; the
+ * rest are zero. Owned by the callback that receives it. */
+typedef struct engine_result {
+    int err;
+    engine_op op;
+    engine_stream_top top;             /* publish (the new position), history */
+    engine_pub *pubs;                  /* history, in reply order */
+    size_t npubs;
+    engine_presence_entry *entries;    /* presence (strings in the same block) */
+    size_t nentries;
+    uint32_t num_clients, num_users;   /* presence_stats */
+} engine_result;
+
+typedef void (*engine_cb)(void *ud, engine_result *res);
+
+/* A result with err set and nothing else, or NULL if out of memory. */
+engine_result *engine_result_new(engine_op op, int err);
+void engine_result_free(engine_result *res);
+
+/* Answers cb with res (or frees res if cb is NULL); with res == NULL (out
+ * of memory), makes a fresh error result if it can. Every engine answers
+ * through this. */
+void engine_answer(engine_cb cb, void *ud, engine_op op, engine_result *res);
+
 typedef struct engine_publish_req {
     const char *channel;
-    const char *data;            /* raw JSON value, already validated, no raw newlines */
-    size_t data_len;
-    const char *info;            /* raw JSON ClientInfo object of the publisher, or NULL */
-    size_t info_len;
+    rcbuf *payload;              /* opaque; the engine takes its own reference */
     int history_size;            /* keep at most this many (0 = no history) */
     int64_t history_ttl_ms;      /* drop older than this (0 = no TTL) */
-    int64_t now_ms;
+    int64_t now_ms;              /* the publication's time */
 } engine_publish_req;
-
-typedef void (*engine_publish_cb)(void *ud, int err, const engine_stream_top *pos);
 
 typedef struct engine_history_req {
     const char *channel;
@@ -64,26 +120,8 @@ typedef struct engine_history_req {
     int64_t now_ms;
 } engine_history_req;
 
-/* pubs[] (n entries) and their json buffers are valid only during the
- * callback: take references to keep them. */
-typedef void (*engine_history_cb)(void *ud, int err, const engine_stream_top *top,
-                                  const engine_pub *pubs, size_t n);
-
-typedef struct engine_presence_entry {
-    const char *client;          /* client id */
-    const char *user;            /* user id ("" = anonymous) */
-    const char *info;            /* raw JSON ClientInfo object ({"user","client","conn_info","chan_info"}) */
-    size_t info_len;
-} engine_presence_entry;
-
-typedef void (*engine_presence_cb)(void *ud, int err,
-                                   const engine_presence_entry *entries, size_t n);
-typedef void (*engine_stats_cb)(void *ud, int err, uint32_t num_clients,
-                                uint32_t num_users);
-typedef void (*engine_done_cb)(void *ud, int err);
-
-/* What the engine tells the hub(s). json/info are valid during the call;
- * take a reference (rcbuf_ref) to keep them. */
+/* What the engine tells the hub. The payload and info are valid during the
+ * call; take a reference (rcbuf_ref) or a copy to keep them. */
 typedef struct engine_events {
     void (*on_publication)(void *ud, const char *channel, const engine_pub *pub);
     void (*on_join)(void *ud, const char *channel, const char *info, size_t info_len);
@@ -93,31 +131,52 @@ typedef struct engine_events {
 
 typedef struct engine engine;
 
+/* One gauge for /metrics: name, help text, value. */
+typedef void (*engine_gauge_fn)(void *ud, const char *name, const char *help,
+                                uint64_t value);
+
 typedef struct engine_ops {
-    /* Assigns the next offset, appends to history (if history_size > 0),
-     * reports the publication through on_publication, all as one atomic
-     * step per channel; then answers with the new stream position. */
-    void (*publish)(engine *e, const engine_publish_req *req,
-                    engine_publish_cb cb, void *ud);
-    /* Sends a join/leave event to the channel's subscribers everywhere. */
-    void (*publish_join)(engine *e, const char *channel, const char *info, size_t info_len);
-    void (*publish_leave)(engine *e, const char *channel, const char *info, size_t info_len);
-    void (*history)(engine *e, const engine_history_req *req,
-                    engine_history_cb cb, void *ud);
+    /* Assigns the next offset, appends to history (if history_size > 0) and
+     * reports the publication through on_publication, as one atomic step
+     * per channel; answers with the new stream position (top). */
+    void (*publish)(engine *e, const engine_publish_req *req, engine_cb cb, void *ud);
+    /* Join/leave events to the channel's subscribers on every node, in
+     * order with the channel's publications. */
+    void (*publish_join)(engine *e, const char *channel, const char *info,
+                         size_t info_len, engine_cb cb, void *ud);
+    void (*publish_leave)(engine *e, const char *channel, const char *info,
+                          size_t info_len, engine_cb cb, void *ud);
+    /* The stream top and the publications req asks for. History on a
+     * channel never published to creates its stream (top 0, a new epoch), so
+     * the epoch a subscriber sees first is the one the first publication
+     * carries (the hub subscribes first: a stream nobody listens to and
+     * that has no history left may be forgotten, and its next publication
+     * then starts a new epoch). */
+    void (*history)(engine *e, const engine_history_req *req, engine_cb cb, void *ud);
     /* Drops the publications but keeps the offset and epoch. */
-    void (*history_remove)(engine *e, const char *channel, engine_done_cb cb, void *ud);
+    void (*history_remove)(engine *e, const char *channel, engine_cb cb, void *ud);
     /* Adds or refreshes a presence entry that expires after ttl_ms unless
      * refreshed again. */
     void (*presence_add)(engine *e, const char *channel,
                          const engine_presence_entry *entry, int64_t ttl_ms,
-                         int64_t now_ms);
-    void (*presence_remove)(engine *e, const char *channel, const char *client);
+                         int64_t now_ms, engine_cb cb, void *ud);
+    void (*presence_remove)(engine *e, const char *channel, const char *client,
+                            engine_cb cb, void *ud);
     void (*presence)(engine *e, const char *channel, int64_t now_ms,
-                     engine_presence_cb cb, void *ud);
+                     engine_cb cb, void *ud);
     void (*presence_stats)(engine *e, const char *channel, int64_t now_ms,
-                           engine_stats_cb cb, void *ud);
-    /* Periodic housekeeping: expire presence and history by TTL. */
-    void (*tick)(engine *e, int64_t now_ms);
+                           engine_cb cb, void *ud);
+    /* Channel interest of this node (see the top of this file). For one
+     * channel, calls come strictly alternating (subscribe, unsubscribe,
+     * subscribe...) and are handled in that order. subscribe answers once
+     * events of the channel flow to this node. */
+    void (*subscribe)(engine *e, const char *channel, engine_cb cb, void *ud);
+    void (*unsubscribe)(engine *e, const char *channel, engine_cb cb, void *ud);
+    /* Optional (NULL = none): the engine's gauges for /metrics. */
+    void (*gauges)(engine *e, engine_gauge_fn fn, void *ud);
+    /* Before the workers are torn down: answer everything still in flight
+     * now (on this thread), accept no new work that would answer later. */
+    void (*quiesce)(engine *e);
     void (*destroy)(engine *e);
 } engine_ops;
 
@@ -126,7 +185,19 @@ struct engine {
     engine_events events;
 };
 
-/* The single-node engine: everything in this process's memory. */
-engine *engine_memory_new(const engine_events *events);
+/* Builds the engine cfg->engine_type names, with the hub's events. NULL
+ * with err set (naming the key) if the type is unknown or it cannot start. */
+engine *engine_new(const config *cfg, const engine_events *events,
+                   char *err, size_t errlen);
+
+/* The names engine_new accepts, comma-separated (for messages and docs). */
+const char *engine_types(void);
+
+/* The constructors engine_new dispatches to. */
+engine *engine_memory_new(const config *cfg, const engine_events *events);
+#ifdef PLAZA_TEST_ENGINES
+/* Test builds: the memory engine behind random delays (engine_delayed.c). */
+engine *engine_delayed_new(const config *cfg, const engine_events *events);
+#endif
 
 #endif

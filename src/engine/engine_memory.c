@@ -1,7 +1,9 @@
 /* engine_memory: the single-node engine. It owns every channel's stream
  * (top offset, epoch, a bounded ring of recent publications) and presence
  * (client id -> user, info, expiry), sharded over MEM_SHARDS mutexes by the
- * channel's hash, plus one epoch random source per shard.
+ * channel's hash, plus one epoch random source per shard, and a sweeper
+ * thread of its own that expires history and presence every
+ * engine.sweep_interval_ms.
  *
  * Atomicity and order: publish takes the channel's shard lock, assigns the
  * offset, appends to the ring and calls events.on_publication before
@@ -10,24 +12,29 @@
  * callbacks therefore run under a shard lock: they must be short and must
  * not call back into the engine (that could deadlock).
  *
- * Query callbacks (publish, history, history_remove, presence,
- * presence_stats) run on the calling thread before the function returns,
- * always after the shard lock is released: history passes referenced
- * copies of the ring entries, presence a private snapshot.
+ * Answers run on the calling thread before the function returns, always
+ * after the shard lock is released; the engine_result they carry is the
+ * receiver's (history holds referenced payloads, presence a private copy).
  *
- * Memory: a channel exists in a shard only while it has a stream or
- * presence entries. Publishing with history_size == 0 touches no state.
- * Stream meta (offset, epoch: ~48 bytes) is kept for the life of the
- * process so that offsets never go back and epochs change only on restart;
- * the ring is freed whenever it empties (TTL, history_remove) and grows by
- * doubling up to history_size. History on an unknown channel creates the
- * meta (top 0, new epoch), so the epoch a subscriber sees before the first
- * publication is the one that publication carries. */
+ * Memory: a channel exists in a shard only while it has a stream, presence
+ * entries or this node's interest (subscribers). Publishing with
+ * history_size == 0 touches no state. A stream's meta (offset, epoch) lives
+ * while the channel has publications in history or subscribers: once both
+ * are gone the sweeper frees it, so the memory per distinct channel name
+ * ever used returns to nothing; the channel's next publication starts a new
+ * epoch, which tells a returning client "not recovered" rather than letting
+ * it skip or re-read offsets. The ring is freed whenever it empties (TTL,
+ * history_remove) and grows by doubling up to history_size. Channel
+ * interest is counted but filters nothing: every event goes to the hub,
+ * which drops events of channels without local subscribers. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <uv.h>
+#include "core/clock.h"
 #include "core/dict.h"
 #include "engine/engine.h"
 #include "engine/engine_memory.h"
@@ -54,6 +61,7 @@ typedef struct mem_member {        /* a presence entry; the client id is the dic
 typedef struct mem_channel {
     mem_stream *stream;            /* NULL: no history meta */
     dict *presence;                /* client id -> mem_member; NULL when empty */
+    uint8_t interest;              /* this node has subscribers (engine.subscribe) */
 } mem_channel;
 
 typedef struct mem_shard {
@@ -65,6 +73,11 @@ typedef struct mem_shard {
 typedef struct mem_engine {
     engine base;
     mem_shard *shards;             /* MEM_SHARDS of them */
+    uv_thread_t sweeper;
+    uv_mutex_t sweep_lock;         /* guards stop, with sweep_cond */
+    uv_cond_t sweep_cond;
+    int stop, sweeping;
+    uint64_t sweep_interval_ns;
 } mem_engine;
 
 /* ------------------------------------------------------------ shards */
@@ -120,7 +133,7 @@ static int ring_resize(mem_stream *st, uint32_t n) {
 }
 
 static void stream_drop_oldest(mem_stream *st) {
-    rcbuf_unref(st->ring[st->head].json);
+    rcbuf_unref(st->ring[st->head].payload);
     st->head = (st->head + 1) % st->cap;
     st->count--;
 }
@@ -153,7 +166,7 @@ static void stream_append(mem_stream *st, const engine_pub *pub, uint32_t size) 
         }
     }
     *ring_at(st, st->count) = *pub;
-    rcbuf_ref(pub->json);
+    rcbuf_ref(pub->payload);
     st->count++;
 }
 
@@ -179,13 +192,19 @@ static void channel_free(void *p) {
     free(ch);
 }
 
-/* Frees the channel if nothing is left in it. */
+/* Frees what the channel no longer needs, and the channel itself once
+ * nothing is left: the stream meta goes when history is empty and nobody
+ * on this node listens (see the top of the file). */
 static void channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
     if (ch->presence && dict_size(ch->presence) == 0) {
         dict_free(ch->presence, NULL);
         ch->presence = NULL;
     }
-    if (ch->stream || ch->presence) return;
+    if (ch->stream && ch->stream->count == 0 && !ch->interest) {
+        stream_free(ch->stream);
+        ch->stream = NULL;
+    }
+    if (ch->stream || ch->presence || ch->interest) return;
     dict_del(sh->channels, name, NULL);
     free(ch);
 }
@@ -203,130 +222,87 @@ static mem_channel *channel_open(mem_shard *sh, const char *name, size_t len) {
 }
 
 /* Finds or creates a channel's stream (with a new epoch). */
-static mem_stream *stream_open(mem_shard *sh, const char *name, size_t len) {
-    mem_channel *ch = channel_open(sh, name, len);
-    if (!ch) return NULL;
+static mem_stream *stream_open(mem_shard *sh, mem_channel *ch) {
     if (!ch->stream) {
         ch->stream = calloc(1, sizeof(mem_stream));
-        if (!ch->stream) {
-            channel_gc(sh, name, ch);
-            return NULL;
-        }
+        if (!ch->stream) return NULL;
         epoch_new(sh, ch->stream->epoch);
     }
     return ch->stream;
 }
 
+/* Locks the channel's shard. */
+static mem_shard *lock_shard(mem_engine *me, const char *channel) {
+    mem_shard *sh = shard_of(me, channel, strlen(channel));
+    pthread_mutex_lock(&sh->lock);
+    return sh;
+}
+
 /* ------------------------------------------------------------- publish */
-
-#define LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
-#define PUB_TAIL_MAX (sizeof(",\"offset\":") - 1 + 20 + sizeof(",\"time\":") - 1 + 21 + 1)
-
-static char *put_u64(char *p, uint64_t v) {
-    char tmp[20];
-    int n = 0;
-    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    while (n) *p++ = tmp[--n];
-    return p;
-}
-
-static char *put_i64(char *p, int64_t v) {
-    if (v >= 0) return put_u64(p, (uint64_t)v);
-    *p++ = '-';
-    return put_u64(p, (uint64_t)0 - (uint64_t)v);
-}
-
-/* Encodes {"data":D[,"info":I] into a buffer with room for the tail that
- * only the locked step knows (the offset); *len = bytes written. */
-static rcbuf *pub_encode_head(const engine_publish_req *req, size_t *len) {
-    size_t info_len = req->info ? req->info_len : 0;
-    rcbuf *b = rcbuf_new(8 + req->data_len + (req->info ? 8 + info_len : 0) + PUB_TAIL_MAX);
-    if (!b) return NULL;
-    char *p = LIT((char *)b->data, "{\"data\":");
-    memcpy(p, req->data, req->data_len);
-    p += req->data_len;
-    if (req->info) {
-        p = LIT(p, ",\"info\":");
-        memcpy(p, req->info, info_len);
-        p += info_len;
-    }
-    *len = (size_t)(p - (char *)b->data);
-    return b;
-}
-
-/* Completes the object: [,"offset":N][,"time":T]} (zero values omitted). */
-static void pub_encode_tail(rcbuf *b, size_t len, uint64_t offset, int64_t time_ms) {
-    char *p = (char *)b->data + len;
-    if (offset) p = put_u64(LIT(p, ",\"offset\":"), offset);
-    if (time_ms) p = put_i64(LIT(p, ",\"time\":"), time_ms);
-    *p++ = '}';
-    b->len = (uint32_t)(p - (char *)b->data);
-}
 
 /* The atomic step, under the shard lock: offset, ring, event. */
 static int publish_locked(mem_engine *me, mem_shard *sh, const engine_publish_req *req,
-                          rcbuf *json, size_t head_len, engine_stream_top *pos) {
-    engine_pub pub = { .offset = 0, .time_ms = req->now_ms, .json = json };
-    mem_stream *st = NULL;
+                          engine_stream_top *pos) {
+    engine_pub pub = { .offset = 0, .time_ms = req->now_ms, .payload = req->payload };
     if (req->history_size > 0) {
-        st = stream_open(sh, req->channel, strlen(req->channel));
-        if (!st) return ENGINE_ERR_INTERNAL;
+        mem_channel *ch = channel_open(sh, req->channel, strlen(req->channel));
+        mem_stream *st = ch ? stream_open(sh, ch) : NULL;
+        if (!st) {
+            if (ch) channel_gc(sh, req->channel, ch);
+            return ENGINE_ERR_INTERNAL;
+        }
         st->ttl_ms = req->history_ttl_ms > 0 ? req->history_ttl_ms : 0;
         stream_expire(st, req->now_ms);
         pub.offset = ++st->top;
         top_of(st, pos);
+        stream_append(st, &pub, (uint32_t)req->history_size);
     }
-    pub_encode_tail(json, head_len, pub.offset, pub.time_ms);
-    if (st) stream_append(st, &pub, (uint32_t)req->history_size);
     if (me->base.events.on_publication)
         me->base.events.on_publication(me->base.events.ud, req->channel, &pub);
     return ENGINE_OK;
 }
 
 static void mem_publish(engine *e, const engine_publish_req *req,
-                        engine_publish_cb cb, void *ud) {
+                        engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
-    engine_stream_top pos = { 0, "" };
-    size_t head_len = 0;
-    int err = ENGINE_ERR_INTERNAL;
-    rcbuf *json = pub_encode_head(req, &head_len);
-    if (json) {
-        mem_shard *sh = shard_of(me, req->channel, strlen(req->channel));
-        pthread_mutex_lock(&sh->lock);
-        err = publish_locked(me, sh, req, json, head_len, &pos);
-        pthread_mutex_unlock(&sh->lock);
-        rcbuf_unref(json);
-    }
-    if (cb) cb(ud, err, &pos);
+    engine_result *res = engine_result_new(ENGINE_OP_PUBLISH, ENGINE_OK);
+    if (!res) { engine_answer(cb, ud, ENGINE_OP_PUBLISH, NULL); return; }
+    mem_shard *sh = lock_shard(me, req->channel);
+    res->err = publish_locked(me, sh, req, &res->top);
+    pthread_mutex_unlock(&sh->lock);
+    engine_answer(cb, ud, ENGINE_OP_PUBLISH, res);
 }
 
 static void mem_join_leave(engine *e, const char *channel, const char *info,
-                           size_t info_len, int join) {
+                           size_t info_len, int join, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
+    engine_op op = join ? ENGINE_OP_JOIN : ENGINE_OP_LEAVE;
+    engine_result *res = engine_result_new(op, ENGINE_OK);
     void (*fn)(void *, const char *, const char *, size_t) =
         join ? me->base.events.on_join : me->base.events.on_leave;
-    if (!fn) return;
-    mem_shard *sh = shard_of(me, channel, strlen(channel));
-    pthread_mutex_lock(&sh->lock);      /* ordered with the channel's publications */
-    fn(me->base.events.ud, channel, info, info_len);
-    pthread_mutex_unlock(&sh->lock);
+    if (res && fn) {
+        mem_shard *sh = lock_shard(me, channel);   /* ordered with the channel's publications */
+        fn(me->base.events.ud, channel, info, info_len);
+        pthread_mutex_unlock(&sh->lock);
+    }
+    engine_answer(cb, ud, op, res);
 }
 
-static void mem_publish_join(engine *e, const char *channel, const char *info, size_t len) {
-    mem_join_leave(e, channel, info, len, 1);
+static void mem_publish_join(engine *e, const char *channel, const char *info,
+                             size_t len, engine_cb cb, void *ud) {
+    mem_join_leave(e, channel, info, len, 1, cb, ud);
 }
 
-static void mem_publish_leave(engine *e, const char *channel, const char *info, size_t len) {
-    mem_join_leave(e, channel, info, len, 0);
+static void mem_publish_leave(engine *e, const char *channel, const char *info,
+                              size_t len, engine_cb cb, void *ud) {
+    mem_join_leave(e, channel, info, len, 0, cb, ud);
 }
 
 /* ------------------------------------------------------------- history */
 
 /* Copies (and references) the publications req asks for, in reply order. */
 static int history_select(const mem_stream *st, const engine_history_req *req,
-                          engine_pub **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
+                          engine_result *res) {
     if (req->limit == 0 || st->count == 0) return ENGINE_OK;
     /* The ring holds consecutive offsets: position i has offset oldest + i. */
     uint64_t oldest = st->ring[st->head].offset, since = req->since_offset;
@@ -343,48 +319,43 @@ static int history_select(const mem_stream *st, const engine_history_req *req,
     for (size_t i = 0; i < k; i++) {
         size_t at = req->reverse ? hi - 1 - i : lo + i;
         pubs[i] = *ring_at(st, (uint32_t)at);
-        rcbuf_ref(pubs[i].json);
+        rcbuf_ref(pubs[i].payload);
     }
-    *out = pubs;
-    *n = k;
+    res->pubs = pubs;
+    res->npubs = k;
     return ENGINE_OK;
 }
 
 static void mem_history(engine *e, const engine_history_req *req,
-                        engine_history_cb cb, void *ud) {
+                        engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
-    size_t len = strlen(req->channel);
-    mem_shard *sh = shard_of(me, req->channel, len);
-    engine_stream_top top = { 0, "" };
-    engine_pub *pubs = NULL;
-    size_t n = 0;
-    int err = ENGINE_ERR_INTERNAL;
-
-    pthread_mutex_lock(&sh->lock);
-    mem_stream *st = stream_open(sh, req->channel, len);
+    engine_result *res = engine_result_new(ENGINE_OP_HISTORY, ENGINE_ERR_INTERNAL);
+    if (!res) { engine_answer(cb, ud, ENGINE_OP_HISTORY, NULL); return; }
+    mem_shard *sh = lock_shard(me, req->channel);
+    mem_channel *ch = channel_open(sh, req->channel, strlen(req->channel));
+    mem_stream *st = ch ? stream_open(sh, ch) : NULL;
     if (st) {
         stream_expire(st, req->now_ms);
-        top_of(st, &top);
+        top_of(st, &res->top);
         if (req->since_epoch && req->since_epoch[0] && strcmp(req->since_epoch, st->epoch))
-            err = ENGINE_ERR_EPOCH;
+            res->err = ENGINE_ERR_EPOCH;
         else
-            err = history_select(st, req, &pubs, &n);
+            res->err = history_select(st, req, res);
+    } else if (ch) {
+        channel_gc(sh, req->channel, ch);
     }
     pthread_mutex_unlock(&sh->lock);
-
-    cb(ud, err, &top, pubs, n);
-    for (size_t i = 0; i < n; i++) rcbuf_unref(pubs[i].json);
-    free(pubs);
+    engine_answer(cb, ud, ENGINE_OP_HISTORY, res);
 }
 
-static void mem_history_remove(engine *e, const char *channel, engine_done_cb cb, void *ud) {
+static void mem_history_remove(engine *e, const char *channel, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
-    mem_shard *sh = shard_of(me, channel, strlen(channel));
-    pthread_mutex_lock(&sh->lock);
+    mem_shard *sh = lock_shard(me, channel);
     mem_channel *ch = dict_get(sh->channels, channel);
     if (ch && ch->stream) stream_clear(ch->stream);
     pthread_mutex_unlock(&sh->lock);
-    if (cb) cb(ud, ENGINE_OK);
+    engine_answer(cb, ud, ENGINE_OP_HISTORY_REMOVE,
+                  engine_result_new(ENGINE_OP_HISTORY_REMOVE, ENGINE_OK));
 }
 
 /* ------------------------------------------------------------- presence */
@@ -411,42 +382,44 @@ static int member_same(const mem_member *m, const engine_presence_entry *en) {
 }
 
 /* Inserts or refreshes; a heartbeat with unchanged data allocates nothing. */
-static void presence_put(mem_channel *ch, const engine_presence_entry *en, int64_t expires_at) {
-    if (!ch->presence && !(ch->presence = dict_new())) return;
+static int presence_put(mem_channel *ch, const engine_presence_entry *en, int64_t expires_at) {
+    if (!ch->presence && !(ch->presence = dict_new())) return ENGINE_ERR_INTERNAL;
     void **slot = dict_slot(ch->presence, en->client, strlen(en->client), NULL);
-    if (!slot) return;
+    if (!slot) return ENGINE_ERR_INTERNAL;
     mem_member *old = *slot;
     if (old && member_same(old, en)) {
         old->expires_at = expires_at;
-        return;
+        return ENGINE_OK;
     }
     mem_member *m = member_new(en, expires_at);
     if (!m) {
         if (!old) dict_del(ch->presence, en->client, NULL);
-        return;
+        return ENGINE_ERR_INTERNAL;
     }
     free(old);
     *slot = m;
+    return ENGINE_OK;
 }
 
 static void mem_presence_add(engine *e, const char *channel, const engine_presence_entry *entry,
-                             int64_t ttl_ms, int64_t now_ms) {
+                             int64_t ttl_ms, int64_t now_ms, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
-    size_t len = strlen(channel);
-    mem_shard *sh = shard_of(me, channel, len);
-    pthread_mutex_lock(&sh->lock);
-    mem_channel *ch = channel_open(sh, channel, len);
+    int err = ENGINE_ERR_INTERNAL;
+    mem_shard *sh = lock_shard(me, channel);
+    mem_channel *ch = channel_open(sh, channel, strlen(channel));
     if (ch) {
-        presence_put(ch, entry, now_ms + ttl_ms);
+        err = presence_put(ch, entry, now_ms + ttl_ms);
         channel_gc(sh, channel, ch);
     }
     pthread_mutex_unlock(&sh->lock);
+    engine_answer(cb, ud, ENGINE_OP_PRESENCE_ADD,
+                  engine_result_new(ENGINE_OP_PRESENCE_ADD, err));
 }
 
-static void mem_presence_remove(engine *e, const char *channel, const char *client) {
+static void mem_presence_remove(engine *e, const char *channel, const char *client,
+                                engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
-    mem_shard *sh = shard_of(me, channel, strlen(channel));
-    pthread_mutex_lock(&sh->lock);
+    mem_shard *sh = lock_shard(me, channel);
     mem_channel *ch = dict_get(sh->channels, channel);
     void *m = NULL;
     if (ch && ch->presence && dict_del(ch->presence, client, &m)) {
@@ -454,6 +427,8 @@ static void mem_presence_remove(engine *e, const char *channel, const char *clie
         channel_gc(sh, channel, ch);
     }
     pthread_mutex_unlock(&sh->lock);
+    engine_answer(cb, ud, ENGINE_OP_PRESENCE_REMOVE,
+                  engine_result_new(ENGINE_OP_PRESENCE_REMOVE, ENGINE_OK));
 }
 
 /* Deletes the expired entries of a channel. */
@@ -472,23 +447,21 @@ static void presence_prune(mem_channel *ch, int64_t now_ms) {
     }
 }
 
-/* A private copy of the live entries: one block with the entry array
- * followed by their strings. NULL with *n = 0 when empty. */
-static engine_presence_entry *presence_snapshot(dict *pr, size_t *n, int *err) {
+/* A private copy of the live entries into res: one block with the entry
+ * array followed by their strings. */
+static int presence_snapshot(dict *pr, engine_result *res) {
     size_t count = dict_size(pr), bytes = count * sizeof(engine_presence_entry);
     dict_iter it;
     const char *client;
     void *v;
-    *n = 0;
-    *err = ENGINE_OK;
-    if (!count) return NULL;
+    if (!count) return ENGINE_OK;
     dict_iter_init(&it, pr);
     while (dict_next(&it, &client, &v)) {
         const mem_member *m = v;
         bytes += strlen(client) + 1 + m->user_len + 1 + m->info_len + 1;
     }
     engine_presence_entry *out = malloc(bytes);
-    if (!out) { *err = ENGINE_ERR_INTERNAL; return NULL; }
+    if (!out) return ENGINE_ERR_INTERNAL;
     char *p = (char *)(out + count);
     dict_iter_init(&it, pr);
     for (size_t i = 0; dict_next(&it, &client, &v); i++) {
@@ -500,16 +473,16 @@ static engine_presence_entry *presence_snapshot(dict *pr, size_t *n, int *err) {
         out[i].info_len = m->info_len;
         p += clen + mlen;
     }
-    *n = count;
-    return out;
+    res->entries = out;
+    res->nentries = count;
+    return ENGINE_OK;
 }
 
 /* Locks the channel's shard and prunes its presence; returns the channel
  * (NULL if it has no presence). The caller unlocks. */
 static mem_channel *presence_open(mem_engine *me, const char *channel, int64_t now_ms,
                                   mem_shard **shp) {
-    mem_shard *sh = *shp = shard_of(me, channel, strlen(channel));
-    pthread_mutex_lock(&sh->lock);
+    mem_shard *sh = *shp = lock_shard(me, channel);
     mem_channel *ch = dict_get(sh->channels, channel);
     if (!ch || !ch->presence) return NULL;
     presence_prune(ch, now_ms);
@@ -521,16 +494,14 @@ static mem_channel *presence_open(mem_engine *me, const char *channel, int64_t n
 }
 
 static void mem_presence(engine *e, const char *channel, int64_t now_ms,
-                         engine_presence_cb cb, void *ud) {
+                         engine_cb cb, void *ud) {
+    engine_result *res = engine_result_new(ENGINE_OP_PRESENCE, ENGINE_OK);
+    if (!res) { engine_answer(cb, ud, ENGINE_OP_PRESENCE, NULL); return; }
     mem_shard *sh;
-    size_t n = 0;
-    int err = ENGINE_OK;
-    engine_presence_entry *entries = NULL;
     mem_channel *ch = presence_open((mem_engine *)e, channel, now_ms, &sh);
-    if (ch) entries = presence_snapshot(ch->presence, &n, &err);
+    if (ch) res->err = presence_snapshot(ch->presence, res);
     pthread_mutex_unlock(&sh->lock);
-    cb(ud, err, entries, n);
-    free(entries);
+    engine_answer(cb, ud, ENGINE_OP_PRESENCE, res);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -556,23 +527,50 @@ static int presence_users(dict *pr, uint32_t *users) {
 }
 
 static void mem_presence_stats(engine *e, const char *channel, int64_t now_ms,
-                               engine_stats_cb cb, void *ud) {
+                               engine_cb cb, void *ud) {
+    engine_result *res = engine_result_new(ENGINE_OP_PRESENCE_STATS, ENGINE_OK);
+    if (!res) { engine_answer(cb, ud, ENGINE_OP_PRESENCE_STATS, NULL); return; }
     mem_shard *sh;
-    uint32_t clients = 0, users = 0;
-    int err = ENGINE_OK;
     mem_channel *ch = presence_open((mem_engine *)e, channel, now_ms, &sh);
     if (ch) {
-        clients = (uint32_t)dict_size(ch->presence);
-        err = presence_users(ch->presence, &users);
+        res->num_clients = (uint32_t)dict_size(ch->presence);
+        res->err = presence_users(ch->presence, &res->num_users);
+        if (res->err) res->num_clients = 0;
     }
     pthread_mutex_unlock(&sh->lock);
-    if (err) clients = users = 0;
-    cb(ud, err, clients, users);
+    engine_answer(cb, ud, ENGINE_OP_PRESENCE_STATS, res);
+}
+
+/* ------------------------------------------------------------- interest */
+
+static void mem_interest(engine *e, const char *channel, int on, engine_cb cb, void *ud) {
+    mem_engine *me = (mem_engine *)e;
+    engine_op op = on ? ENGINE_OP_SUBSCRIBE : ENGINE_OP_UNSUBSCRIBE;
+    int err = ENGINE_OK;
+    mem_shard *sh = lock_shard(me, channel);
+    mem_channel *ch = on ? channel_open(sh, channel, strlen(channel))
+                         : dict_get(sh->channels, channel);
+    if (ch) {
+        ch->interest = (uint8_t)on;
+        channel_gc(sh, channel, ch);
+    } else if (on) {
+        err = ENGINE_ERR_INTERNAL;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    engine_answer(cb, ud, op, engine_result_new(op, err));
+}
+
+static void mem_subscribe(engine *e, const char *channel, engine_cb cb, void *ud) {
+    mem_interest(e, channel, 1, cb, ud);
+}
+
+static void mem_unsubscribe(engine *e, const char *channel, engine_cb cb, void *ud) {
+    mem_interest(e, channel, 0, cb, ud);
 }
 
 /* ------------------------------------------------------- housekeeping */
 
-static void shard_tick(mem_shard *sh, int64_t now_ms) {
+static void shard_sweep(mem_shard *sh, int64_t now_ms) {
     dict_iter it;
     const char *name;
     void *v;
@@ -587,20 +585,25 @@ static void shard_tick(mem_shard *sh, int64_t now_ms) {
     pthread_mutex_unlock(&sh->lock);
 }
 
-static void mem_tick(engine *e, int64_t now_ms) {
+void engine_memory_sweep(engine *e, int64_t now_ms) {
     mem_engine *me = (mem_engine *)e;
-    for (unsigned i = 0; i < MEM_SHARDS; i++) shard_tick(&me->shards[i], now_ms);
+    for (unsigned i = 0; i < MEM_SHARDS; i++) shard_sweep(&me->shards[i], now_ms);
 }
 
-static void mem_destroy(engine *e) {
-    mem_engine *me = (mem_engine *)e;
-    if (!me) return;
-    for (unsigned i = 0; i < MEM_SHARDS; i++) {
-        dict_free(me->shards[i].channels, channel_free);
-        pthread_mutex_destroy(&me->shards[i].lock);
+/* The sweeper thread: one pass every interval until stopped. One shard at
+ * a time, so publishers wait at most one shard's pass. */
+static void sweeper_main(void *arg) {
+    mem_engine *me = arg;
+    uv_mutex_lock(&me->sweep_lock);
+    while (!me->stop) {
+        if (uv_cond_timedwait(&me->sweep_cond, &me->sweep_lock, me->sweep_interval_ns) != 0 &&
+            !me->stop) {
+            uv_mutex_unlock(&me->sweep_lock);
+            engine_memory_sweep(&me->base, clock_now_ms());
+            uv_mutex_lock(&me->sweep_lock);
+        }
     }
-    free(me->shards);
-    free(me);
+    uv_mutex_unlock(&me->sweep_lock);
 }
 
 void engine_memory_counts_get(engine *e, engine_memory_counts *out) {
@@ -623,6 +626,41 @@ void engine_memory_counts_get(engine *e, engine_memory_counts *out) {
     }
 }
 
+static void mem_gauges(engine *e, engine_gauge_fn fn, void *ud) {
+    engine_memory_counts c;
+    engine_memory_counts_get(e, &c);
+    fn(ud, "plaza_engine_channels", "Channels the engine holds state for.", c.channels);
+    fn(ud, "plaza_engine_streams", "Channels with a history stream (offset and epoch).", c.streams);
+    fn(ud, "plaza_engine_history_publications", "Publications kept in history.", c.publications);
+    fn(ud, "plaza_engine_presence_entries", "Presence entries.", c.presence);
+}
+
+static void mem_quiesce(engine *e) { (void)e; /* answers are never late */ }
+
+static void sweeper_stop(mem_engine *me) {
+    if (!me->sweeping) return;
+    uv_mutex_lock(&me->sweep_lock);
+    me->stop = 1;
+    uv_cond_signal(&me->sweep_cond);
+    uv_mutex_unlock(&me->sweep_lock);
+    uv_thread_join(&me->sweeper);
+    me->sweeping = 0;
+}
+
+static void mem_destroy(engine *e) {
+    mem_engine *me = (mem_engine *)e;
+    if (!me) return;
+    sweeper_stop(me);
+    uv_cond_destroy(&me->sweep_cond);
+    uv_mutex_destroy(&me->sweep_lock);
+    for (unsigned i = 0; i < MEM_SHARDS; i++) {
+        dict_free(me->shards[i].channels, channel_free);
+        pthread_mutex_destroy(&me->shards[i].lock);
+    }
+    free(me->shards);
+    free(me);
+}
+
 static const engine_ops mem_ops = {
     .publish = mem_publish,
     .publish_join = mem_publish_join,
@@ -633,17 +671,16 @@ static const engine_ops mem_ops = {
     .presence_remove = mem_presence_remove,
     .presence = mem_presence,
     .presence_stats = mem_presence_stats,
-    .tick = mem_tick,
+    .subscribe = mem_subscribe,
+    .unsubscribe = mem_unsubscribe,
+    .gauges = mem_gauges,
+    .quiesce = mem_quiesce,
     .destroy = mem_destroy,
 };
 
-engine *engine_memory_new(const engine_events *events) {
-    mem_engine *me = calloc(1, sizeof(*me));
-    if (!me) return NULL;
-    me->base.ops = &mem_ops;
-    if (events) me->base.events = *events;
+static int shards_init(mem_engine *me) {
     me->shards = aligned_alloc(_Alignof(mem_shard), MEM_SHARDS * sizeof(mem_shard));
-    if (!me->shards) { free(me); return NULL; }
+    if (!me->shards) return -1;
     unsigned i;
     for (i = 0; i < MEM_SHARDS; i++) {
         mem_shard *sh = &me->shards[i];
@@ -651,14 +688,32 @@ engine *engine_memory_new(const engine_events *events) {
         if (!(sh->channels = dict_new())) break;
         if (pthread_mutex_init(&sh->lock, NULL)) { dict_free(sh->channels, NULL); break; }
     }
-    if (i < MEM_SHARDS) {
-        while (i--) {
-            dict_free(me->shards[i].channels, NULL);
-            pthread_mutex_destroy(&me->shards[i].lock);
+    if (i == MEM_SHARDS) return 0;
+    while (i--) {
+        dict_free(me->shards[i].channels, NULL);
+        pthread_mutex_destroy(&me->shards[i].lock);
+    }
+    free(me->shards);
+    me->shards = NULL;
+    return -1;
+}
+
+engine *engine_memory_new(const config *cfg, const engine_events *events) {
+    mem_engine *me = calloc(1, sizeof(*me));
+    if (!me) return NULL;
+    me->base.ops = &mem_ops;
+    if (events) me->base.events = *events;
+    if (shards_init(me)) { free(me); return NULL; }
+    uv_mutex_init(&me->sweep_lock);
+    uv_cond_init(&me->sweep_cond);
+    int interval = cfg ? cfg->engine_sweep_interval_ms : 0;   /* 0: no thread (tests sweep by hand) */
+    if (interval > 0) {
+        me->sweep_interval_ns = (uint64_t)interval * 1000000u;
+        if (uv_thread_create(&me->sweeper, sweeper_main, me) != 0) {
+            mem_destroy(&me->base);
+            return NULL;
         }
-        free(me->shards);
-        free(me);
-        return NULL;
+        me->sweeping = 1;
     }
     return &me->base;
 }

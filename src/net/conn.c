@@ -399,7 +399,7 @@ void conn_shutdown(conn *c) {
     if (c->kind == CONN_WS)
         ws_conn_close(c, c->w->srv->ws_close_on_shutdown, "server shutting down");
     else
-        conn_end(c);
+        http_conn_shutdown(c);
 }
 
 /* Bytes the peer has not acknowledged yet: queued here, in libuv and (on
@@ -472,6 +472,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     (void)ready;
     if (!c->closed) worker_want_flush(c->w, c);   /* handshake records */
+}
+
+void conn_read_pause(conn *c) {
+    if (c->closed || c->read_paused) return;
+    c->read_paused = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void conn_read_resume(conn *c) {
+    if (c->closed || !c->read_paused) return;
+    c->read_paused = 0;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 /* ---- accepting ---- */

@@ -79,6 +79,7 @@ typedef struct conn {
     uint8_t mstate;                   /* metrics state (MSTATE_*) */
     uint8_t close_notified;           /* handler->on_close called */
     uint8_t in_batch;                 /* queued bytes given to the send ring */
+    uint8_t read_paused;              /* the upper layer stopped reading */
     struct http_reader *http;         /* while an HTTP request is being read */
     const ws_handler *handler;        /* WebSocket only */
     ws_state *ws;                     /* WebSocket only */
@@ -121,6 +122,12 @@ void conn_on_deadline(conn *c);
 
 /* Changes the metrics state gauge. */
 void conn_set_mstate(conn *c, int mstate);
+
+/* Stops / restarts reading from the socket (backpressure: an upper layer
+ * that cannot take more input yet). Bytes already read are still handed
+ * up. */
+void conn_read_pause(conn *c);
+void conn_read_resume(conn *c);
 
 /* Writes the peer's "ip:port" into buf. */
 void conn_peer(const conn *c, char *buf, size_t len);

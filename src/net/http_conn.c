@@ -12,6 +12,37 @@
 
 #define HTTP_MAX_QUEUED_BYTES (4u << 20)
 
+/* A response a route gives later (see http_later_begin). */
+struct http_later {
+    conn *c;                  /* NULL once the connection is gone */
+    int keep_alive, version_minor, head;
+};
+
+/* What HTTP keeps on a connection: the reader, and while a response is
+ * being waited for, the handle and the bytes that came after the request
+ * (pipelined requests wait their turn). */
+typedef struct http_state {
+    http_reader r;            /* first: c->http points here */
+    http_later *later;
+    uint8_t *held;
+    size_t held_len;
+} http_state;
+
+static http_state *state_of(conn *c) { return (http_state *)(void *)c->http; }
+
+/* How a response ends: from the request, or from a later's copy of it. */
+typedef struct resp_mode { int keep_alive, version_minor, head; } resp_mode;
+
+static resp_mode mode_of(const http_request *req) {
+    resp_mode m = {0, 1, 0};
+    if (req) {
+        m.keep_alive = req->keep_alive;
+        m.version_minor = req->version_minor;
+        m.head = strcmp(req->method, "HEAD") == 0;
+    }
+    return m;
+}
+
 const char *http_status_text(int status) {
     switch (status) {
     case 101: return "Switching Protocols";
@@ -39,11 +70,11 @@ const char *http_status_text(int status) {
 
 /* Queues one response; ends the connection after it unless it is kept
  * alive. */
-static void respond(conn *c, const http_request *req, int status,
-                    const char *content_type, const char *extra_headers,
-                    const void *body, size_t body_len, int close_after) {
-    int keep = !close_after && req && req->keep_alive && !c->w->stopping;
-    int head_only = req && strcmp(req->method, "HEAD") == 0;
+static void respond_as(conn *c, resp_mode m, int status,
+                       const char *content_type, const char *extra_headers,
+                       const void *body, size_t body_len, int close_after) {
+    int keep = !close_after && m.keep_alive && !c->w->stopping;
+    int head_only = m.head;
     char head[1024];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nServer: plaza\r\n"
@@ -53,7 +84,7 @@ static void respond(conn *c, const http_request *req, int status,
                      content_type ? content_type : "",
                      content_type ? "\r\n" : "", body_len,
                      !keep ? "Connection: close\r\n"
-                     : req->version_minor == 0 ? "Connection: keep-alive\r\n" : "",
+                     : m.version_minor == 0 ? "Connection: keep-alive\r\n" : "",
                      extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof(head)) { conn_abort(c); return; }
     size_t blen = head_only || status == 304 ? 0 : body_len;
@@ -65,6 +96,13 @@ static void respond(conn *c, const http_request *req, int status,
     if (status >= 400) METRIC_ADD(c->w->metrics.http_errors, 1);
     conn_send(c, b);
     if (!keep) conn_end(c);
+}
+
+static void respond(conn *c, const http_request *req, int status,
+                    const char *content_type, const char *extra_headers,
+                    const void *body, size_t body_len, int close_after) {
+    respond_as(c, mode_of(req), status, content_type, extra_headers, body,
+               body_len, close_after);
 }
 
 void http_respond(conn *c, const http_request *req, int status,
@@ -134,7 +172,7 @@ static int upgrade(conn *c, const http_request *req) {
 }
 
 /* Answers one complete request. Returns 1 if the connection switched to
- * WebSocket. */
+ * WebSocket, 2 if a route answers later. */
 static int route(conn *c, const http_request *req) {
     server *srv = c->w->srv;
     const char *path = req->path;
@@ -148,9 +186,10 @@ static int route(conn *c, const http_request *req) {
     if (strcmp(path, "/metrics") == 0) { on_metrics(c, req); return 0; }
     for (int i = 0; i < srv->nroutes; i++) {
         size_t pl = strlen(srv->routes[i].prefix);
-        if (strncmp(path, srv->routes[i].prefix, pl) == 0 &&
-            srv->routes[i].fn(c, req, srv->routes[i].ud))
-            return 0;
+        if (strncmp(path, srv->routes[i].prefix, pl) != 0) continue;
+        int rc = srv->routes[i].fn(c, req, srv->routes[i].ud);
+        if (rc == HTTP_ROUTE_LATER) return 2;
+        if (rc == HTTP_ROUTE_DONE) return 0;
     }
     if (!srv->web_root) {
         http_respond_error(c, req, 404, "not found", 0);
@@ -162,18 +201,32 @@ static int route(conn *c, const http_request *req) {
 
 static http_reader *reader_for(conn *c) {
     if (c->http) return c->http;
+    http_state *hs = calloc(1, sizeof(*hs));
+    if (!hs) return NULL;
     const config *cfg = c->w->srv->cfg;
     http_limits lim = {
         .max_header_bytes = (size_t)cfg->http_max_header_bytes,
         .max_headers = cfg->http_max_headers,
         .max_body_bytes = (size_t)cfg->http_max_body_bytes,
     };
-    c->http = malloc(sizeof(*c->http));
-    if (c->http) http_reader_init(c->http, &lim);
+    http_reader_init(&hs->r, &lim);
+    c->http = &hs->r;
     return c->http;
 }
 
+/* Keeps bytes that arrived while a response is being waited for. */
+static void hold(conn *c, const uint8_t *data, size_t len) {
+    http_state *hs = state_of(c);
+    if (!len) return;
+    uint8_t *p = realloc(hs->held, hs->held_len + len);
+    if (!p) { conn_abort(c); return; }
+    memcpy(p + hs->held_len, data, len);
+    hs->held = p;
+    hs->held_len += len;
+}
+
 void http_conn_on_data(conn *c, uint8_t *data, size_t len) {
+    if (c->http && state_of(c)->later) { hold(c, data, len); return; }
     while (len && !c->closed && !c->ending && c->kind == CONN_HTTP) {
         http_reader *r = reader_for(c);
         if (!r) { conn_abort(c); return; }
@@ -196,6 +249,10 @@ void http_conn_on_data(conn *c, uint8_t *data, size_t len) {
          * hold any number of file copies). */
         if (c->out_bytes > HTTP_MAX_QUEUED_BYTES) { conn_end(c); return; }
         int upgraded = route(c, &r->req);
+        if (upgraded == 2) {                 /* answered later: wait for it */
+            if (!c->closed) { hold(c, data, len); conn_read_pause(c); }
+            return;
+        }
         if (upgraded) {
             if (len) ws_conn_on_data(c, data, len);
             return;
@@ -209,6 +266,10 @@ void http_conn_on_data(conn *c, uint8_t *data, size_t len) {
 }
 
 void http_conn_on_deadline(conn *c) {
+    if (c->http && state_of(c)->later) {      /* a route is still answering */
+        conn_set_deadline(c, conn_now(c) + (uint64_t)c->w->srv->cfg->http_keepalive_timeout_ms);
+        return;
+    }
     if (c->http && http_reader_busy(c->http)) {
         METRIC_ADD(c->w->metrics.idle_timeouts, 1);
         http_respond_error(c, NULL, 408, "request timeout", 1);
@@ -219,7 +280,57 @@ void http_conn_on_deadline(conn *c) {
 
 void http_conn_free(conn *c) {
     if (!c->http) return;
-    http_reader_free(c->http);
-    free(c->http);
+    http_state *hs = state_of(c);
+    if (hs->later) hs->later->c = NULL;       /* its answer goes nowhere */
+    free(hs->held);
+    http_reader_free(&hs->r);
+    free(hs);
     c->http = NULL;
+}
+
+void http_conn_shutdown(conn *c) {
+    if (c->http && state_of(c)->later) return;   /* ends after the response */
+    conn_end(c);
+}
+
+/* ---- responses given later ---- */
+
+http_later *http_later_begin(conn *c, const http_request *req) {
+    http_state *hs = state_of(c);
+    if (!hs || hs->later) return NULL;
+    http_later *l = malloc(sizeof(*l));
+    if (!l) return NULL;
+    resp_mode m = mode_of(req);
+    l->c = c;
+    l->keep_alive = m.keep_alive;
+    l->version_minor = m.version_minor;
+    l->head = m.head;
+    hs->later = l;
+    return l;
+}
+
+/* After a later response: the next request, the held bytes first. */
+static void resume(conn *c) {
+    http_state *hs = state_of(c);
+    http_reader_next(&hs->r);
+    conn_set_deadline(c, conn_now(c) + (uint64_t)c->w->srv->cfg->http_keepalive_timeout_ms);
+    uint8_t *held = hs->held;
+    size_t n = hs->held_len;
+    hs->held = NULL;
+    hs->held_len = 0;
+    if (!c->ending && !c->closed) conn_read_resume(c);
+    if (held && !c->ending && !c->closed) http_conn_on_data(c, held, n);
+    free(held);
+}
+
+void http_later_respond(http_later *l, int status, const char *content_type,
+                        const char *extra_headers, const void *body, size_t len) {
+    conn *c = l->c;
+    resp_mode m = {l->keep_alive, l->version_minor, l->head};
+    free(l);
+    if (!c) return;
+    state_of(c)->later = NULL;
+    if (c->closed) return;
+    respond_as(c, m, status, content_type, extra_headers, body, len, 0);
+    resume(c);
 }

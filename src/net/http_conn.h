@@ -30,4 +30,20 @@ void http_respond_error(conn *c, const http_request *req, int status,
 
 const char *http_status_text(int status);
 
+/* Server shutdown: end the connection once the response in progress (a
+ * later one included) is out. */
+void http_conn_shutdown(conn *c);
+
+/* A response given later, when a route must wait (for the engine). The
+ * route calls http_later_begin and returns HTTP_ROUTE_LATER; the
+ * connection then reads no further request (pipelined ones wait, in order)
+ * until http_later_respond, which must be called once, on the connection's
+ * worker. If the connection closed meanwhile, the response goes nowhere and
+ * the handle is freed all the same. NULL if out of memory or a response is
+ * already pending (answer at once then). */
+typedef struct http_later http_later;
+http_later *http_later_begin(conn *c, const http_request *req);
+void http_later_respond(http_later *l, int status, const char *content_type,
+                        const char *extra_headers, const void *body, size_t len);
+
 #endif

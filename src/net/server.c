@@ -166,6 +166,7 @@ static void on_worker_done(uv_async_t *a) {
 
 static void worker_thread(void *arg) {
     worker *w = arg;
+    inbox_set_owner(&w->ib);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     atomic_fetch_sub(&w->srv->workers_running, 1);
     uv_async_send(w->srv->workers_done);
@@ -212,13 +213,4 @@ void server_free(server *srv) {
     free(srv->web_root);
     srv->workers = NULL;
     srv->nworkers = 0;
-}
-
-int server_post_all(server *srv, void (*fn)(worker *, void *),
-                    void *(*arg_for)(void *ctx, int worker_id), void *ctx) {
-    int rc = 0;
-    for (int i = 0; i < srv->nworkers; i++)
-        if (worker_post(srv->workers[i], fn, arg_for ? arg_for(ctx, i) : ctx))
-            rc = -1;
-    return rc;
 }

@@ -13,8 +13,10 @@ struct worker;
 struct tls_ctx;
 struct http_request;
 
-/* An HTTP handler: answers req on c (synchronously) and returns 1, or
- * returns 0 if the path is not its own. */
+/* An HTTP handler: answers req on c and returns HTTP_ROUTE_DONE, or
+ * returns HTTP_ROUTE_NOT_MINE if the path is not its own, or
+ * HTTP_ROUTE_LATER after http_later_begin (it answers later). */
+enum { HTTP_ROUTE_NOT_MINE = 0, HTTP_ROUTE_DONE = 1, HTTP_ROUTE_LATER = 2 };
 typedef int (*http_route_fn)(conn *c, const struct http_request *req,
                              void *ud);
 
@@ -64,9 +66,5 @@ int server_add_metrics(server *srv, metrics_render_fn fn, void *ud);
 int server_run(server *srv);
 
 void server_free(server *srv);
-
-/* From any thread: runs fn on every worker. */
-int server_post_all(server *srv, void (*fn)(struct worker *, void *),
-                    void *(*arg_for)(void *ctx, int worker_id), void *ctx);
 
 #endif

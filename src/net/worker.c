@@ -1,6 +1,8 @@
 /* worker: an event-loop thread and what it owns (see worker.h): the
  * listener, the connection list, the flush list drained once per loop turn,
- * the timing wheel ticked by one libuv timer, and the cross-thread inbox. */
+ * the timing wheel ticked by one libuv timer, and the inbox. Deferred
+ * answers run in the check phase, just before the flush, so a reply made
+ * from an engine answer leaves in the same loop turn. */
 #include <stdlib.h>
 #include <string.h>
 #include "net/worker.h"
@@ -21,25 +23,11 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_accept(w, listener);
 }
 
-/* Runs the tasks other threads posted. */
-static void on_wakeup(uv_async_t *a) {
-    worker *w = a->data;
-    uv_mutex_lock(&w->inbox_lock);
-    worker_task *t = w->inbox_head;
-    w->inbox_head = w->inbox_tail = NULL;
-    uv_mutex_unlock(&w->inbox_lock);
-    while (t) {
-        worker_task *next = t->next;
-        t->fn(w, t->arg);
-        free(t);
-        t = next;
-    }
-}
-
 /* After the I/O phase: one write per connection that got data this turn,
  * all of them in one system call when the send ring is there. */
 static void on_check(uv_check_t *h) {
     worker *w = h->data;
+    inbox_run_deferred(&w->ib);
     conn_flush_list(w, w->sends);
     if (w->sends && send_ring_broken(w->sends)) {
         log_warn("worker %d: io_uring failed; writing one socket at a time",
@@ -83,9 +71,7 @@ int worker_init(worker *w, server *srv, int id, int listen_fd) {
     int rc = uv_loop_init(&w->loop);
     if (rc) return rc;
     w->loop.data = w;
-    uv_mutex_init(&w->inbox_lock);
-    uv_async_init(&w->loop, &w->wakeup, on_wakeup);
-    w->wakeup.data = w;
+    if ((rc = inbox_init(&w->ib, &w->loop)) != 0) return rc;
     if (srv->cfg->io_uring) {
         w->sends = send_ring_new(SEND_RING_DEPTH);
         if (!w->sends && id == 0)
@@ -129,31 +115,15 @@ void worker_destroy(worker *w) {
     w->stopping = 0;
     w->destroying = 1;
     worker_each_conn(w, abort_conn, NULL);
-    on_wakeup(&w->wakeup);       /* tasks posted during shutdown own references */
+    inbox_run_all(&w->ib);       /* tasks posted during shutdown own references */
+    inbox_close(&w->ib);
     uv_walk(&w->loop, close_all_handles, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0)
         log_warn("worker %d: loop had handles left at exit", w->id);
-    worker_task *t = w->inbox_head;
-    while (t) { worker_task *n = t->next; free(t); t = n; }
-    uv_mutex_destroy(&w->inbox_lock);
+    inbox_destroy(&w->ib);       /* runs what the close callbacks posted */
     send_ring_free(w->sends);
     w->sends = NULL;
-}
-
-int worker_post(worker *w, worker_task_fn fn, void *arg) {
-    worker_task *t = malloc(sizeof(*t));
-    if (!t) return -1;
-    t->fn = fn;
-    t->arg = arg;
-    t->next = NULL;
-    uv_mutex_lock(&w->inbox_lock);
-    if (w->inbox_tail) w->inbox_tail->next = t;
-    else w->inbox_head = t;
-    w->inbox_tail = t;
-    uv_mutex_unlock(&w->inbox_lock);
-    uv_async_send(&w->wakeup);
-    return 0;
 }
 
 void worker_add_conn(worker *w, conn *c) {
@@ -198,8 +168,8 @@ static void shutdown_conn(conn *c, void *arg) {
 
 /* Graceful: stop accepting, ask every connection to go away, and stop the
  * loop once the last one has closed. */
-static void task_shutdown(worker *w, void *arg) {
-    (void)arg;
+static void task_shutdown(task *t) {
+    worker *w = TASK_OWNER(t, worker, shutdown_task);
     w->stopping = 1;
     if (w->listening) {
         uv_close((uv_handle_t *)&w->listener, on_handle_closed);
@@ -209,10 +179,21 @@ static void task_shutdown(worker *w, void *arg) {
     if (!w->nconns) uv_stop(&w->loop);
 }
 
-static void task_stop(worker *w, void *arg) {
-    (void)arg;
+static void task_stop(task *t) {
+    worker *w = TASK_OWNER(t, worker, stop_task);
     if (!w->destroying) uv_stop(&w->loop);   /* a late stop must not cut worker_destroy */
 }
 
-void worker_shutdown(worker *w) { worker_post(w, task_shutdown, NULL); }
-void worker_stop(worker *w) { worker_post(w, task_stop, NULL); }
+/* Each task node is posted at most once at a time: a second signal while
+ * the first shutdown task waits would corrupt the FIFO. */
+void worker_shutdown(worker *w) {
+    if (atomic_exchange(&w->shutdown_posted, 1)) return;
+    w->shutdown_task.run = task_shutdown;
+    inbox_post(&w->ib, &w->shutdown_task);
+}
+
+void worker_stop(worker *w) {
+    if (atomic_exchange(&w->stop_posted, 1)) return;
+    w->stop_task.run = task_stop;
+    inbox_post(&w->ib, &w->stop_task);
+}

@@ -6,8 +6,10 @@
 #ifndef PLAZA_WORKER_H
 #define PLAZA_WORKER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
+#include "core/inbox.h"
 #include "net/conn.h"
 #include "net/timer_wheel.h"
 #include "obs/metrics.h"
@@ -17,26 +19,18 @@ struct send_ring;
 
 #define WORKER_READ_BUF (64 * 1024)
 
-typedef void (*worker_task_fn)(struct worker *w, void *arg);
-
-typedef struct worker_task {
-    struct worker_task *next;
-    worker_task_fn fn;
-    void *arg;
-} worker_task;
-
 typedef struct worker {
     int id;
     struct server *srv;
     uv_loop_t loop;
     uv_thread_t thread;
-    uv_async_t wakeup;
+    inbox ib;                    /* tasks from other threads, deferred answers */
+    task shutdown_task, stop_task;
+    atomic_int shutdown_posted, stop_posted;
     uv_check_t flusher;
     uv_timer_t ticker;
     uv_tcp_t listener;
     int listening;
-    uv_mutex_t inbox_lock;
-    worker_task *inbox_head, *inbox_tail;
     size_t nconns;               /* open connections (not yet aborted) */
     conn *flush_list;
     struct send_ring *sends;     /* io_uring batch of the flush, or NULL */
@@ -55,10 +49,6 @@ typedef struct worker {
 int worker_init(worker *w, struct server *srv, int id, int listen_fd);
 void worker_join(worker *w);
 void worker_destroy(worker *w);
-
-/* From any thread: runs fn(w, arg) on w's loop soon. Returns -1 if out of
- * memory (fn is then not called). */
-int worker_post(worker *w, worker_task_fn fn, void *arg);
 
 /* Loop thread only. */
 void worker_add_conn(worker *w, conn *c);

@@ -1,29 +1,75 @@
 /* api: server API methods (see api.h). Each method validates its params
  * (a missing or mistyped field is error 107 naming the field), acts through
- * the hub and the engine, and writes the result object. */
+ * the hub and the engine, and writes the result object.
+ *
+ * Methods that ask the engine (publish, broadcast, presence,
+ * presence_stats, history, history_remove) answer later: a request is a
+ * small state machine (api_ctx) whose steps run on the worker that
+ * received the HTTP request, and the HTTP response goes out when its last
+ * step is done (http_later); the connection reads no further pipelined
+ * request until then. broadcast and batch run their parts in order, one
+ * engine answer at a time. An engine failure is error 100 with the
+ * engine's reason, counted in /metrics. */
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <openssl/crypto.h>
+#include "core/clock.h"
 #include "core/sbuf.h"
 #include "core/version.h"
 #include "net/http_conn.h"
+#include "net/server.h"
+#include "net/worker.h"
 #include "proto/api.h"
 #include "proto/client.h"
 #include "proto/codes.h"
 #include "proto/command.h"
+#include "proto/push.h"
 
-typedef struct api_ctx {
+#define API_LATER (-1)      /* a method will call a->done itself */
+
+typedef struct api_ctx api_ctx;
+typedef void (*api_done_fn)(api_ctx *a, int rc);   /* rc 0: *a->res holds the result */
+
+struct api_ctx {
     hub *h;
-    json_t *p;            /* params object */
-    sbuf *res;            /* the result object's body goes here */
-    char msg[160];        /* error message when a method fails */
-} api_ctx;
+    hub_local *hl;            /* the worker answering */
+    proto_local *pl;
+    json_t *p;                /* params of the method running */
+    sbuf *res;                /* its result object goes here */
+    api_done_fn done;         /* and its end here */
+    char msg[208];            /* error message when a method fails */
+    /* the request */
+    json_t *body, *empty;     /* the request; {} for a legacy call without params */
+    http_later *later;
+    int in_route, finished;
+    sbuf top, out;
+    /* broadcast */
+    json_t *chs;
+    size_t bi;
+    char *data;
+    size_t data_len;
+    int skip, bstep_sync, in_bstep;
+    sbuf bone, *bres;
+    api_done_fn bdone;
+    /* batch */
+    json_t *cmds;
+    size_t ci;
+    int cstep_sync, in_cstep;
+    sbuf cone, *cres;
+    api_done_fn cdone;
+};
 
 static int fail(api_ctx *a, int code, const char *fmt, const char *field) {
     snprintf(a->msg, sizeof(a->msg), fmt, field);
     return code;
+}
+
+static int engine_fail(api_ctx *a, const char *what, int err) {
+    METRIC_ADD(a->pl->metrics.engine_failures, 1);
+    snprintf(a->msg, sizeof(a->msg), "%s failed: %s", what, engine_strerror(err));
+    return ERR_INTERNAL;
 }
 
 static int get_str(api_ctx *a, const char *field, int required, const char **out) {
@@ -60,14 +106,33 @@ static int get_channel(api_ctx *a, const char *ch, const ns_options **ns) {
     return *ns ? 0 : fail(a, ERR_UNKNOWN_CHANNEL, "%s: unknown namespace", "channel");
 }
 
+static void write_error(sbuf *sb, int code, const char *msg) {
+    sb_printf(sb, "{\"error\":{\"code\":%d,\"message\":", code);
+    sb_json_str(sb, msg, strlen(msg));
+    sb_puts(sb, "}}");
+}
+
+/* An engine call whose answer runs fn on this worker. */
+static void *engine_call(api_ctx *a, hub_answer_fn fn) { return hub_call(a->hl, fn, a); }
+
 /* ---- publish, broadcast ---- */
 
-typedef struct pub_result { int err; engine_stream_top top; } pub_result;
-
-static void publish_done(void *ud, int err, const engine_stream_top *top) {
-    pub_result *r = ud;
-    r->err = err;
-    if (top) r->top = *top;
+static void published(void *ud, engine_result *r) {
+    api_ctx *a = ud;
+    int rc = 0;
+    if (r->err) rc = engine_fail(a, "publish", r->err);
+    else {
+        sb_putc(a->res, '{');
+        if (r->top.offset) {
+            sb_puts(a->res, "\"offset\":");
+            sb_u64(a->res, r->top.offset);
+            sb_puts(a->res, ",\"epoch\":");
+            sb_json_str(a->res, r->top.epoch, strlen(r->top.epoch));
+        }
+        sb_putc(a->res, '}');
+    }
+    engine_result_free(r);
+    a->done(a, rc);
 }
 
 static int publish_one(api_ctx *a, const char *channel, const char *data,
@@ -75,23 +140,17 @@ static int publish_one(api_ctx *a, const char *channel, const char *data,
     const ns_options *ns;
     int rc = get_channel(a, channel, &ns);
     if (rc) return rc;
+    rcbuf *payload = push_payload(data, len, NULL, 0);
+    void *call = payload ? engine_call(a, published) : NULL;
+    if (!call) { rcbuf_unref(payload); return fail(a, ERR_INTERNAL, "%s", "out of memory"); }
     engine_publish_req req = {
-        .channel = channel, .data = data, .data_len = len,
+        .channel = channel, .payload = payload,
         .history_size = skip_history ? 0 : ns->history_size,
-        .history_ttl_ms = ns->history_ttl_ms, .now_ms = hub_now_ms(),
+        .history_ttl_ms = ns->history_ttl_ms, .now_ms = clock_now_ms(),
     };
-    pub_result r = {.err = ENGINE_ERR_INTERNAL};
-    a->h->eng->ops->publish(a->h->eng, &req, publish_done, &r);
-    if (r.err) return fail(a, ERR_INTERNAL, "%s", "publish failed");
-    sb_putc(a->res, '{');
-    if (r.top.offset) {
-        sb_puts(a->res, "\"offset\":");
-        sb_u64(a->res, r.top.offset);
-        sb_puts(a->res, ",\"epoch\":");
-        sb_json_str(a->res, r.top.epoch, strlen(r.top.epoch));
-    }
-    sb_putc(a->res, '}');
-    return 0;
+    a->h->eng->ops->publish(a->h->eng, &req, hub_call_cb, call);
+    rcbuf_unref(payload);
+    return API_LATER;
 }
 
 static int data_field(api_ctx *a, char **data, size_t *len) {
@@ -101,50 +160,77 @@ static int data_field(api_ctx *a, char **data, size_t *len) {
     return *data ? 0 : fail(a, ERR_INTERNAL, "%s", "out of memory");
 }
 
+static void publish_done(api_ctx *a, int rc) {
+    free(a->data);
+    a->data = NULL;
+    a->done = a->bdone;
+    a->done(a, rc);
+}
+
 static int m_publish(api_ctx *a) {
     const char *ch;
     int skip = 0, rc;
-    char *data;
-    size_t len;
     if ((rc = get_str(a, "channel", 1, &ch)) || (rc = get_bool(a, "skip_history", &skip)) ||
-        (rc = data_field(a, &data, &len)))
+        (rc = data_field(a, &a->data, &a->data_len)))
         return rc;
-    rc = publish_one(a, ch, data, len, skip);
-    free(data);
+    a->bdone = a->done;
+    a->done = publish_done;
+    rc = publish_one(a, ch, a->data, a->data_len, skip);
+    if (rc != API_LATER) { a->done = a->bdone; free(a->data); a->data = NULL; }
     return rc;
 }
 
-static void write_error(sbuf *sb, int code, const char *msg) {
-    sb_printf(sb, "{\"error\":{\"code\":%d,\"message\":", code);
-    sb_json_str(sb, msg, strlen(msg));
-    sb_puts(sb, "}}");
+/* broadcast: the channels one after the other; each step's reply, then
+ * the next (a loop, not a recursion, when steps answer at once). */
+static void broadcast_next(api_ctx *a);
+
+static void broadcast_step_done(api_ctx *a, int rc) {
+    sbuf *outer = a->bres;
+    if (a->bi) sb_putc(outer, ',');
+    if (rc) write_error(outer, rc, a->msg);
+    else { sb_puts(outer, "{\"result\":"); sb_append(outer, a->bone.p, a->bone.len); sb_putc(outer, '}'); }
+    a->bi++;
+    if (a->in_bstep) { a->bstep_sync = 1; return; }
+    broadcast_next(a);
+}
+
+static void broadcast_next(api_ctx *a) {
+    while (a->bi < json_array_size(a->chs)) {
+        json_t *c = json_array_get(a->chs, a->bi);
+        sb_reset(&a->bone);
+        a->res = &a->bone;
+        a->done = broadcast_step_done;
+        a->in_bstep = 1;
+        a->bstep_sync = 0;
+        int rc = json_is_string(c) ? publish_one(a, json_string_value(c), a->data, a->data_len, a->skip)
+                                   : fail(a, ERR_BAD_REQUEST, "%s: expected strings", "channels");
+        if (rc != API_LATER) broadcast_step_done(a, rc);
+        a->in_bstep = 0;
+        if (!a->bstep_sync) return;                /* resumes in broadcast_step_done */
+    }
+    sb_puts(a->bres, "]}");
+    free(a->data);
+    a->data = NULL;
+    sb_free(&a->bone);
+    a->res = a->bres;
+    a->done = a->bdone;
+    a->done(a, 0);
 }
 
 static int m_broadcast(api_ctx *a) {
     json_t *chs = json_object_get(a->p, "channels");
-    int skip = 0, rc;
-    char *data;
-    size_t len;
+    int rc;
+    a->skip = 0;
     if (!json_is_array(chs)) return fail(a, ERR_BAD_REQUEST, "%s: expected an array of strings", "channels");
-    if ((rc = get_bool(a, "skip_history", &skip)) || (rc = data_field(a, &data, &len))) return rc;
-    sbuf *outer = a->res;
-    sb_puts(outer, "{\"responses\":[");
-    for (size_t i = 0; i < json_array_size(chs); i++) {
-        json_t *c = json_array_get(chs, i);
-        if (i) sb_putc(outer, ',');
-        sbuf one;
-        sb_init(&one);
-        a->res = &one;
-        rc = json_is_string(c) ? publish_one(a, json_string_value(c), data, len, skip)
-                               : fail(a, ERR_BAD_REQUEST, "%s: expected strings", "channels");
-        a->res = outer;
-        if (rc) write_error(outer, rc, a->msg);
-        else { sb_puts(outer, "{\"result\":"); sb_append(outer, one.p, one.len); sb_putc(outer, '}'); }
-        sb_free(&one);
-    }
-    sb_puts(outer, "]}");
-    free(data);
-    return 0;
+    if ((rc = get_bool(a, "skip_history", &a->skip)) || (rc = data_field(a, &a->data, &a->data_len))) return rc;
+    a->chs = chs;
+    a->bi = 0;
+    a->bres = a->res;
+    a->bdone = a->done;
+    sb_init(&a->bone);
+    sb_puts(a->bres, "{\"responses\":[");
+    broadcast_next(a);
+    return API_LATER;
 }
 
 /* ---- actions on connections (run on their workers) ---- */
@@ -176,7 +262,8 @@ static int act_on_user(api_ctx *a, act *x) {
         act_free(x);
         return rc;
     }
-    hub_for_user(a->h, user, client, act_run, x, act_free);
+    if (hub_for_user(a->h, user, client, act_run, x, act_free) != 0)
+        return fail(a, ERR_INTERNAL, "%s", "out of memory");
     sb_puts(a->res, "{}");
     return 0;
 }
@@ -212,6 +299,7 @@ static int m_disconnect(api_ctx *a) {
         if (json_is_string(r)) reason = json_string_value(r);
     }
     x->reason = strndup(reason, 120);
+    if (!x->reason) { free(x); return fail(a, ERR_INTERNAL, "%s", "out of memory"); }
     return act_on_user(a, x);
 }
 
@@ -227,28 +315,34 @@ static int m_refresh(api_ctx *a) {
     return act_on_user(a, x);
 }
 
-/* ---- presence, history, channels, info ---- */
+/* ---- presence, history ---- */
 
-typedef struct collect { api_ctx *a; int err; } collect;
-
-static void presence_done(void *ud, int err, const engine_presence_entry *e, size_t n) {
-    collect *k = ud;
-    k->err = err;
-    if (err) return;
-    sb_puts(k->a->res, "{\"presence\":{");
-    for (size_t i = 0; i < n; i++) {
-        if (i) sb_putc(k->a->res, ',');
-        sb_json_str(k->a->res, e[i].client, strlen(e[i].client));
-        sb_putc(k->a->res, ':');
-        sb_append(k->a->res, e[i].info, e[i].info_len);
+static void presence_answer(void *ud, engine_result *r) {
+    api_ctx *a = ud;
+    int rc = 0;
+    if (r->err) rc = engine_fail(a, "presence", r->err);
+    else {
+        sb_puts(a->res, "{\"presence\":{");
+        for (size_t i = 0; i < r->nentries; i++) {
+            const engine_presence_entry *e = &r->entries[i];
+            if (i) sb_putc(a->res, ',');
+            sb_json_str(a->res, e->client, strlen(e->client));
+            sb_putc(a->res, ':');
+            sb_append(a->res, e->info, e->info_len);
+        }
+        sb_puts(a->res, "}}");
     }
-    sb_puts(k->a->res, "}}");
+    engine_result_free(r);
+    a->done(a, rc);
 }
 
-static void stats_done(void *ud, int err, uint32_t clients, uint32_t users) {
-    collect *k = ud;
-    k->err = err;
-    if (!err) sb_printf(k->a->res, "{\"num_clients\":%u,\"num_users\":%u}", clients, users);
+static void stats_answer(void *ud, engine_result *r) {
+    api_ctx *a = ud;
+    int rc = 0;
+    if (r->err) rc = engine_fail(a, "presence_stats", r->err);
+    else sb_printf(a->res, "{\"num_clients\":%u,\"num_users\":%u}", r->num_clients, r->num_users);
+    engine_result_free(r);
+    a->done(a, rc);
 }
 
 static int presence_channel(api_ctx *a, const char **ch) {
@@ -262,36 +356,39 @@ static int m_presence(api_ctx *a) {
     const char *ch;
     int rc = presence_channel(a, &ch);
     if (rc) return rc;
-    collect k = {a, ENGINE_ERR_INTERNAL};
-    a->h->eng->ops->presence(a->h->eng, ch, hub_now_ms(), presence_done, &k);
-    return k.err ? fail(a, ERR_INTERNAL, "%s", "presence failed") : 0;
+    void *call = engine_call(a, presence_answer);
+    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    a->h->eng->ops->presence(a->h->eng, ch, clock_now_ms(), hub_call_cb, call);
+    return API_LATER;
 }
 
 static int m_presence_stats(api_ctx *a) {
     const char *ch;
     int rc = presence_channel(a, &ch);
     if (rc) return rc;
-    collect k = {a, ENGINE_ERR_INTERNAL};
-    a->h->eng->ops->presence_stats(a->h->eng, ch, hub_now_ms(), stats_done, &k);
-    return k.err ? fail(a, ERR_INTERNAL, "%s", "presence_stats failed") : 0;
+    void *call = engine_call(a, stats_answer);
+    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    a->h->eng->ops->presence_stats(a->h->eng, ch, clock_now_ms(), hub_call_cb, call);
+    return API_LATER;
 }
 
-static void history_done(void *ud, int err, const engine_stream_top *top,
-                         const engine_pub *pubs, size_t n) {
-    collect *k = ud;
-    sbuf *sb = k->a->res;
-    k->err = err;
-    if (err) return;
-    sb_puts(sb, "{\"publications\":[");
-    for (size_t i = 0; i < n; i++) {
-        if (i) sb_putc(sb, ',');
-        sb_append(sb, pubs[i].json->data, pubs[i].json->len);
+static void history_answer(void *ud, engine_result *r) {
+    api_ctx *a = ud;
+    int rc = 0;
+    if (r->err == ENGINE_ERR_EPOCH) rc = fail(a, ERR_UNRECOVERABLE_POSITION, "%s", "unrecoverable position");
+    else if (r->err) rc = engine_fail(a, "history", r->err);
+    else {
+        sbuf *sb = a->res;
+        sb_puts(sb, "{\"publications\":");
+        push_write_publications(sb, r->pubs, r->npubs);
+        sb_puts(sb, ",\"offset\":");
+        sb_u64(sb, r->top.offset);
+        sb_puts(sb, ",\"epoch\":");
+        sb_json_str(sb, r->top.epoch, strlen(r->top.epoch));
+        sb_putc(sb, '}');
     }
-    sb_puts(sb, "],\"offset\":");
-    sb_u64(sb, top->offset);
-    sb_puts(sb, ",\"epoch\":");
-    sb_json_str(sb, top->epoch, strlen(top->epoch));
-    sb_putc(sb, '}');
+    engine_result_free(r);
+    a->done(a, rc);
 }
 
 static int history_channel(api_ctx *a, const char **ch) {
@@ -301,6 +398,19 @@ static int history_channel(api_ctx *a, const char **ch) {
     return ns->history_size > 0 ? 0 : fail(a, ERR_NOT_AVAILABLE, "%s", "history is not enabled for the channel");
 }
 
+static int history_since(api_ctx *a, engine_history_req *req) {
+    json_t *since = json_object_get(a->p, "since");
+    if (!since || json_is_null(since)) return 0;
+    json_t *off = json_object_get(since, "offset"), *ep = json_object_get(since, "epoch");
+    if (!json_is_object(since) || (off && (!json_is_integer(off) || json_integer_value(off) < 0)) ||
+        (ep && !json_is_string(ep)))
+        return fail(a, ERR_BAD_REQUEST, "%s: expected {offset, epoch}", "since");
+    req->has_since = 1;
+    req->since_offset = off ? (uint64_t)json_integer_value(off) : 0;
+    req->since_epoch = ep ? json_string_value(ep) : NULL;
+    return 0;
+}
+
 static int m_history(api_ctx *a) {
     const char *ch;
     int64_t limit = 0;
@@ -308,36 +418,36 @@ static int m_history(api_ctx *a) {
     if ((rc = history_channel(a, &ch)) || (rc = get_int(a, "limit", &limit)) ||
         (rc = get_bool(a, "reverse", &reverse)))
         return rc;
-    engine_history_req req = {.channel = ch, .limit = limit < -1 ? -1 : limit > 1000000 ? 1000000 : (int)limit,
-                              .reverse = reverse, .now_ms = hub_now_ms()};
-    json_t *since = json_object_get(a->p, "since");
-    if (since && !json_is_null(since)) {
-        json_t *off = json_object_get(since, "offset"), *ep = json_object_get(since, "epoch");
-        if (!json_is_object(since) || (off && (!json_is_integer(off) || json_integer_value(off) < 0)) ||
-            (ep && !json_is_string(ep)))
-            return fail(a, ERR_BAD_REQUEST, "%s: expected {offset, epoch}", "since");
-        req.has_since = 1;
-        req.since_offset = off ? (uint64_t)json_integer_value(off) : 0;
-        req.since_epoch = ep ? json_string_value(ep) : NULL;
-    }
-    collect k = {a, ENGINE_ERR_INTERNAL};
-    a->h->eng->ops->history(a->h->eng, &req, history_done, &k);
-    if (k.err == ENGINE_ERR_EPOCH) return fail(a, ERR_UNRECOVERABLE_POSITION, "%s", "unrecoverable position");
-    return k.err ? fail(a, ERR_INTERNAL, "%s", "history failed") : 0;
+    if (limit < -1)
+        return fail(a, ERR_BAD_REQUEST, "%s: expected -1 (all), 0 (only the position) or a positive number", "limit");
+    engine_history_req req = {.channel = ch, .limit = limit > 1000000 ? 1000000 : (int)limit,
+                              .reverse = reverse, .now_ms = clock_now_ms()};
+    if ((rc = history_since(a, &req))) return rc;
+    void *call = engine_call(a, history_answer);
+    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    a->h->eng->ops->history(a->h->eng, &req, hub_call_cb, call);
+    return API_LATER;
 }
 
-static void done_cb(void *ud, int err) { ((collect *)ud)->err = err; }
+static void history_removed(void *ud, engine_result *r) {
+    api_ctx *a = ud;
+    int rc = r->err ? engine_fail(a, "history_remove", r->err) : 0;
+    if (!rc) sb_puts(a->res, "{}");
+    engine_result_free(r);
+    a->done(a, rc);
+}
 
 static int m_history_remove(api_ctx *a) {
     const char *ch;
     int rc = history_channel(a, &ch);
     if (rc) return rc;
-    collect k = {a, ENGINE_ERR_INTERNAL};
-    a->h->eng->ops->history_remove(a->h->eng, ch, done_cb, &k);
-    if (k.err) return fail(a, ERR_INTERNAL, "%s", "history_remove failed");
-    sb_puts(a->res, "{}");
-    return 0;
+    void *call = engine_call(a, history_removed);
+    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    a->h->eng->ops->history_remove(a->h->eng, ch, hub_call_cb, call);
+    return API_LATER;
 }
+
+/* ---- channels, info ---- */
 
 typedef struct chan_list { sbuf *sb; const char *pattern; int n; } chan_list;
 
@@ -367,9 +477,11 @@ static int m_info(api_ctx *a) {
     sb_puts(a->res, a->h->node_id);
     sb_printf(a->res, "\",\"name\":\"plaza\",\"version\":\"" PLAZA_VERSION "\","
               "\"num_clients\":%d,\"num_users\":%d,\"num_channels\":%d,\"uptime\":%lld}]}",
-              clients, users, channels, (long long)((hub_now_ms() - a->h->started_ms) / 1000));
+              clients, users, channels, (long long)((clock_now_ms() - a->h->started_ms) / 1000));
     return 0;
 }
+
+/* ---- dispatch, batch ---- */
 
 static int m_batch(api_ctx *a);
 
@@ -381,49 +493,83 @@ static const struct { const char *name; int (*fn)(api_ctx *); } METHODS[] = {
     {"batch", m_batch},
 };
 
-/* Runs method; writes {"result":..} or {"error":..} into out. */
-int api_call(hub *h, const char *method, json_t *params, sbuf *out) {
-    sbuf res;
-    sb_init(&res);
-    api_ctx a = {.h = h, .p = params, .res = &res};
-    int rc = ERR_METHOD_NOT_FOUND;
-    snprintf(a.msg, sizeof(a.msg), "method not found");
+/* Runs a method; done(a, rc) runs when it is finished, now or later. */
+static void method_run(api_ctx *a, const char *method, json_t *params, sbuf *res,
+                       api_done_fn done) {
+    a->p = params;
+    a->res = res;
+    a->done = done;
+    METRIC_ADD(a->pl->metrics.api_calls, 1);
+    int rc = fail(a, ERR_METHOD_NOT_FOUND, "%s", "method not found");
     if (!json_is_object(params)) {
-        rc = ERR_BAD_REQUEST;
-        snprintf(a.msg, sizeof(a.msg), "params: expected an object");
+        rc = fail(a, ERR_BAD_REQUEST, "%s", "params: expected an object");
     } else {
         for (size_t i = 0; i < sizeof(METHODS) / sizeof(METHODS[0]); i++)
-            if (strcmp(method, METHODS[i].name) == 0) { rc = METHODS[i].fn(&a); break; }
+            if (strcmp(method, METHODS[i].name) == 0) { rc = METHODS[i].fn(a); break; }
     }
-    if (rc) write_error(out, rc, a.msg);
-    else { sb_puts(out, "{\"result\":"); sb_append(out, res.p, res.len); sb_putc(out, '}'); }
-    sb_free(&res);
-    return rc;
+    if (rc != API_LATER) a->done(a, rc);
 }
 
-/* batch: {"commands":[{"publish":{...}}, ...]} -> {"replies":[{"publish":{...}}|{"error":..}]} */
+/* batch: {"commands":[{"publish":{...}}, ...]} ->
+ * {"replies":[{"publish":{...}}|{"error":..}]}, in order. */
+static void batch_next(api_ctx *a);
+
+static const char *batch_name(json_t *c) {
+    return json_is_object(c) && json_object_size(c) == 1 ? json_object_iter_key(json_object_iter(c)) : NULL;
+}
+
+static void batch_step_done(api_ctx *a, int rc) {
+    sbuf *outer = a->cres;
+    const char *name = batch_name(json_array_get(a->cmds, a->ci));
+    if (a->ci) sb_putc(outer, ',');
+    if (rc) { METRIC_ADD(a->pl->metrics.api_errors, 1); write_error(outer, rc, a->msg); }
+    else {
+        sb_puts(outer, "{");
+        sb_json_str(outer, name, strlen(name));
+        sb_putc(outer, ':');
+        sb_append(outer, a->cone.p, a->cone.len);
+        sb_putc(outer, '}');
+    }
+    a->ci++;
+    if (a->in_cstep) { a->cstep_sync = 1; return; }
+    batch_next(a);
+}
+
+static void batch_next(api_ctx *a) {
+    while (a->ci < json_array_size(a->cmds)) {
+        json_t *c = json_array_get(a->cmds, a->ci);
+        const char *name = batch_name(c);
+        sb_reset(&a->cone);
+        if (!name || strcmp(name, "batch") == 0) {
+            a->in_cstep = 1;
+            batch_step_done(a, fail(a, ERR_BAD_REQUEST, "%s", "commands: each item is {\"<method>\": {params}}"));
+            a->in_cstep = 0;
+            continue;
+        }
+        a->in_cstep = 1;
+        a->cstep_sync = 0;
+        method_run(a, name, json_object_get(c, name), &a->cone, batch_step_done);
+        a->in_cstep = 0;
+        if (!a->cstep_sync) return;                /* resumes in batch_step_done */
+    }
+    sb_puts(a->cres, "]}");
+    sb_free(&a->cone);
+    a->res = a->cres;
+    a->done = a->cdone;
+    a->done(a, 0);
+}
+
 static int m_batch(api_ctx *a) {
     json_t *cmds = json_object_get(a->p, "commands");
     if (!json_is_array(cmds)) return fail(a, ERR_BAD_REQUEST, "%s: expected an array", "commands");
-    sb_puts(a->res, "{\"replies\":[");
-    for (size_t i = 0; i < json_array_size(cmds); i++) {
-        json_t *c = json_array_get(cmds, i);
-        const char *name = json_is_object(c) && json_object_size(c) == 1 ? json_object_iter_key(json_object_iter(c)) : NULL;
-        if (i) sb_putc(a->res, ',');
-        if (!name || strcmp(name, "batch") == 0) {
-            write_error(a->res, ERR_BAD_REQUEST, "commands: each item is {\"<method>\": {params}}");
-            continue;
-        }
-        sbuf one;
-        sb_init(&one);
-        int rc = api_call(a->h, name, json_object_get(c, name), &one);
-        if (rc) sb_append(a->res, one.p, one.len);
-        else { sb_puts(a->res, "{\""); sb_puts(a->res, name); sb_puts(a->res, "\":");
-               sb_append(a->res, one.p + 10, one.len - 11); sb_putc(a->res, '}'); }
-        sb_free(&one);
-    }
-    sb_puts(a->res, "]}");
-    return 0;
+    a->cmds = cmds;
+    a->ci = 0;
+    a->cres = a->res;
+    a->cdone = a->done;
+    sb_init(&a->cone);
+    sb_puts(a->cres, "{\"replies\":[");
+    batch_next(a);
+    return API_LATER;
 }
 
 /* ---- HTTP ---- */
@@ -466,46 +612,95 @@ static void respond_json(conn *c, const http_request *req, int status, const sbu
                  sb->p ? sb->p : "", sb->len);
 }
 
+static void ctx_free(api_ctx *a) {
+    json_decref(a->body);
+    json_decref(a->empty);
+    free(a->data);
+    sb_free(&a->top);
+    sb_free(&a->out);
+    sb_free(&a->bone);
+    sb_free(&a->cone);
+    free(a);
+}
+
+/* The request's method is done: the reply goes out now (still inside
+ * api_route) or later (after an engine answer). */
+static void request_done(api_ctx *a, int rc) {
+    if (rc) { METRIC_ADD(a->pl->metrics.api_errors, 1); write_error(&a->out, rc, a->msg); }
+    else { sb_puts(&a->out, "{\"result\":"); sb_append(&a->out, a->top.p, a->top.len); sb_putc(&a->out, '}'); }
+    a->finished = 1;
+    if (a->in_route) return;                    /* api_route answers */
+    if (a->later) {
+        const char *body = a->out.oom ? "{\"error\":{\"code\":100,\"message\":\"out of memory\"}}" : a->out.p;
+        http_later_respond(a->later, 200, "application/json", "Cache-Control: no-store\r\n",
+                           body, a->out.oom ? strlen(body) : a->out.len);
+    }
+    ctx_free(a);
+}
+
+/* Parses the body: POST /api/<method> {params} or POST /api {"method","params"}. */
+static int parse_request(api_ctx *a, const http_request *req, const char **method, json_t **params) {
+    json_error_t jerr;
+    const char *path = req->path;
+    a->body = json_loadb(req->body ? (const char *)req->body : "", req->body_len,
+                         JSON_REJECT_DUPLICATES, &jerr);
+    *method = path[4] == '/' ? path + 5 : NULL;
+    *params = a->body;
+    if (!a->body) {
+        snprintf(a->msg, sizeof(a->msg), "bad request: body is not JSON (%.160s)", jerr.text);
+        return ERR_BAD_REQUEST;
+    }
+    if (!*method) {
+        *method = json_string_value(json_object_get(a->body, "method"));
+        *params = json_object_get(a->body, "params");
+        if (!*params) *params = a->empty = json_object();
+    }
+    if (!*method) { snprintf(a->msg, sizeof(a->msg), "method required"); return ERR_BAD_REQUEST; }
+    return 0;
+}
+
 int api_route(conn *c, const http_request *req, void *ud) {
     hub *h = ud;
     const char *path = req->path;
-    if (strcmp(path, "/api") != 0 && strncmp(path, "/api/", 5) != 0) return 0;
+    if (strcmp(path, "/api") != 0 && strncmp(path, "/api/", 5) != 0) return HTTP_ROUTE_NOT_MINE;
     sbuf out;
     sb_init(&out);
     if (strcmp(req->method, "POST") != 0) {
         write_error(&out, ERR_BAD_REQUEST, "use POST");
         http_respond(c, req, 405, "application/json", "Allow: POST\r\n", out.p, out.len);
-    } else if (!authorized(h, req)) {
+        sb_free(&out);
+        return HTTP_ROUTE_DONE;
+    }
+    if (!authorized(h, req)) {
         write_error(&out, ERR_UNAUTHORIZED, h->cfg->api_key[0] || h->cfg->api_insecure
                     ? "unauthorized: missing or wrong API key" : "unauthorized: the API is disabled (no api.key)");
         respond_json(c, req, 401, &out);
-    } else {
-        json_error_t jerr;
-        json_t *body = json_loadb(req->body ? (const char *)req->body : "", req->body_len,
-                                  JSON_REJECT_DUPLICATES, &jerr);
-        const char *method = path[4] == '/' ? path + 5 : NULL;
-        json_t *params = body;
-        if (body && !method) {                       /* POST /api {"method","params"} */
-            method = json_string_value(json_object_get(body, "method"));
-            params = json_object_get(body, "params");
-            if (!params) params = json_object();     /* freed with body below? no: see decref */
-            else json_incref(params);
-        } else if (body) {
-            json_incref(params);
-        }
-        if (!body) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "bad request: body is not JSON (%s)", jerr.text);
-            write_error(&out, ERR_BAD_REQUEST, msg);
-        } else if (!method) {
-            write_error(&out, ERR_BAD_REQUEST, "method required");
-        } else {
-            api_call(h, method, params, &out);
-        }
-        json_decref(params);
-        json_decref(body);
-        respond_json(c, req, 200, &out);
+        sb_free(&out);
+        return HTTP_ROUTE_DONE;
     }
-    sb_free(&out);
-    return 1;
+    api_ctx *a = calloc(1, sizeof(*a));
+    if (!a) { http_respond_error(c, req, 500, "out of memory", 1); return HTTP_ROUTE_DONE; }
+    a->h = h;
+    a->hl = c->w->ext;
+    a->pl = proto_local_of(c);
+    sb_init(&a->top);
+    sb_init(&a->out);
+    const char *method;
+    json_t *params = NULL;
+    a->in_route = 1;
+    int rc = parse_request(a, req, &method, &params);
+    if (rc) request_done(a, rc);
+    else method_run(a, method, params, &a->top, request_done);
+    a->in_route = 0;
+    if (a->finished) {
+        respond_json(c, req, 200, &a->out);
+        ctx_free(a);
+        return HTTP_ROUTE_DONE;
+    }
+    if (!(a->later = http_later_begin(c, req))) {
+        /* the engine still answers: the context frees itself then */
+        http_respond_error(c, req, 500, "out of memory", 1);
+        return HTTP_ROUTE_DONE;
+    }
+    return HTTP_ROUTE_LATER;
 }

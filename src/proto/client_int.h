@@ -1,20 +1,38 @@
 /* client_int: what the files of the client protocol share (client.c:
- * lifecycle, batching, connect, timers; client_sub.c: subscriptions and
- * recovery; client_ops.c: publish, presence, history, rpc, refresh). */
+ * lifecycle, the command queue, connect, timers; client_sub.c:
+ * subscriptions and recovery; client_ops.c: publish, presence, history,
+ * rpc, refresh).
+ *
+ * Commands run one at a time per connection. A command that asks the
+ * engine returns CMD_LATER with the client marked busy; the commands that
+ * arrive meanwhile wait in the client's queue (reading from the socket
+ * pauses once it holds websocket.max_message_bytes), and run when the
+ * answer has been replied to (client_cmd_done). Every engine answer comes
+ * back on the client's worker (hub_call) holding a reference to the
+ * client, so a client that closed meanwhile is freed only after its last
+ * answer, which then replies to nobody. */
 #ifndef PLAZA_CLIENT_INT_H
 #define PLAZA_CLIENT_INT_H
 
 #include <stdint.h>
+#include "core/clock.h"
 #include "core/ratelimit.h"
 #include "core/sbuf.h"
+#include "net/ws_msg.h"
 #include "proto/client.h"
 #include "proto/codes.h"
 #include "proto/command.h"
 
+typedef struct cmd_queue {         /* command text waiting its turn */
+    char *p;
+    size_t len, cap, pos;          /* unread bytes are [pos, len) */
+} cmd_queue;
+
 typedef struct client {
     hub_client hc;                 /* first: a hub_client* is a client* */
-    atomic_int refs;               /* engine calls in flight hold one each */
-    uint8_t connected, closed, in_batch, pong_required, ping_outstanding;
+    conn *c;                       /* NULL once the connection is gone */
+    int refs;                      /* the connection and each answer awaited */
+    uint8_t connected, closed, in_batch, pong_required, ping_outstanding, busy;
     int refused;                   /* commands refused in a row by the rate limit */
     int64_t expire_at;             /* unix s; 0 = never */
     uint64_t next_ping_ms;
@@ -24,17 +42,15 @@ typedef struct client {
     };
     ratelimit rl;
     sbuf out;                      /* replies waiting to be sent as one frame */
+    cmd_queue *queue;              /* only while a command waits */
 } client;
 
-typedef struct client_env {
-    hub *hub;
-    const config *cfg;
-    const token_keys *keys;
-} client_env;
-
-extern client_env client_env_g;
+enum { CMD_DONE = 0, CMD_LATER = 1 };
 
 static inline client *client_of(hub_client *hc) { return (client *)hc; }
+
+static inline proto_local *client_pl(const client *cl) { return cl->hc.hl->ext; }
+static inline proto_env *client_env(const client *cl) { return client_pl(cl)->env; }
 
 client *client_ref(client *cl);
 void client_unref(client *cl);
@@ -44,33 +60,70 @@ void reply_begin(client *cl, uint32_t id, const char *name);
 void reply_end(client *cl);
 void reply_empty(client *cl, uint32_t id, const char *name);
 void reply_error(client *cl, uint32_t id, int code);
-/* Sends what is batched now (outside a frame's processing, replies to
- * asynchronous results go out at once). */
+/* Sends what is batched now. */
 void client_flush(client *cl);
 void client_close(client *cl, int code, const char *reason);
 void client_rearm(client *cl);
+/* Sends a push (a shared message) to the client. */
+void client_push(client *cl, ws_msg *m);
 
-int64_t client_now_s(void);
+/* An answer arrived for the command that made the client busy: replies
+ * written from here on go out with those of the queued commands, which
+ * run next. Call client_answer_begin before writing the reply and
+ * client_cmd_done after (t0 and type: for the latency metrics). */
+void client_answer_begin(client *cl);
+void client_cmd_done(client *cl, cmd_type type, uint64_t t0);
+
+/* An engine call for a command: passes the engine result to fn on the
+ * client's worker. Returns the context to give hub_call_cb, or NULL (out of
+ * memory: reply 100). */
+typedef struct cmd_op {
+    client *cl;                    /* a reference */
+    uint32_t id;                   /* command id */
+    cmd_type type;
+    uint64_t t0;                   /* when the command started (uv_hrtime) */
+} cmd_op;
 
 /* client_sub.c */
-void cmd_subscribe(client *cl, proto_cmd *cmd);
-void cmd_unsubscribe(client *cl, proto_cmd *cmd);
-void cmd_sub_refresh(client *cl, proto_cmd *cmd);
-void client_subscribe_server_side(client *cl, const char *channel,
-                                  json_t *recover_pos, sbuf *res, hub_sub **out);
-void client_drop_sub(client *cl, hub_sub *s, int notify_engine);
-void client_check_sub_expiry(client *cl, int64_t now_s);
+int cmd_subscribe(client *cl, proto_cmd *cmd, uint64_t t0);
+int cmd_unsubscribe(client *cl, proto_cmd *cmd);
+int cmd_sub_refresh(client *cl, proto_cmd *cmd);
+void client_drop_sub(client *cl, hub_sub *s);
+void client_check_sub_expiry(client *cl);
 int64_t client_next_sub_expiry(client *cl);
+/* Connect's server-side subscriptions (the token's channels): starts them
+ * all; fn(ud) runs once each has finished, its result object in
+ * results[i] (NULL when it failed) and the subscription in subs[i]. */
+typedef struct connect_subs connect_subs;
+struct connect_subs {
+    client *cl;
+    int n, left;
+    char **channels;
+    sbuf *results;                 /* n SubscribeResult bodies */
+    hub_sub **subs;                /* n, NULL where it failed */
+    uint32_t *serials;
+    void (*done)(connect_subs *cs);
+    void *ud;
+};
+void client_connect_subs(connect_subs *cs, json_t *recover);
+/* Makes the subscriptions connect_subs created live (after the reply). */
+void client_connect_subs_live(connect_subs *cs);
 
 /* client_ops.c */
-void cmd_publish(client *cl, proto_cmd *cmd);
-void cmd_presence(client *cl, proto_cmd *cmd);
-void cmd_presence_stats(client *cl, proto_cmd *cmd);
-void cmd_history(client *cl, proto_cmd *cmd);
-void cmd_rpc(client *cl, proto_cmd *cmd);
-void cmd_refresh(client *cl, proto_cmd *cmd);
+int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0);
+int cmd_presence(client *cl, proto_cmd *cmd, uint64_t t0);
+int cmd_presence_stats(client *cl, proto_cmd *cmd, uint64_t t0);
+int cmd_history(client *cl, proto_cmd *cmd, uint64_t t0);
+int cmd_rpc(client *cl, proto_cmd *cmd);
+int cmd_refresh(client *cl, proto_cmd *cmd);
 
-/* Appends a JSON array of publications (their encoded objects). */
-void write_publications(sbuf *sb, const engine_pub *pubs, size_t n);
+/* Makes a cmd_op for an engine call (a reference on cl); NULL if out of
+ * memory. */
+void *cmd_call(client *cl, proto_cmd *cmd, uint64_t t0, hub_answer_fn fn);
+/* Ends the op: returns the client if it is still there to be answered
+ * (client_answer_begin done), else NULL (op and reference released). */
+client *cmd_answer(cmd_op *op);
+/* After the reply: releases the op and runs the queued commands. */
+void cmd_finish(cmd_op *op, client *cl);
 
 #endif

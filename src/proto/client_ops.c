@@ -1,40 +1,57 @@
 /* client_ops: the client commands that do not change subscriptions:
- * publish, presence, presence_stats, history, rpc, refresh (see client.h).
- * Engine results arrive by callback with a reference on the client, so a
- * client that disconnected meanwhile is simply not answered. */
+ * publish, presence, presence_stats, history, rpc, refresh (see
+ * client_int.h). The engine's answer comes back on the client's worker
+ * with a reference on the client (cmd_op), so a client that disconnected
+ * meanwhile is simply not answered; an engine failure is error 100
+ * (temporary), counted in /metrics. */
 #include <stdlib.h>
 #include <string.h>
 #include "core/version.h"
 #include "obs/log.h"
 #include "proto/client_int.h"
-#include "proto/rpc.h"
+#include "proto/push.h"
 
-/* Context of one engine call made for a client command. */
-typedef struct op_ctx {
-    client *cl;
-    uint32_t id;
-} op_ctx;
+/* ---- engine calls for commands ---- */
 
-static op_ctx *op_new(client *cl, uint32_t id) {
-    op_ctx *o = malloc(sizeof(*o));
-    if (!o) return NULL;
-    o->cl = client_ref(cl);
-    o->id = id;
-    return o;
+void *cmd_call(client *cl, proto_cmd *cmd, uint64_t t0, hub_answer_fn fn) {
+    cmd_op *op = malloc(sizeof(*op));
+    if (!op) return NULL;
+    void *call = hub_call(cl->hc.hl, fn, op);
+    if (!call) { free(op); return NULL; }
+    op->cl = client_ref(cl);
+    op->id = cmd->id;
+    op->type = cmd->type;
+    op->t0 = t0;
+    cl->busy = 1;
+    return call;
 }
 
-/* Ends a call: returns the client if it is still there to be answered. */
-static client *op_end(op_ctx *o, uint32_t *id) {
-    client *cl = o->cl;
-    *id = o->id;
-    free(o);
-    if (cl->closed || cl->hc.c->closed) { client_unref(cl); return NULL; }
+client *cmd_answer(cmd_op *op) {
+    client *cl = op->cl;
+    if (cl->closed) {
+        client_unref(cl);
+        free(op);
+        return NULL;
+    }
+    client_answer_begin(cl);
     return cl;
+}
+
+void cmd_finish(cmd_op *op, client *cl) {
+    client_cmd_done(cl, op->type, op->t0);
+    client_unref(cl);
+    free(op);
+}
+
+/* An engine failure: error 100, counted. */
+static void reply_engine_error(client *cl, uint32_t id) {
+    METRIC_ADD(client_pl(cl)->metrics.engine_failures, 1);
+    reply_error(cl, id, ERR_INTERNAL);
 }
 
 /* Resolves the channel's namespace; replies with the error if any. */
 static const ns_options *channel_ns(client *cl, proto_cmd *cmd) {
-    const ns_registry *reg = &client_env_g.cfg->namespaces;
+    const ns_registry *reg = &client_env(cl)->cfg->namespaces;
     if (!cmd->channel || !ns_channel_valid(reg, cmd->channel, strlen(cmd->channel))) {
         reply_error(cl, cmd->id, ERR_BAD_REQUEST);
         return NULL;
@@ -46,38 +63,41 @@ static const ns_options *channel_ns(client *cl, proto_cmd *cmd) {
 
 /* ---- publish ---- */
 
-static void publish_done(void *ud, int err, const engine_stream_top *pos) {
-    (void)pos;
-    uint32_t id;
-    client *cl = op_end(ud, &id);
-    if (!cl) return;
-    if (err) reply_error(cl, id, ERR_INTERNAL);
-    else reply_empty(cl, id, "publish");
-    client_unref(cl);
+static void publish_done(void *ud, engine_result *res) {
+    cmd_op *op = ud;
+    client *cl = cmd_answer(op);
+    if (cl) {
+        if (res->err) reply_engine_error(cl, op->id);
+        else reply_empty(cl, op->id, "publish");
+        cmd_finish(op, cl);
+    }
+    engine_result_free(res);
 }
 
-void cmd_publish(client *cl, proto_cmd *cmd) {
+int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = channel_ns(cl, cmd);
-    if (!ns) return;
+    if (!ns) return CMD_DONE;
     hub_sub *sub = hub_client_sub(&cl->hc, cmd->channel);
     if (!ns->allow_publish_for_client && !(ns->allow_publish_for_subscriber && sub)) {
         reply_error(cl, cmd->id, ERR_PERMISSION_DENIED);
-        return;
+        return CMD_DONE;
     }
-    hub *h = client_env_g.hub;
+    hub *h = client_env(cl)->hub;
     size_t info_len = 0;
-    char *info = h->codec.client_info(&cl->hc, sub, &info_len);
-    op_ctx *o = op_new(cl, cmd->id);
-    if (!info || !o) { free(info); free(o); reply_error(cl, cmd->id, ERR_INTERNAL); return; }
-    engine_publish_req req = {
-        .channel = cmd->channel, .data = cmd->data, .data_len = cmd->data_len,
-        .info = info, .info_len = info_len,
-        .history_size = ns->history_size, .history_ttl_ms = ns->history_ttl_ms,
-        .now_ms = hub_now_ms(),
-    };
-    METRIC_ADD(cl->hc.hl->metrics.publications_in, 1);
-    h->eng->ops->publish(h->eng, &req, publish_done, o);
+    char *info = h->sink.client_info(&cl->hc, sub, &info_len);
+    rcbuf *payload = info ? push_payload(cmd->data, cmd->data_len, info, info_len) : NULL;
     free(info);
+    void *call = payload ? cmd_call(cl, cmd, t0, publish_done) : NULL;
+    if (!call) { rcbuf_unref(payload); reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
+    engine_publish_req req = {
+        .channel = cmd->channel, .payload = payload,
+        .history_size = ns->history_size, .history_ttl_ms = ns->history_ttl_ms,
+        .now_ms = clock_now_ms(),
+    };
+    METRIC_ADD(client_pl(cl)->metrics.publications_in, 1);
+    h->eng->ops->publish(h->eng, &req, hub_call_cb, call);
+    rcbuf_unref(payload);
+    return CMD_LATER;
 }
 
 /* ---- presence ---- */
@@ -91,108 +111,119 @@ static int presence_allowed(client *cl, proto_cmd *cmd, const ns_options *ns) {
     return 1;
 }
 
-static void presence_done(void *ud, int err, const engine_presence_entry *e, size_t n) {
-    uint32_t id;
-    client *cl = op_end(ud, &id);
-    if (!cl) return;
-    if (err) { reply_error(cl, id, ERR_INTERNAL); client_unref(cl); return; }
-    reply_begin(cl, id, "presence");
-    sbuf *sb = &cl->out;
-    sb_puts(sb, "{\"presence\":{");
-    for (size_t i = 0; i < n; i++) {
-        if (i) sb_putc(sb, ',');
-        sb_json_str(sb, e[i].client, strlen(e[i].client));
-        sb_putc(sb, ':');
-        sb_append(sb, e[i].info, e[i].info_len);
-    }
-    sb_puts(sb, "}}");
-    reply_end(cl);
-    client_unref(cl);
-}
-
-void cmd_presence(client *cl, proto_cmd *cmd) {
-    const ns_options *ns = channel_ns(cl, cmd);
-    if (!ns || !presence_allowed(cl, cmd, ns)) return;
-    op_ctx *o = op_new(cl, cmd->id);
-    if (!o) { reply_error(cl, cmd->id, ERR_INTERNAL); return; }
-    engine *e = client_env_g.hub->eng;
-    e->ops->presence(e, cmd->channel, hub_now_ms(), presence_done, o);
-}
-
-static void stats_done(void *ud, int err, uint32_t clients, uint32_t users) {
-    uint32_t id;
-    client *cl = op_end(ud, &id);
-    if (!cl) return;
-    if (err) reply_error(cl, id, ERR_INTERNAL);
-    else {
-        reply_begin(cl, id, "presence_stats");
-        sb_printf(&cl->out, "{\"num_clients\":%u,\"num_users\":%u}", clients, users);
+static void presence_done(void *ud, engine_result *res) {
+    cmd_op *op = ud;
+    client *cl = cmd_answer(op);
+    if (cl && res->err) reply_engine_error(cl, op->id);
+    else if (cl) {
+        reply_begin(cl, op->id, "presence");
+        sbuf *sb = &cl->out;
+        sb_puts(sb, "{\"presence\":{");
+        for (size_t i = 0; i < res->nentries; i++) {
+            const engine_presence_entry *e = &res->entries[i];
+            if (i) sb_putc(sb, ',');
+            sb_json_str(sb, e->client, strlen(e->client));
+            sb_putc(sb, ':');
+            sb_append(sb, e->info, e->info_len);
+        }
+        sb_puts(sb, "}}");
         reply_end(cl);
     }
-    client_unref(cl);
+    if (cl) cmd_finish(op, cl);
+    engine_result_free(res);
 }
 
-void cmd_presence_stats(client *cl, proto_cmd *cmd) {
+int cmd_presence(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = channel_ns(cl, cmd);
-    if (!ns || !presence_allowed(cl, cmd, ns)) return;
-    op_ctx *o = op_new(cl, cmd->id);
-    if (!o) { reply_error(cl, cmd->id, ERR_INTERNAL); return; }
-    engine *e = client_env_g.hub->eng;
-    e->ops->presence_stats(e, cmd->channel, hub_now_ms(), stats_done, o);
+    if (!ns || !presence_allowed(cl, cmd, ns)) return CMD_DONE;
+    void *call = cmd_call(cl, cmd, t0, presence_done);
+    if (!call) { reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
+    engine *e = client_env(cl)->hub->eng;
+    e->ops->presence(e, cmd->channel, clock_now_ms(), hub_call_cb, call);
+    return CMD_LATER;
+}
+
+static void stats_done(void *ud, engine_result *res) {
+    cmd_op *op = ud;
+    client *cl = cmd_answer(op);
+    if (cl && res->err) reply_engine_error(cl, op->id);
+    else if (cl) {
+        reply_begin(cl, op->id, "presence_stats");
+        sb_printf(&cl->out, "{\"num_clients\":%u,\"num_users\":%u}",
+                  res->num_clients, res->num_users);
+        reply_end(cl);
+    }
+    if (cl) cmd_finish(op, cl);
+    engine_result_free(res);
+}
+
+int cmd_presence_stats(client *cl, proto_cmd *cmd, uint64_t t0) {
+    const ns_options *ns = channel_ns(cl, cmd);
+    if (!ns || !presence_allowed(cl, cmd, ns)) return CMD_DONE;
+    void *call = cmd_call(cl, cmd, t0, stats_done);
+    if (!call) { reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
+    engine *e = client_env(cl)->hub->eng;
+    e->ops->presence_stats(e, cmd->channel, clock_now_ms(), hub_call_cb, call);
+    return CMD_LATER;
 }
 
 /* ---- history ---- */
 
-static void history_done(void *ud, int err, const engine_stream_top *top,
-                         const engine_pub *pubs, size_t n) {
-    uint32_t id;
-    client *cl = op_end(ud, &id);
-    if (!cl) return;
-    if (err == ENGINE_ERR_EPOCH) reply_error(cl, id, ERR_UNRECOVERABLE_POSITION);
-    else if (err) reply_error(cl, id, ERR_INTERNAL);
-    else {
-        reply_begin(cl, id, "history");
+static void history_done(void *ud, engine_result *res) {
+    cmd_op *op = ud;
+    client *cl = cmd_answer(op);
+    if (cl && res->err == ENGINE_ERR_EPOCH) reply_error(cl, op->id, ERR_UNRECOVERABLE_POSITION);
+    else if (cl && res->err) reply_engine_error(cl, op->id);
+    else if (cl) {
+        reply_begin(cl, op->id, "history");
         sbuf *sb = &cl->out;
         sb_putc(sb, '{');
-        if (n) { sb_puts(sb, "\"publications\":"); write_publications(sb, pubs, n); sb_putc(sb, ','); }
+        if (res->npubs) {
+            sb_puts(sb, "\"publications\":");
+            push_write_publications(sb, res->pubs, res->npubs);
+            sb_putc(sb, ',');
+        }
         sb_puts(sb, "\"epoch\":");
-        sb_json_str(sb, top->epoch, strlen(top->epoch));
-        if (top->offset) { sb_puts(sb, ",\"offset\":"); sb_u64(sb, top->offset); }
+        sb_json_str(sb, res->top.epoch, strlen(res->top.epoch));
+        if (res->top.offset) { sb_puts(sb, ",\"offset\":"); sb_u64(sb, res->top.offset); }
         sb_putc(sb, '}');
         reply_end(cl);
     }
-    client_unref(cl);
+    if (cl) cmd_finish(op, cl);
+    engine_result_free(res);
 }
 
-void cmd_history(client *cl, proto_cmd *cmd) {
+int cmd_history(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = channel_ns(cl, cmd);
-    if (!ns) return;
-    if (ns->history_size <= 0) { reply_error(cl, cmd->id, ERR_NOT_AVAILABLE); return; }
+    if (!ns) return CMD_DONE;
+    if (ns->history_size <= 0) { reply_error(cl, cmd->id, ERR_NOT_AVAILABLE); return CMD_DONE; }
     if (!ns->allow_history_for_subscriber || !hub_client_sub(&cl->hc, cmd->channel)) {
         reply_error(cl, cmd->id, ERR_PERMISSION_DENIED);
-        return;
+        return CMD_DONE;
     }
-    op_ctx *o = op_new(cl, cmd->id);
-    if (!o) { reply_error(cl, cmd->id, ERR_INTERNAL); return; }
+    if (cmd->limit < -1) { reply_error(cl, cmd->id, ERR_BAD_REQUEST); return CMD_DONE; }
+    void *call = cmd_call(cl, cmd, t0, history_done);
+    if (!call) { reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
     engine_history_req req = {
         .channel = cmd->channel, .limit = cmd->limit,
         .has_since = cmd->has_since, .since_offset = cmd->since_offset,
         .since_epoch = cmd->since_epoch, .reverse = cmd->reverse,
-        .now_ms = hub_now_ms(),
+        .now_ms = clock_now_ms(),
     };
-    engine *e = client_env_g.hub->eng;
-    e->ops->history(e, &req, history_done, o);
+    engine *e = client_env(cl)->hub->eng;
+    e->ops->history(e, &req, hub_call_cb, call);
+    return CMD_LATER;
 }
 
 /* ---- rpc, refresh ---- */
 
-void cmd_rpc(client *cl, proto_cmd *cmd) {
+int cmd_rpc(client *cl, proto_cmd *cmd) {
     rpc_call call = {cl->hc.user, cl->hc.id, cmd->data, cmd->data_len};
     sbuf out;
     sb_init(&out);
     const char *msg = NULL;
-    int rc = rpc_invoke(cmd->method ? cmd->method : "", &call, &out, &msg);
-    if (rc) { sb_free(&out); reply_error(cl, cmd->id, rc); return; }
+    int rc = rpc_invoke(&client_env(cl)->rpc, cmd->method ? cmd->method : "", &call, &out, &msg);
+    if (rc) { sb_free(&out); reply_error(cl, cmd->id, rc); return CMD_DONE; }
     reply_begin(cl, cmd->id, "rpc");
     sb_puts(&cl->out, "{\"data\":");
     if (out.len) sb_append(&cl->out, out.p, out.len);
@@ -200,18 +231,19 @@ void cmd_rpc(client *cl, proto_cmd *cmd) {
     sb_putc(&cl->out, '}');
     sb_free(&out);
     reply_end(cl);
+    return CMD_DONE;
 }
 
-void cmd_refresh(client *cl, proto_cmd *cmd) {
+int cmd_refresh(client *cl, proto_cmd *cmd) {
     conn_token t;
     char err[160];
-    int rc = token_verify_conn(client_env_g.keys, cmd->token ? cmd->token : "",
-                               client_now_s(), &t, err, sizeof(err));
-    if (rc == TOKEN_EXPIRED) { reply_error(cl, cmd->id, ERR_TOKEN_EXPIRED); return; }
+    int rc = token_verify_conn(client_env(cl)->keys, cmd->token ? cmd->token : "",
+                               clock_now_s(), &t, err, sizeof(err));
+    if (rc == TOKEN_EXPIRED) { reply_error(cl, cmd->id, ERR_TOKEN_EXPIRED); return CMD_DONE; }
     if (rc != TOKEN_OK || strcmp(t.user, cl->hc.user) != 0) {
         if (rc == TOKEN_OK) conn_token_free(&t);
         client_close(cl, DISC_INVALID_TOKEN, "invalid token");
-        return;
+        return CMD_DONE;
     }
     cl->expire_at = t.expire_at ? t.expire_at : t.exp;
     conn_token_free(&t);
@@ -220,10 +252,11 @@ void cmd_refresh(client *cl, proto_cmd *cmd) {
     sb_puts(&cl->out, cl->hc.id);
     sb_puts(&cl->out, "\",\"version\":\"" PLAZA_VERSION "\"");
     if (cl->expire_at) {
-        int64_t ttl = cl->expire_at - client_now_s();
+        int64_t ttl = cl->expire_at - clock_now_s();
         sb_printf(&cl->out, ",\"expires\":true,\"ttl\":%lld", (long long)(ttl > 0 ? ttl : 1));
     }
     sb_putc(&cl->out, '}');
     reply_end(cl);
     client_rearm(cl);
+    return CMD_DONE;
 }

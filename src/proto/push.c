@@ -1,4 +1,5 @@
-/* push: encoding of server pushes and ClientInfo (see push.h). */
+/* push: encoding of server pushes, publications and ClientInfo (see
+ * push.h). */
 #include <stdlib.h>
 #include <string.h>
 #include "net/ws_frame.h"
@@ -19,6 +20,40 @@ static void open_push(sbuf *sb, const char *channel, const char *type) {
     sb_puts(sb, "\":");
 }
 
+rcbuf *push_payload(const char *data, size_t data_len, const char *info, size_t info_len) {
+    static const char D[] = "\"data\":", I[] = ",\"info\":";
+    size_t n = sizeof(D) - 1 + data_len + (info ? sizeof(I) - 1 + info_len : 0);
+    rcbuf *b = rcbuf_new(n);
+    if (!b) return NULL;
+    uint8_t *p = b->data;
+    memcpy(p, D, sizeof(D) - 1);
+    p += sizeof(D) - 1;
+    memcpy(p, data, data_len);
+    p += data_len;
+    if (info) {
+        memcpy(p, I, sizeof(I) - 1);
+        memcpy(p + sizeof(I) - 1, info, info_len);
+    }
+    return b;
+}
+
+void push_write_publication(sbuf *sb, const engine_pub *pub) {
+    sb_putc(sb, '{');
+    sb_append(sb, pub->payload->data, pub->payload->len);
+    if (pub->offset) { sb_puts(sb, ",\"offset\":"); sb_u64(sb, pub->offset); }
+    if (pub->time_ms) { sb_puts(sb, ",\"time\":"); sb_i64(sb, pub->time_ms); }
+    sb_putc(sb, '}');
+}
+
+void push_write_publications(sbuf *sb, const engine_pub *pubs, size_t n) {
+    sb_putc(sb, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i) sb_putc(sb, ',');
+        push_write_publication(sb, &pubs[i]);
+    }
+    sb_putc(sb, ']');
+}
+
 void push_client_info(sbuf *sb, const char *user, const char *client,
                       const char *conn_info, size_t conn_info_len,
                       const char *chan_info, size_t chan_info_len) {
@@ -37,10 +72,10 @@ void push_client_info(sbuf *sb, const char *user, const char *client,
     sb_putc(sb, '}');
 }
 
-static ws_msg *pub_push(const char *channel, const engine_pub *pub) {
+ws_msg *push_pub(const char *channel, const engine_pub *pub) {
     sbuf sb;
     open_push(&sb, channel, "pub");
-    sb_append(&sb, pub->json->data, pub->json->len);
+    push_write_publication(&sb, pub);
     sb_puts(&sb, "}}");
     return finish(&sb);
 }
@@ -55,20 +90,12 @@ static ws_msg *info_push(const char *channel, const char *type,
     return finish(&sb);
 }
 
-static ws_msg *join_push(const char *channel, const char *info, size_t len) {
+ws_msg *push_join(const char *channel, const char *info, size_t len) {
     return info_push(channel, "join", info, len);
 }
 
-static ws_msg *leave_push(const char *channel, const char *info, size_t len) {
+ws_msg *push_leave(const char *channel, const char *info, size_t len) {
     return info_push(channel, "leave", info, len);
-}
-
-static char *client_info(const hub_client *cl, const hub_sub *sub, size_t *len) {
-    sbuf sb;
-    sb_init(&sb);
-    push_client_info(&sb, cl->user, cl->id, cl->conn_info, cl->conn_info_len,
-                     sub ? sub->chan_info : NULL, sub ? sub->chan_info_len : 0);
-    return sb_take(&sb, len);
 }
 
 ws_msg *push_unsubscribe(const char *channel, int code, const char *reason) {
@@ -96,10 +123,3 @@ ws_msg *push_message(const char *data, size_t len) {
     sb_puts(&sb, "}}}");
     return finish(&sb);
 }
-
-const hub_codec proto_hub_codec = {
-    .pub_push = pub_push,
-    .join_push = join_push,
-    .leave_push = leave_push,
-    .client_info = client_info,
-};

@@ -1,8 +1,10 @@
-/* rpc: the registry of RPC methods clients call with the `rpc` command.
- * Modules (boards, shared state) register their methods at start-up, before
- * the workers run; the registry is read-only afterwards. Unknown method ->
- * error 104. Built in: "plaza.time" returns {"time": <server unix ms>} so a
- * client can estimate its clock offset for latency measurements. */
+/* rpc: a registry of RPC methods clients call with the `rpc` command.
+ * Modules (boards, shared state) register their methods at start-up,
+ * before the workers run; the registry is read-only afterwards (no lock).
+ * Each server owns its registry (proto_env.rpc): no process-wide table.
+ * Unknown method -> error 104. Built in: "plaza.time" returns
+ * {"time": <server unix ms>} so a client can estimate its clock offset for
+ * latency measurements. */
 #ifndef PLAZA_RPC_H
 #define PLAZA_RPC_H
 
@@ -21,12 +23,21 @@ typedef struct rpc_call {
 typedef int (*rpc_fn)(void *ud, const rpc_call *call, sbuf *out,
                       const char **errmsg);
 
-int rpc_register(const char *method, rpc_fn fn, void *ud);
+#define RPC_MAX 64
+
+typedef struct rpc_registry {
+    struct { const char *method; rpc_fn fn; void *ud; } methods[RPC_MAX];
+    int n;
+} rpc_registry;
+
+/* An empty registry (plaza.time is always there). */
+void rpc_init(rpc_registry *r);
+
+/* Adds a method (method is kept by pointer). -1 if full or taken. */
+int rpc_register(rpc_registry *r, const char *method, rpc_fn fn, void *ud);
 
 /* Calls method. Returns 0, an error code, or 104 if unknown. */
-int rpc_invoke(const char *method, const rpc_call *call, sbuf *out,
-               const char **errmsg);
-
-void rpc_reset(void);   /* tests */
+int rpc_invoke(const rpc_registry *r, const char *method, const rpc_call *call,
+               sbuf *out, const char **errmsg);
 
 #endif

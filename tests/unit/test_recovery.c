@@ -23,13 +23,13 @@ static engine_stream_top top_of(uint64_t offset, const char *epoch) {
     return t;
 }
 
-/* n publications with consecutive offsets starting at first (json unused
- * by the decision, left NULL). */
+/* n publications with consecutive offsets starting at first (payload unused
+ * by the decision, left NULL). */ 
 static void run_of(engine_pub *pubs, size_t n, uint64_t first) {
     for (size_t i = 0; i < n; i++) {
         pubs[i].offset = first + i;
         pubs[i].time_ms = 1700000000000 + (int64_t)i;
-        pubs[i].json = NULL;
+        pubs[i].payload = NULL;
     }
 }
 

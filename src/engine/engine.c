@@ -1,0 +1,91 @@
+/* engine: what every engine shares: results, error texts, operation names,
+ * and the table that builds an engine from `engine.type` (see engine.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine/engine.h"
+
+const char *engine_strerror(int err) {
+    switch (err) {
+    case ENGINE_OK: return "ok";
+    case ENGINE_ERR_EPOCH: return "epoch mismatch";
+    case ENGINE_ERR_UNAVAILABLE: return "engine unavailable";
+    case ENGINE_ERR_TIMEOUT: return "engine timeout";
+    case ENGINE_ERR_SHUTDOWN: return "engine shutting down";
+    default: return "engine internal error";
+    }
+}
+
+static const char *const OP_NAMES[ENGINE_OP_COUNT] = {
+    "publish", "join", "leave", "history", "history_remove", "presence_add",
+    "presence_remove", "presence", "presence_stats", "subscribe", "unsubscribe",
+};
+
+const char *engine_op_name(engine_op op) {
+    return op >= 0 && op < ENGINE_OP_COUNT ? OP_NAMES[op] : "unknown";
+}
+
+/* The answer when not even an error result can be allocated: shared,
+ * read-only, never freed (engine_result_free knows it). */
+static engine_result oom_result = {.err = ENGINE_ERR_INTERNAL};
+
+engine_result *engine_result_new(engine_op op, int err) {
+    engine_result *r = calloc(1, sizeof(*r));
+    if (!r) return NULL;
+    r->op = op;
+    r->err = err;
+    return r;
+}
+
+void engine_result_free(engine_result *res) {
+    if (!res || res == &oom_result) return;
+    for (size_t i = 0; i < res->npubs; i++) rcbuf_unref(res->pubs[i].payload);
+    free(res->pubs);
+    free(res->entries);
+    free(res);
+}
+
+void engine_answer(engine_cb cb, void *ud, engine_op op, engine_result *res) {
+    if (!res) res = engine_result_new(op, ENGINE_ERR_INTERNAL);
+    if (!res) res = &oom_result;
+    if (cb) cb(ud, res);
+    else engine_result_free(res);
+}
+
+/* ---- the table ---- */
+
+typedef struct engine_type {
+    const char *name;
+    engine *(*make)(const config *cfg, const engine_events *events);
+} engine_type;
+
+static const engine_type TYPES[] = {
+    {"memory", engine_memory_new},
+#ifdef PLAZA_TEST_ENGINES
+    {"delayed", engine_delayed_new},
+#endif
+};
+
+#define NTYPES (sizeof(TYPES) / sizeof(TYPES[0]))
+
+const char *engine_types(void) {
+#ifdef PLAZA_TEST_ENGINES
+    return "memory, delayed";
+#else
+    return "memory";
+#endif
+}
+
+engine *engine_new(const config *cfg, const engine_events *events,
+                   char *err, size_t errlen) {
+    const char *type = cfg->engine_type && cfg->engine_type[0] ? cfg->engine_type : "memory";
+    for (size_t i = 0; i < NTYPES; i++) {
+        if (strcmp(TYPES[i].name, type) != 0) continue;
+        engine *e = TYPES[i].make(cfg, events);
+        if (!e) snprintf(err, errlen, "engine.type \"%s\": the engine could not start", type);
+        return e;
+    }
+    snprintf(err, errlen, "engine.type: unknown engine \"%s\" (this build has: %s)",
+             type, engine_types());
+    return NULL;
+}
