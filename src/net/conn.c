@@ -1,5 +1,6 @@
 /* conn: a connection's socket, TLS, outbound queue and deadlines (see
  * conn.h). Protocol handling lives in http_conn.c and ws_conn.c. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ void conn_set_mstate(conn *c, int mstate) {
 }
 
 void conn_set_deadline(conn *c, uint64_t due_ms) {
+    CONN_ASSERT_OWNER(c);
     if (!c->closed) wheel_schedule(&c->w->wheel, &c->deadline, due_ms);
 }
 
@@ -151,6 +153,7 @@ static int over_limit(conn *c, size_t len) {
 }
 
 int conn_send(conn *c, rcbuf *b) {
+    CONN_ASSERT_OWNER(c);
     if (c->closed || c->shut || c->ending) { rcbuf_unref(b); return -1; }
     if (over_limit(c, b->len)) {
         rcbuf_unref(b);
@@ -283,6 +286,7 @@ static void flush_tls(conn *c) {
 }
 
 void conn_flush(conn *c) {
+    CONN_ASSERT_OWNER(c);
     if (c->closed || c->wreq || c->shut || c->in_batch) return;
     if (c->tls) flush_tls(c);
     else flush_plain(c);
@@ -354,6 +358,7 @@ static void finish_end(conn *c) {
 }
 
 void conn_end(conn *c) {
+    CONN_ASSERT_OWNER(c);
     if (c->closed || c->ending) return;
     c->ending = 1;
     conn_set_deadline(c, conn_now(c) + LINGER_MS);
@@ -385,6 +390,7 @@ static void on_closed(uv_handle_t *h) {
 }
 
 void conn_abort(conn *c) {
+    CONN_ASSERT_OWNER(c);
     if (c->closed) return;
     c->closed = 1;
     wheel_cancel(&c->deadline);
@@ -473,6 +479,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     (void)ready;
     if (!c->closed) worker_want_flush(c->w, c);   /* handshake records */
 }
+
+int conn_on_owner(const conn *c) { return inbox_on_owner(&c->w->ib); }
 
 void conn_read_pause(conn *c) {
     if (c->closed || c->read_paused) return;

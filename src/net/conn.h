@@ -11,6 +11,7 @@
 #ifndef PLAZA_CONN_H
 #define PLAZA_CONN_H
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -128,6 +129,11 @@ void conn_set_mstate(conn *c, int mstate);
  * up. */
 void conn_read_pause(conn *c);
 void conn_read_resume(conn *c);
+
+/* 1 if the calling thread owns c's loop. Every operation on a connection
+ * asserts it in debug builds (a connection is its worker's alone). */
+int conn_on_owner(const conn *c);
+#define CONN_ASSERT_OWNER(c) assert(conn_on_owner(c))
 
 /* Writes the peer's "ip:port" into buf. */
 void conn_peer(const conn *c, char *buf, size_t len);

@@ -114,6 +114,7 @@ void worker_destroy(worker *w) {
      * runs their close callbacks below.) */
     w->stopping = 0;
     w->destroying = 1;
+    inbox_set_owner(&w->ib);     /* this thread runs the loop from now on */
     worker_each_conn(w, abort_conn, NULL);
     inbox_run_all(&w->ib);       /* tasks posted during shutdown own references */
     inbox_close(&w->ib);

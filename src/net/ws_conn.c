@@ -1,4 +1,5 @@
 /* ws_conn: WebSocket message layer of a connection (see ws_conn.h). */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include "net/server.h"
@@ -31,6 +32,7 @@ static int wants_deflate(conn *c, size_t len) {
 }
 
 int ws_send(conn *c, int opcode, const void *data, size_t len) {
+    CONN_ASSERT_OWNER(c);
     if (c->closed || !c->ws || c->ws->close_sent) return -1;
     METRIC_ADD(c->w->metrics.messages_out, 1);
     if (wants_deflate(c, len)) {
@@ -48,6 +50,7 @@ int ws_send(conn *c, int opcode, const void *data, size_t len) {
 }
 
 int ws_send_msg(conn *c, ws_msg *m) {
+    CONN_ASSERT_OWNER(c);
     if (c->closed || !c->ws || c->ws->close_sent) return -1;
     METRIC_ADD(c->w->metrics.messages_out, 1);
     METRIC_ADD(c->w->metrics.frames_out, 1);
@@ -57,6 +60,7 @@ int ws_send_msg(conn *c, ws_msg *m) {
 }
 
 void ws_conn_close(conn *c, int code, const char *reason) {
+    CONN_ASSERT_OWNER(c);
     if (c->closed || !c->ws || c->ws->close_sent) return;
     uint8_t payload[WS_MAX_CONTROL];
     size_t rl = reason ? strlen(reason) : 0;

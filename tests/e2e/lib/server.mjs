@@ -11,6 +11,29 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../..');
 export const plazaBin = process.env.PLAZA_BIN || path.join(repoRoot, 'build/plaza');
 
+// E2E_ENGINE=delayed runs every server on the test-only delayed engine
+// (a build with -DPLAZA_TEST_ENGINES=ON): each engine answer and event
+// comes after a random delay of 0..E2E_ENGINE_DELAY_MS (default 20) ms.
+// Each server gets its own seed (E2E_ENGINE_SEED fixes it); the seeds are
+// printed when a test file fails, so a failing run can be replayed.
+const engineType = process.env.E2E_ENGINE || '';
+// Tests that measure a rate scale it by this: a client's commands run one at
+// a time, so on the delayed engine each takes ~delay/2.
+export const engineDelayed = engineType === 'delayed';
+const seeds = [];
+process.once('exit', (code) => {
+  if (code && seeds.length) console.error(`delayed engine seeds of this file's servers: ${seeds.join(', ')} (replay with E2E_ENGINE_SEED=N)`);
+});
+
+function engineArgs() {
+  if (!engineType) return [];
+  const seed = Number(process.env.E2E_ENGINE_SEED) || 1 + Math.floor(Math.random() * 2147483646);
+  seeds.push(seed);
+  return ['--set', `engine.type=${engineType}`,
+          '--set', `engine.delay_max_ms=${process.env.E2E_ENGINE_DELAY_MS || 20}`,
+          '--set', `engine.delay_seed=${seed}`];
+}
+
 // Servers still running when the test process exits (a test that failed
 // or timed out before stop()) are killed, so none outlive the runner.
 const live = new Set();
@@ -28,6 +51,7 @@ export async function startPlaza(opts = {}) {
   if (!opts.noEcho) args.push('--debug-echo');
   if (!opts.webRoot) args.push('--web-root', path.join(repoRoot, 'web'));
   else args.push('--web-root', opts.webRoot);
+  if (opts.noEcho) args.push(...engineArgs());
   args.push(...(opts.args || []));
   const env = { ...process.env, ...(opts.env || {}) };
   for (const k of Object.keys(env)) if (k.startsWith('PLAZA_') && k !== 'PLAZA_BIN' && !(opts.env && k in opts.env)) delete env[k];
@@ -64,7 +88,7 @@ export async function startPlaza(opts = {}) {
       const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
       const res = await exited;
       clearTimeout(t);
-      if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(out))
+      if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|WARNING: ThreadSanitizer/.test(out))
         throw new Error('sanitizer report:\n' + out);
       return res;
     },
