@@ -190,6 +190,10 @@ static const key_spec keys[] = {
     INT("engine.delay_seed", engine_delay_seed, 0, INT_MAX, 0,
         "Delayed engine only (test builds): seed of the random delays; 0 picks a "
         "random seed, printed at start."),
+    STR("engine.delay_fail_prefix", engine_delay_fail_prefix, "", 0,
+        "Delayed engine only (test builds): every call on a channel whose name "
+        "starts with this prefix fails with \"engine unavailable\" (failure "
+        "paths in tests); empty fails nothing."),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

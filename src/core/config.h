@@ -104,6 +104,7 @@ typedef struct config {
     int engine_sweep_interval_ms;           /* "engine.sweep_interval_ms": 1000 (expired history and presence) */
     int engine_delay_max_ms;                /* "engine.delay_max_ms": 20 (delayed engine: random delay 0..this) */
     int engine_delay_seed;                  /* "engine.delay_seed": 0 = random, printed at start (delayed engine) */
+    char *engine_delay_fail_prefix;         /* "engine.delay_fail_prefix": "" (delayed engine: calls on these channels fail) */
 } config;
 
 /* Fills c with the defaults (c's old contents are not freed). Aborts only if

@@ -15,6 +15,10 @@
  * engine.delay_seed (0 = a random seed), and the seed is logged at start so
  * that a failing run can be replayed.
  *
+ * Failure paths: every call on a channel whose name starts with
+ * engine.delay_fail_prefix (when set) answers ENGINE_ERR_UNAVAILABLE after
+ * its delay, as a networked engine that lost its server would.
+ *
  * quiesce runs everything still queued at once, and from then on calls run
  * inline: the workers are being torn down and will not wait. */
 #ifdef PLAZA_TEST_ENGINES
@@ -65,6 +69,7 @@ typedef struct d_engine {
     dict *interest;                /* channels this node listens to */
     uint64_t rng;
     int max_ms, stop, quiesced, running;
+    char *fail_prefix;             /* NULL: nothing fails */
 } d_engine;
 
 /* ---------------------------------------------------------------- heap */
@@ -170,9 +175,20 @@ static engine_op op_of(d_kind k) {
 
 /* Runs a call on the inner engine (its answer goes straight to the
  * caller's callback), or delivers an event to the hub. Not under the lock. */
+static int fails(const d_engine *d, const d_item *it) {
+    return d->fail_prefix && it->kind <= D_UNSUBSCRIBE && it->channel &&
+           strncmp(it->channel, d->fail_prefix, strlen(d->fail_prefix)) == 0;
+}
+
 static void item_run(d_engine *d, d_item *it) {
     engine *in = d->inner;
     const engine_events *ev = &d->base.events;
+    if (fails(d, it)) {
+        engine_op op = op_of(it->kind);
+        engine_answer(it->cb, it->ud, op, engine_result_new(op, ENGINE_ERR_UNAVAILABLE));
+        item_free(it);
+        return;
+    }
     switch (it->kind) {
     case D_PUBLISH: in->ops->publish(in, &it->pub, it->cb, it->ud); break;
     case D_JOIN: in->ops->publish_join(in, it->channel, it->text, it->text_len, it->cb, it->ud); break;
@@ -431,6 +447,7 @@ static void d_destroy(engine *e) {
     dict_free(d->event_due, NULL);
     dict_free(d->interest, NULL);
     free(d->heap);
+    free(d->fail_prefix);
     uv_cond_destroy(&d->cond);
     uv_mutex_destroy(&d->lock);
     free(d);
@@ -469,6 +486,8 @@ engine *engine_delayed_new(const config *cfg, const engine_events *events) {
     d->max_ms = cfg->engine_delay_max_ms;
     uint64_t seed = pick_seed(cfg->engine_delay_seed);
     d->rng = seed;
+    if (cfg->engine_delay_fail_prefix && cfg->engine_delay_fail_prefix[0])
+        d->fail_prefix = strdup(cfg->engine_delay_fail_prefix);
     d->call_due = dict_new();
     d->event_due = dict_new();
     d->interest = dict_new();

@@ -40,10 +40,11 @@ struct api_ctx {
     sbuf *res;                /* its result object goes here */
     api_done_fn done;         /* and its end here */
     char msg[208];            /* error message when a method fails */
+    int engine_err;           /* the engine's error, when that is why */
     /* the request */
     json_t *body, *empty;     /* the request; {} for a legacy call without params */
     http_later *later;
-    int in_route, finished;
+    int in_route, finished, status;
     sbuf top, out;
     /* broadcast */
     json_t *chs;
@@ -68,6 +69,7 @@ static int fail(api_ctx *a, int code, const char *fmt, const char *field) {
 
 static int engine_fail(api_ctx *a, const char *what, int err) {
     METRIC_ADD(a->pl->metrics.engine_failures, 1);
+    a->engine_err = err;
     snprintf(a->msg, sizeof(a->msg), "%s failed: %s", what, engine_strerror(err));
     return ERR_INTERNAL;
 }
@@ -623,16 +625,25 @@ static void ctx_free(api_ctx *a) {
     free(a);
 }
 
+/* HTTP status of a reply: 200, or 5xx when the method failed because the
+ * engine did (503 when it is unreachable or late: try again). */
+static int reply_status(const api_ctx *a, int rc) {
+    if (rc != ERR_INTERNAL || !a->engine_err) return 200;
+    int e = a->engine_err;
+    return e == ENGINE_ERR_UNAVAILABLE || e == ENGINE_ERR_TIMEOUT || e == ENGINE_ERR_SHUTDOWN ? 503 : 500;
+}
+
 /* The request's method is done: the reply goes out now (still inside
  * api_route) or later (after an engine answer). */
 static void request_done(api_ctx *a, int rc) {
+    a->status = reply_status(a, rc);
     if (rc) { METRIC_ADD(a->pl->metrics.api_errors, 1); write_error(&a->out, rc, a->msg); }
     else { sb_puts(&a->out, "{\"result\":"); sb_append(&a->out, a->top.p, a->top.len); sb_putc(&a->out, '}'); }
     a->finished = 1;
     if (a->in_route) return;                    /* api_route answers */
     if (a->later) {
         const char *body = a->out.oom ? "{\"error\":{\"code\":100,\"message\":\"out of memory\"}}" : a->out.p;
-        http_later_respond(a->later, 200, "application/json", "Cache-Control: no-store\r\n",
+        http_later_respond(a->later, a->status, "application/json", "Cache-Control: no-store\r\n",
                            body, a->out.oom ? strlen(body) : a->out.len);
     }
     ctx_free(a);
@@ -693,7 +704,7 @@ int api_route(conn *c, const http_request *req, void *ud) {
     else method_run(a, method, params, &a->top, request_done);
     a->in_route = 0;
     if (a->finished) {
-        respond_json(c, req, 200, &a->out);
+        respond_json(c, req, a->status, &a->out);
         ctx_free(a);
         return HTTP_ROUTE_DONE;
     }
