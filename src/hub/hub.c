@@ -576,10 +576,9 @@ static int chan_push(hub_chan *ch, hub_sub *s) {
     return 0;
 }
 
-static uint32_t next_serial(void) {
-    static _Atomic uint32_t serial;
-    return atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed) + 1;
-}
+/* Serials tell a subscription from a later one of the same client and
+ * channel at the same address; per worker, as subscriptions are. */
+static uint32_t next_serial(hub_local *hl) { return ++hl->sub_serial; }
 
 int hub_sub_add(hub_client *cl, const char *channel, const ns_options *ns,
                 hub_sub **out) {
@@ -599,7 +598,7 @@ int hub_sub_add(hub_client *cl, const char *channel, const ns_options *ns,
     if (chan_push(ch, s) != 0) { client_del_sub(cl, s); goto fail; }
     s->cl = cl;
     s->ns = ns;
-    s->serial = next_serial();
+    s->serial = next_serial(hl);
     METRIC_ADD(hl->metrics.subscriptions, 1);
     *out = s;
     return HUB_ADD_OK;

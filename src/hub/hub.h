@@ -104,6 +104,7 @@ typedef struct hub_local {
     dict *channels;                /* channel -> hub_chan (this worker's subscribers) */
     hub_client *clients;           /* this worker's registered clients (list) */
     size_t nclients;
+    uint32_t sub_serial;           /* the last subscription serial given */
     uv_timer_t presence_timer;
     hub_metrics metrics;
     /* events that could not be queued here (see hub.c: overflow) */
