@@ -27,6 +27,7 @@
  * history_remove) and grows by doubling up to history_size. Channel
  * interest is counted but filters nothing: every event goes to the hub,
  * which drops events of channels without local subscribers. */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -570,11 +571,13 @@ static void mem_unsubscribe(engine *e, const char *channel, engine_cb cb, void *
 
 /* ------------------------------------------------------- housekeeping */
 
-static void shard_sweep(mem_shard *sh, int64_t now_ms) {
+/* Returns how many channels it freed. */
+static size_t shard_sweep(mem_shard *sh, int64_t now_ms) {
     dict_iter it;
     const char *name;
     void *v;
     pthread_mutex_lock(&sh->lock);
+    size_t before = dict_size(sh->channels);
     dict_iter_init(&it, sh->channels);
     while (dict_next(&it, &name, &v)) {
         mem_channel *ch = v;
@@ -582,12 +585,30 @@ static void shard_sweep(mem_shard *sh, int64_t now_ms) {
         presence_prune(ch, now_ms);
         channel_gc(sh, name, ch);             /* deletes only the current entry */
     }
+    size_t freed = before - dict_size(sh->channels);
     pthread_mutex_unlock(&sh->lock);
+    return freed;
 }
 
-void engine_memory_sweep(engine *e, int64_t now_ms) {
+size_t engine_memory_sweep(engine *e, int64_t now_ms) {
     mem_engine *me = (mem_engine *)e;
-    for (unsigned i = 0; i < MEM_SHARDS; i++) shard_sweep(&me->shards[i], now_ms);
+    size_t freed = 0;
+    for (unsigned i = 0; i < MEM_SHARDS; i++) freed += shard_sweep(&me->shards[i], now_ms);
+    return freed;
+}
+
+/* After a sweep that freed many channels, hand the free pages back to the
+ * system: glibc keeps them in the arenas of the threads that allocated
+ * them (the workers), and the memory per channel name ever used would
+ * otherwise stay in the RSS. */
+#define MEM_TRIM_AFTER 10000
+
+static void give_back(size_t freed) {
+#ifdef __GLIBC__
+    if (freed >= MEM_TRIM_AFTER) malloc_trim(0);
+#else
+    (void)freed;
+#endif
 }
 
 /* The sweeper thread: one pass every interval until stopped. One shard at
@@ -599,7 +620,7 @@ static void sweeper_main(void *arg) {
         if (uv_cond_timedwait(&me->sweep_cond, &me->sweep_lock, me->sweep_interval_ns) != 0 &&
             !me->stop) {
             uv_mutex_unlock(&me->sweep_lock);
-            engine_memory_sweep(&me->base, clock_now_ms());
+            give_back(engine_memory_sweep(&me->base, clock_now_ms()));
             uv_mutex_lock(&me->sweep_lock);
         }
     }

@@ -24,6 +24,6 @@ void engine_memory_counts_get(engine *e, engine_memory_counts *out);
  * channels no longer need (the sweeper thread does this every
  * engine.sweep_interval_ms; an engine made with a config whose interval is
  * 0, or with cfg NULL, has no thread and sweeps only when told). */
-void engine_memory_sweep(engine *e, int64_t now_ms);
+size_t engine_memory_sweep(engine *e, int64_t now_ms);   /* channels freed */
 
 #endif

@@ -79,10 +79,10 @@ describe('answers later, in order', () => {
     assert.deepEqual(ids, [10, 11, 12, 13, 14]);
     const hist = c.msgs.find((m) => m.id === 12).history;
     assert.deepEqual(hist.publications.map((p) => p.data), ['a']);
+    await c.waitFor((m) => m.push?.pub?.data === 'b');   // events may come after the replies
     const i10 = c.msgs.findIndex((m) => m.id === 10);
     const firstPush = c.msgs.findIndex((m) => m.push?.channel === ch);
     assert.ok(firstPush > i10, 'no push before the subscribe reply');
-    await c.waitFor((m) => m.push?.pub?.data === 'b');
     assert.deepEqual(c.pushes(ch, 'pub').map((p) => [p.data, p.offset]), [['a', 1], ['b', 2]]);
     assert.deepEqual(c.msgs.find((m) => m.id === 14).presence_stats, { num_clients: 1, num_users: 1 });
     c.close();

@@ -569,6 +569,17 @@ static void test_inbox_bound(void **state) {
     expect_got(c, GOT(21));
     assert_int_equal(resyncs(HUB_RESYNC_INBOX), 1);
     assert_int_equal(atomic_load(&F.hl->events_dropped), 4);
+
+    /* It happens again: the overflow is re-armed once handled. */
+    for (uint64_t off = 22; off <= 41; off++) inject_pub("A", off);
+    assert_int_equal(atomic_load(&F.hl->events_dropped), 8);
+    pump();
+    assert_int_equal(c->sends, 17);              /* 21, then 22..37 */
+    assert_int_equal(c->got[16], 37);
+    assert_int_equal(c->resyncs, 1);
+    assert_int_equal(resyncs(HUB_RESYNC_INBOX), 2);
+    assert_int_equal(a->resyncs, 1);
+    assert_int_equal(b->resyncs, 0);
     fx_stop();
 }
 
@@ -776,6 +787,7 @@ static void test_many_subscriptions(void **state) {
         order[i] = i;
     }
     assert_int_equal(a->hc.nsubs, MANY);
+    check_client_subs(&a->hc);
     assert_int_equal(METRIC_GET(F.hl->metrics.subscriptions), MANY);
     int clients, users, channels;
     hub_counts(F.h, &clients, &users, &channels);
