@@ -613,15 +613,17 @@ fail:
 }
 
 void hub_sub_go_live(hub_sub *s, uint64_t offset) {
-    s->offset = offset;
-    s->live = 1;
-    for (uint32_t i = 0; i < s->npending; i++) {
-        sub_deliver(s, s->pending[i]);
-        event_unref(s->pending[i]);
-    }
-    free(s->pending);
+    hub_event **held = s->pending;          /* taken out: a resync while */
+    uint32_t n = s->npending;               /* delivering them frees nothing twice */
     s->pending = NULL;
     s->npending = s->cap_pending = 0;
+    s->offset = offset;
+    s->live = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!s->dead) sub_deliver(s, held[i]);
+        event_unref(held[i]);
+    }
+    free(held);
 }
 
 static void chan_unlink(hub_local *hl, hub_sub *s) {

@@ -80,7 +80,9 @@ typedef struct hub_sink {
     /* Queues msg on the client's connection (owner worker). 0 or -1. */
     int (*send)(hub_client *cl, void *msg);
     /* The client missed events it cannot be given any more: it must
-     * reconnect and recover (the protocol closes it with 3010). */
+     * reconnect and recover (the protocol closes it with 3010). Called
+     * while the hub walks a channel's subscribers: it must not remove
+     * subscriptions (the close that follows does). */
     void (*resync)(hub_client *cl);
     /* The opaque info blob for presence, join/leave and publications. */
     char *(*client_info)(const hub_client *cl, const hub_sub *sub, size_t *len);

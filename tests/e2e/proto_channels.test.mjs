@@ -13,6 +13,7 @@ import { Centrifuge } from 'centrifuge';
 import { engineDelayed, startPlaza } from './lib/server.mjs';
 import { sleep, withTimeout } from './lib/raw.mjs';
 import { signJwt } from './lib/jwt.mjs';
+import { rawClient } from './lib/proto.mjs';
 
 const SECRET = 'proto-channels-test-secret-0123456789abcdef';
 const API_KEY = 'proto-channels-api-key';
@@ -71,57 +72,9 @@ async function apiOk(method, params) {
   return r.body.result;
 }
 
-// A raw protocol client: sends commands as JSON lines, records every
-// decoded reply/push in arrival order (msgs), answers pings.
-async function raw({ token, connect = true, url = srv.wsUrl } = {}) {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  const c = { ws, msgs: [], nextId: 1, waiters: [], replies: 0 };
-  ws.on('message', (data) => {
-    for (const line of data.toString().split('\n')) {
-      if (!line.trim()) continue;
-      const m = JSON.parse(line);
-      if (Object.keys(m).length === 0) { if (ws.readyState === 1) ws.send('{}'); continue; }
-      if (m.id) c.replies++;
-      c.msgs.push(m);
-    }
-    for (const w of c.waiters.splice(0)) w();
-  });
-  c.closed = new Promise((r) => ws.on('close', (code, reason) => {
-    c.isClosed = true;
-    for (const w of c.waiters.splice(0)) w();
-    r({ code, reason: reason.toString() });
-  }));
-  ws.on('error', () => {});
-  await withTimeout(new Promise((r, j) => { ws.once('open', r); ws.once('error', j); }), 5000, 'ws open');
-  c.send = (...cmds) => ws.send(cmds.map((x) => JSON.stringify(x)).join('\n'));
-  // Waits for a message matching pred at index >= from.
-  c.waitFor = async (pred, ms = 5000, from = 0) => {
-    const t0 = Date.now();
-    let i = from;
-    for (;;) {
-      for (; i < c.msgs.length; i++) if (pred(c.msgs[i])) return c.msgs[i];
-      if (c.isClosed) throw new Error('connection closed while waiting; got ' + JSON.stringify(c.msgs.slice(-5)));
-      if (Date.now() - t0 > ms) throw new Error('timeout waiting; last messages ' + JSON.stringify(c.msgs.slice(-5)));
-      await new Promise((r) => { c.waiters.push(r); setTimeout(r, 50); });
-    }
-  };
-  c.cmd = async (body, ms = 5000) => {
-    const id = c.nextId++;
-    const from = c.msgs.length;
-    c.send({ id, ...body });
-    return c.waitFor((m) => m.id === id, ms, from);
-  };
-  c.pushes = (channel, type) => c.msgs.filter((m) => m.push && m.push.channel === channel && m.push[type])
-    .map((m) => m.push[type]);
-  c.kill = () => ws._socket.destroy();          // no Close frame
-  if (connect) {
-    const r = await c.cmd({ connect: token ? { token, name: 'raw' } : { name: 'raw' } });
-    assert.ok(r.connect && r.connect.client, 'connect reply: ' + JSON.stringify(r));
-    c.client = r.connect.client;
-    c.connectReply = r.connect;
-  }
-  return c;
-}
+// A raw protocol client (lib/proto.mjs): JSON commands by hand, every
+// reply and push recorded in arrival order, pings answered.
+const raw = ({ token, connect = true, url = srv.wsUrl } = {}) => rawClient(url, { token, connect });
 
 // centrifuge-js client on npm ws.
 function centrifuge(opts = {}) {

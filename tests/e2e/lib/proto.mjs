@@ -16,7 +16,8 @@ export async function apiCall(baseUrl, method, params, { key } = {}) {
   return { status: res.status, body };
 }
 
-// rawClient(wsUrl, { token, connect }) -> { msgs, cmd(), send(), waitFor(), pushes(), closed, ... }
+// rawClient(wsUrl, { token, connect }) -> { msgs, cmd(), send(), waitFor(), pushes(),
+// closed, close(), kill(), client, connectReply }
 export async function rawClient(wsUrl, { token, connect = true } = {}) {
   const ws = new WebSocket(wsUrl, { perMessageDeflate: false });
   const c = { ws, msgs: [], nextId: 1, waiters: [], replies: 0 };
@@ -57,10 +58,12 @@ export async function rawClient(wsUrl, { token, connect = true } = {}) {
   c.pushes = (channel, type) => c.msgs.filter((m) => m.push && m.push.channel === channel && m.push[type])
     .map((m) => m.push[type]);
   c.close = () => { try { ws.close(); } catch { /* gone */ } };
+  c.kill = () => ws._socket.destroy();          // no Close frame
   if (connect) {
-    const r = await c.cmd({ connect: token ? { token } : {} });
-    if (!r.connect) throw new Error('connect failed: ' + JSON.stringify(r));
+    const r = await c.cmd({ connect: token ? { token, name: 'raw' } : { name: 'raw' } });
+    if (!r.connect?.client) throw new Error('connect reply: ' + JSON.stringify(r));
     c.client = r.connect.client;
+    c.connectReply = r.connect;
   }
   return c;
 }
