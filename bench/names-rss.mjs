@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Memory per distinct channel name ever used (a benchmark, not a test):
 // starts Plaza, reads its RSS, publishes once to each of N distinct channel
-// names through the server API (history of 1, TTL 1 s), reads the RSS at
+// names through the server API (history of 1, a TTL of 30 s), reads the RSS at
 // the peak, waits for the engine's sweeper to expire the history and free
 // the channels, and reads the RSS again. With nothing kept per name, the
 // last figure returns to about the first.
 //
-//   node bench/names-rss.mjs [--bin build/plaza] [--names 1000000]
+//   node bench/names-rss.mjs [--bin build/plaza] [--names 1000000] [--ttl 30000]
+// (--ttl: the history TTL in ms; longer than the publishing takes, so every
+// name is alive at the peak)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,11 +25,15 @@ const KEY = 'names-rss';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'plaza-names-'));
 const cfgFile = path.join(dir, 'plaza.json');
+// --legacy: a build from before the engine had a sweeper of its own (its
+// history expiry ran every presence_ttl_ms / 3), for a side-by-side run.
+const legacy = process.argv.includes('--legacy');
 writeFileSync(cfgFile, JSON.stringify({
   api: { key: KEY },
   http: { max_body_bytes: 4 << 20 },
-  engine: { sweep_interval_ms: 200 },
-  channel: { namespaces: [{ name: 'n', history_size: 1, history_ttl_ms: 1000 }] },
+  ...(legacy ? {} : { engine: { sweep_interval_ms: 200 } }),
+  channel: { ...(legacy ? { presence_ttl_ms: 600 } : {}),
+             namespaces: [{ name: 'n', history_size: 1, history_ttl_ms: Number(arg('ttl', 30000)) }] },
 }));
 const proc = spawn(bin, ['serve', '--config', cfgFile, '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn'],
                    { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -85,7 +91,7 @@ const peak = rss();
 const streamsPeak = await gauge('plaza_engine_streams');
 let channels = await gauge('plaza_engine_channels');
 const t1 = Date.now();
-while (channels > 0 && Date.now() - t1 < 60000) { await sleep(250); channels = await gauge('plaza_engine_channels'); }
+while (channels > 0 && Date.now() - t1 < (legacy ? 40000 : 60000)) { await sleep(250); channels = await gauge('plaza_engine_channels'); }
 await sleep(500);
 const after = rss();
 proc.kill('SIGTERM');

@@ -152,7 +152,7 @@ static const key_spec keys[] = {
         "Commands per second a connection may send on average; 0 turns the limit off."),
     INT("client.command_rate_burst", client_command_burst, 1, INT_MAX, 200,
         "Commands a connection may send at once, above the average rate."),
-    INT("client.rate_limit_close_after", client_rate_limit_close_after, 1, INT_MAX, 50,
+    INT("client.rate_limit_close_after", client_rate_limit_close_after, 1, 65535, 50,
         "Refused commands in a row after which the connection is closed."),
     INT("client.recovery_max_publications", client_history_max_publications, 1, INT_MAX,
         10000, "Most publications sent to recover a subscription; more is not recovered."),

@@ -19,12 +19,12 @@ void sb_reset(sbuf *sb) {
 
 int sb_reserve(sbuf *sb, size_t more) {
     if (sb->oom) return -1;
-    if (more >= UINT32_MAX - sb->len) { sb->oom = 1; return -1; }
+    if (more >= SB_MAX - sb->len) { sb->oom = 1; return -1; }
     size_t need = (size_t)sb->len + more + 1;
     if (need <= sb->cap) return 0;
     size_t cap = sb->cap ? sb->cap : 256;
     while (cap < need) cap *= 2;
-    if (cap > UINT32_MAX) cap = UINT32_MAX;
+    if (cap > SB_MAX) cap = SB_MAX;
     char *np = realloc(sb->p, cap);
     if (!np) { sb->oom = 1; return -1; }
     sb->p = np;

@@ -7,10 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct sbuf {     /* at most 4 GiB - 1: past that, oom */
+#define SB_MAX 0x7fffffffu  /* at most 2 GiB - 1 bytes: past that, oom */
+
+typedef struct sbuf {     /* 16 bytes: one sits in every client */
     char *p;
-    uint32_t len, cap;
-    int oom;
+    uint32_t len;
+    uint32_t cap : 31;
+    uint32_t oom : 1;
 } sbuf;
 
 void sb_init(sbuf *sb);

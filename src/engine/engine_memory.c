@@ -79,6 +79,7 @@ typedef struct mem_engine {
     uv_cond_t sweep_cond;
     int stop, sweeping;
     uint64_t sweep_interval_ns;
+    size_t untrimmed;              /* channels freed since the last malloc_trim */
 } mem_engine;
 
 /* ------------------------------------------------------------ shards */
@@ -597,22 +598,22 @@ size_t engine_memory_sweep(engine *e, int64_t now_ms) {
     return freed;
 }
 
-/* After a sweep that freed many channels, hand the free pages back to the
- * system: glibc keeps them in the arenas of the threads that allocated
- * them (the workers), and the memory per channel name ever used would
- * otherwise stay in the RSS. */
+/* Hands free pages back to the system once many channels were freed, or
+ * once a run of frees has ended (a sweep that freed nothing after some
+ * that did): glibc keeps them in the arenas of the threads that allocated
+ * them (the workers), and the memory of names no longer used would
+ * otherwise stay in the RSS. At most one trim per sweep. */
 #define MEM_TRIM_AFTER 10000
 
-static void give_back(size_t freed) {
+static void give_back(mem_engine *me, size_t freed) {
+    me->untrimmed += freed;
+    if (!me->untrimmed || (me->untrimmed < MEM_TRIM_AFTER && freed)) return;
 #ifdef __GLIBC__
-    if (freed >= MEM_TRIM_AFTER) malloc_trim(0);
-#else
-    (void)freed;
+    malloc_trim(0);
 #endif
+    me->untrimmed = 0;
 }
 
-/* The sweeper thread: one pass every interval until stopped. One shard at
- * a time, so publishers wait at most one shard's pass. */
 static void sweeper_main(void *arg) {
     mem_engine *me = arg;
     uv_mutex_lock(&me->sweep_lock);
@@ -620,7 +621,7 @@ static void sweeper_main(void *arg) {
         if (uv_cond_timedwait(&me->sweep_cond, &me->sweep_lock, me->sweep_interval_ns) != 0 &&
             !me->stop) {
             uv_mutex_unlock(&me->sweep_lock);
-            give_back(engine_memory_sweep(&me->base, clock_now_ms()));
+            give_back(me, engine_memory_sweep(&me->base, clock_now_ms()));
             uv_mutex_lock(&me->sweep_lock);
         }
     }

@@ -73,9 +73,11 @@ typedef struct hub_icall {
 char hub_anonymous[1];
 
 void hub_client_release(hub_client *cl) {
-    if (cl->subs != cl->sub_small) free(cl->subs);
+    if (cl->subs != cl->sub_small) {
+        free(cl->subs);
+        dict_free(cl->sub_index, NULL);
+    }
     if (cl->user != hub_anonymous) free(cl->user);
-    dict_free(cl->sub_index, NULL);
     free(cl->conn_info);
     free(cl->ip);
     cl->subs = NULL;
@@ -170,7 +172,7 @@ static void sub_resync(hub_sub *s, int reason) {
     for (uint32_t i = 0; i < s->npending; i++) event_unref(s->pending[i]);
     free(s->pending);
     s->pending = NULL;
-    s->npending = s->cap_pending = 0;
+    s->npending = 0;
     hl->hub->sink.resync(s->cl);
 }
 
@@ -182,12 +184,12 @@ static void sub_hold(hub_sub *s, hub_event *ev) {
         sub_resync(s, HUB_RESYNC_HELD);
         return;
     }
-    if (s->npending == s->cap_pending) {
-        uint32_t cap = s->cap_pending ? s->cap_pending * 2 : 8;
+    uint32_t n = s->npending;
+    if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {   /* full: 0, 8, 16, 32... */
+        uint32_t cap = n ? n * 2 : 8;
         hub_event **np = realloc(s->pending, cap * sizeof(*np));
         if (!np) { sub_resync(s, HUB_RESYNC_HELD); return; }
         s->pending = np;
-        s->cap_pending = cap;
     }
     s->pending[s->npending++] = event_ref(ev);
 }
@@ -535,6 +537,7 @@ static int client_add_sub(hub_client *cl, hub_sub *s) {
         if (!ns) return -1;
         memcpy(ns, cl->subs, (size_t)cl->nsubs * sizeof(*ns));
         if (cl->subs != cl->sub_small) free(cl->subs);
+        else cl->sub_index = NULL;         /* the union's other member from now on */
         cl->subs = ns;
         cl->cap_subs = cap;
     }
@@ -555,11 +558,15 @@ static int client_add_sub(hub_client *cl, hub_sub *s) {
     return 0;
 }
 
+static dict *sub_index(const hub_client *cl) {
+    return cl->subs != cl->sub_small ? cl->sub_index : NULL;
+}
+
 static void client_del_sub(hub_client *cl, hub_sub *s) {
     hub_sub *last = cl->subs[--cl->nsubs];
     cl->subs[s->cl_index] = last;
     last->cl_index = s->cl_index;
-    if (cl->sub_index) dict_del(cl->sub_index, s->channel, NULL);
+    if (sub_index(cl)) dict_del(cl->sub_index, s->channel, NULL);
 }
 
 static int chan_push(hub_chan *ch, hub_sub *s) {
@@ -616,7 +623,7 @@ void hub_sub_go_live(hub_sub *s, uint64_t offset) {
     hub_event **held = s->pending;          /* taken out: a resync while */
     uint32_t n = s->npending;               /* delivering them frees nothing twice */
     s->pending = NULL;
-    s->npending = s->cap_pending = 0;
+    s->npending = 0;
     s->offset = offset;
     s->live = 1;
     for (uint32_t i = 0; i < n; i++) {
@@ -653,7 +660,7 @@ void hub_sub_remove(hub_sub *s) {
 }
 
 hub_sub *hub_client_sub(const hub_client *cl, const char *channel) {
-    if (cl->sub_index) return dict_get(cl->sub_index, channel);
+    if (sub_index(cl)) return dict_get(cl->sub_index, channel);
     for (uint32_t i = 0; i < cl->nsubs; i++)
         if (strcmp(cl->subs[i]->channel, channel) == 0) return cl->subs[i];
     return NULL;

@@ -46,11 +46,12 @@ typedef struct hub_sub {          /* one per subscription: fields by size */
     uint32_t index;                /* position in the channel's local array */
     uint32_t cl_index;             /* position in the client's array */
     uint32_t chan_info_len;        /* token claims are far below 4 GiB */
-    uint32_t npending, cap_pending;
+    uint32_t npending;             /* room for them: the power of two >= npending, 8 at least */
     uint32_t serial;               /* tells a new subscription from an old one */
     char epoch[ENGINE_EPOCH_MAX + 1];
-    uint8_t positioned, recoverable, join_leave, presence, live, server_side;
-    uint8_t dead;                  /* resync asked: deliver nothing more */
+    uint8_t positioned : 1, recoverable : 1, join_leave : 1, presence : 1,
+            live : 1, server_side : 1;
+    uint8_t dead : 1;              /* resync asked: deliver nothing more */
     char channel[];                /* the channel name (inline) */
 } hub_sub;
 
@@ -63,8 +64,10 @@ struct hub_client {
     char *ip;                      /* only with client.connection_limit_per_ip */
     struct hub_client *prev, *next;   /* hub_local's list */
     hub_sub **subs;                /* sub_small, or a heap array */
-    hub_sub *sub_small[1];
-    dict *sub_index;               /* channel -> sub, once there are many */
+    union {                        /* while subs is sub_small (cap_subs 1): */
+        hub_sub *sub_small[1];
+        dict *sub_index;           /* once subs is on the heap: channel -> sub, or NULL */
+    };
     uint32_t nsubs, cap_subs;
     uint32_t conn_info_len;        /* token claims are far below 4 GiB */
 };

@@ -73,14 +73,14 @@ typedef struct conn {
     size_t unsent_mark;               /* HTTP: bytes unsent at last deadline */
     /* protocol state */
     uint8_t kind;                     /* CONN_HTTP or CONN_WS */
-    uint8_t closed;                   /* uv_close called */
-    uint8_t ending;                   /* close once the queue is written */
-    uint8_t shut;                     /* write side shut down */
-    uint8_t in_flush;                 /* on the worker's flush list */
     uint8_t mstate;                   /* metrics state (MSTATE_*) */
-    uint8_t close_notified;           /* handler->on_close called */
-    uint8_t in_batch;                 /* queued bytes given to the send ring */
-    uint8_t read_paused;              /* the upper layer stopped reading */
+    uint8_t closed : 1;               /* uv_close called */
+    uint8_t ending : 1;               /* close once the queue is written */
+    uint8_t shut : 1;                 /* write side shut down */
+    uint8_t in_flush : 1;             /* on the worker's flush list */
+    uint8_t close_notified : 1;       /* handler->on_close called */
+    uint8_t in_batch : 1;             /* queued bytes given to the send ring */
+    uint8_t read_paused : 1;          /* the upper layer stopped reading */
     struct http_reader *http;         /* while an HTTP request is being read */
     const ws_handler *handler;        /* WebSocket only */
     ws_state *ws;                     /* WebSocket only */

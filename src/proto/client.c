@@ -359,7 +359,7 @@ static int rate_limited(client *cl, proto_cmd *cmd) {
         cl->refused = 0;
         return 0;
     }
-    if (++cl->refused >= cfg->client_rate_limit_close_after)
+    if (++cl->refused >= (unsigned)cfg->client_rate_limit_close_after)
         client_close(cl, DISC_TOO_MANY_REQUESTS, "too many requests");
     else if (cmd->id)
         reply_error(cl, cmd->id, ERR_TOO_MANY_REQUESTS);

@@ -32,8 +32,9 @@ typedef struct client {
     hub_client hc;                 /* first: a hub_client* is a client* */
     conn *c;                       /* NULL once the connection is gone */
     int refs;                      /* the connection and each answer awaited */
-    uint8_t connected, closed, in_batch, pong_required, ping_outstanding, busy;
-    int refused;                   /* commands refused in a row by the rate limit */
+    uint16_t refused;              /* commands refused in a row (client.rate_limit_close_after <= 65535) */
+    uint8_t connected : 1, closed : 1, in_batch : 1, pong_required : 1,
+            ping_outstanding : 1, busy : 1;
     int64_t expire_at;             /* unix s; 0 = never */
     uint64_t next_ping_ms;
     union {                        /* one struct member less per connection: */

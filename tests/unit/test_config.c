@@ -256,6 +256,11 @@ static void test_ranges_fit_their_use(void **state) {
                       "and 86400000, got 2147483647");
     char *env[] = {"PLAZA_CLIENT_PING_INTERVAL_MS=86400001", NULL};
     assert_env_error(c, env, "PLAZA_CLIENT_PING_INTERVAL_MS: key \"client.ping_interval_ms\"");
+    /* a 16-bit count of refused commands in each client */
+    assert_int_equal(config_set(c, "client.rate_limit_close_after", "65535", NULL), 0);
+    assert_set_error(c, "client.rate_limit_close_after", "65536",
+                     "key \"client.rate_limit_close_after\": expected an integer between 1 "
+                     "and 65535, got \"65536\"");
 }
 
 static void test_channel_max_length_mirrored(void **state) {
