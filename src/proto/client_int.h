@@ -34,7 +34,8 @@ typedef struct client {
     int refs;                      /* the connection and each answer awaited */
     uint16_t refused;              /* commands refused in a row (client.rate_limit_close_after <= 65535) */
     uint8_t connected : 1, closed : 1, in_batch : 1, pong_required : 1,
-            ping_outstanding : 1, busy : 1;
+            ping_outstanding : 1, busy : 1,
+            sub_expiry : 1;        /* some subscription may have an expiry */
     int64_t expire_at;             /* unix s; 0 = never */
     uint64_t next_ping_ms;
     union {                        /* one struct member less per connection: */

@@ -203,6 +203,7 @@ static int sub_start(sub_op *op, const ns_options *ns) {
     s->chan_info_len = (uint32_t)r->chan_info_len;
     r->chan_info = NULL;
     s->expire_at = r->expire_at;
+    if (s->expire_at) cl->sub_expiry = 1;
     op->s = s;
     op->serial = s->serial;
     sb_putc(&op->res, '{');
@@ -415,6 +416,7 @@ int cmd_sub_refresh(client *cl, proto_cmd *cmd) {
     int mismatch = strcmp(t.channel, s->channel) != 0 || strcmp(t.user, cl->hc.user) != 0 ||
                    (t.client && t.client[0] && strcmp(t.client, cl->hc.id) != 0);
     if (!mismatch) s->expire_at = t.expire_at ? t.expire_at : t.exp;
+    if (s->expire_at) cl->sub_expiry = 1;
     sub_token_free(&t);
     if (mismatch) { client_close(cl, DISC_INVALID_TOKEN, "invalid token"); return CMD_DONE; }
     reply_begin(cl, cmd->id, "sub_refresh");
@@ -432,6 +434,7 @@ int cmd_sub_refresh(client *cl, proto_cmd *cmd) {
 /* Subscriptions whose token expired more than the grace period ago get an
  * unsubscribe push (2501: the client resubscribes with a fresh token). */
 void client_check_sub_expiry(client *cl) {
+    if (!cl->sub_expiry) return;
     int64_t now_ms = clock_now_ms(), grace_ms = client_env(cl)->cfg->client_expired_close_delay_ms;
     for (uint32_t i = cl->hc.nsubs; i-- > 0;) {
         hub_sub *s = cl->hc.subs[i];
@@ -441,12 +444,17 @@ void client_check_sub_expiry(client *cl) {
     }
 }
 
+/* A scan only while some subscription may expire (cl->sub_expiry, cleared
+ * when a scan finds none): without it, rearming after each of a client's
+ * thousands of subscribes would cost a scan each. */
 int64_t client_next_sub_expiry(client *cl) {
+    if (!cl->sub_expiry) return 0;
     int64_t next = 0;
     for (uint32_t i = 0; i < cl->hc.nsubs; i++) {
         int64_t e = cl->hc.subs[i]->expire_at;
         if (e && (!next || e < next)) next = e;
     }
+    if (!next) cl->sub_expiry = 0;
     return next;
 }
 
