@@ -1,74 +1,13 @@
-/* hub: registry, per-worker channel maps, fan-out, engine answers on the
- * asking worker, and channel interest (see hub.h).
- *
- * Overflow: an event is posted to every worker's inbox with a bound
- * (channel.max_queued_events). When a worker's inbox is full, the event is
- * not dropped silently: the channel is recorded in that worker's overflow
- * set and an overflow task (a node of the worker's own, so posting it
- * cannot fail) is queued behind the events already waiting. It runs before
- * any later event of the channel, and tells every local subscriber of the
- * channel to resync (the protocol closes them with 3010; they reconnect and
- * recover the gap from history). Subscribers told to resync are marked dead
- * and get nothing more. */
+/* hub: the registry of clients, their subscriptions in each worker's
+ * channel map, cross-worker actions, presence refresh and the hub's
+ * lifecycle (see hub.h; events and engine answers in fanout.c, channel
+ * interest in interest.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/rand.h>
 #include "core/clock.h"
-#include "hub/hub.h"
+#include "hub/hub_int.h"
 #include "obs/log.h"
-
-/* This worker's subscribers of one channel. */
-typedef struct hub_chan {
-    hub_sub **subs;
-    uint32_t n, cap;
-} hub_chan;
-
-/* A shared event for subscribers of one channel: the encoded message and
- * the publication offset (0 for join/leave or channels without history),
- * with one inbox node per worker. */
-typedef struct hub_event_node {
-    task t;
-    struct hub_event *ev;
-} hub_event_node;
-
-typedef struct hub_event {
-    atomic_uint refs;
-    uint8_t kind;                  /* HUB_EV_PUB, HUB_EV_JOIN, HUB_EV_LEAVE */
-    uint64_t offset;
-    void *msg;                     /* the sink's encoded message */
-    hub *h;
-    char *channel;                 /* inline, after the nodes */
-    hub_event_node nodes[];        /* one per worker */
-} hub_event;
-
-enum { HUB_EV_PUB = 1, HUB_EV_JOIN, HUB_EV_LEAVE };
-
-/* Node-wide state of one channel: subscribers on this node and the
- * engine's interest (see hub_sub_when_ready). */
-enum { INT_NONE, INT_SUBSCRIBING, INT_READY };
-
-typedef struct hub_waiter {
-    struct hub_waiter *next;
-    task t;
-    hub_local *hl;
-    void (*fn)(void *ud, int err);
-    void *ud;
-    int err;
-} hub_waiter;
-
-typedef struct hub_interest {
-    int n;                         /* subscribers on this node */
-    uint8_t state;
-    hub_waiter *waiters;           /* waiting for the subscribe answer */
-} hub_interest;
-
-/* An interest call to make, in order (see icalls_run). */
-typedef struct hub_icall {
-    struct hub_icall *next;
-    int on;
-    hub *h;
-    char channel[];
-} hub_icall;
 
 char hub_anonymous[1];
 
@@ -85,236 +24,6 @@ void hub_client_release(hub_client *cl) {
     cl->user = NULL;
     cl->conn_info = NULL;
     cl->ip = NULL;
-}
-
-/* ------------------------------------------------------ engine calls */
-
-static void count_error(hub *h, const engine_result *res) {
-    if (res->err && res->op >= 0 && res->op < ENGINE_OP_COUNT)
-        atomic_fetch_add_explicit(&h->engine_errors[res->op], 1, memory_order_relaxed);
-}
-
-typedef struct hub_call_ctx {
-    task t;
-    hub_local *hl;
-    hub_answer_fn fn;
-    void *ud;
-    engine_result *res;
-} hub_call_ctx;
-
-static void call_run(task *t) {
-    hub_call_ctx *c = TASK_OWNER(t, hub_call_ctx, t);
-    c->fn(c->ud, c->res);
-    free(c);
-}
-
-void *hub_call(hub_local *hl, hub_answer_fn fn, void *ud) {
-    hub_call_ctx *c = malloc(sizeof(*c));
-    if (!c) return NULL;
-    c->t.run = call_run;
-    c->hl = hl;
-    c->fn = fn;
-    c->ud = ud;
-    c->res = NULL;
-    return c;
-}
-
-/* Any thread: the answer goes to the asking worker (without a lock or a
- * wakeup when the engine answered on that worker's own thread). */
-void hub_call_cb(void *call, engine_result *res) {
-    hub_call_ctx *c = call;
-    count_error(c->hl->hub, res);
-    c->res = res;
-    inbox_defer(c->hl->ib, &c->t);
-}
-
-void hub_count_cb(void *ud, engine_result *res) {
-    count_error(ud, res);
-    engine_result_free(res);
-}
-
-/* ------------------------------------------------------------ events */
-
-static hub_event *event_new(hub *h, int kind, const char *channel, uint64_t offset,
-                            void *msg) {
-    size_t cl = strlen(channel), nn = (size_t)h->nlocals;
-    hub_event *ev = malloc(sizeof(*ev) + nn * sizeof(hub_event_node) + cl + 1);
-    if (!ev) { h->sink.msg_unref(msg); return NULL; }
-    atomic_init(&ev->refs, 1);
-    ev->kind = (uint8_t)kind;
-    ev->offset = offset;
-    ev->msg = msg;
-    ev->h = h;
-    ev->channel = (char *)&ev->nodes[nn];
-    memcpy(ev->channel, channel, cl + 1);
-    return ev;
-}
-
-static hub_event *event_ref(hub_event *ev) {
-    atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
-    return ev;
-}
-
-static void event_unref(hub_event *ev) {
-    if (!ev || atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    ev->h->sink.msg_unref(ev->msg);
-    free(ev);
-}
-
-/* The subscriber missed something it can no longer be given: it must
- * reconnect and recover. Nothing more is delivered to it. */
-static void sub_resync(hub_sub *s, int reason) {
-    if (s->dead) return;
-    s->dead = 1;
-    hub_local *hl = s->cl->hl;
-    METRIC_ADD(hl->metrics.resyncs[reason], 1);
-    for (uint32_t i = 0; i < s->npending; i++) event_unref(s->pending[i]);
-    free(s->pending);
-    s->pending = NULL;
-    s->npending = 0;
-    hl->hub->sink.resync(s->cl);
-}
-
-/* Holds an event for a subscription that is not live yet, up to
- * client.max_held_events. */
-static void sub_hold(hub_sub *s, hub_event *ev) {
-    if (s->dead) return;
-    if (s->npending >= (uint32_t)s->cl->hl->hub->cfg->client_max_held_events) {
-        sub_resync(s, HUB_RESYNC_HELD);
-        return;
-    }
-    uint32_t n = s->npending;
-    if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {   /* full: 0, 8, 16, 32... */
-        uint32_t cap = n ? n * 2 : 8;
-        hub_event **np = realloc(s->pending, cap * sizeof(*np));
-        if (!np) { sub_resync(s, HUB_RESYNC_HELD); return; }
-        s->pending = np;
-    }
-    s->pending[s->npending++] = event_ref(ev);
-}
-
-/* Delivers one event to one subscriber, in offset order, never twice; a
- * positioned subscriber that would skip an offset resyncs instead. */
-static void sub_deliver(hub_sub *s, hub_event *ev) {
-    hub_local *hl = s->cl->hl;
-    if (s->dead) return;
-    if (ev->kind != HUB_EV_PUB) {
-        if (!s->join_leave) return;
-    } else if (s->positioned && ev->offset) {
-        if (ev->offset <= s->offset) return;          /* already seen */
-        if (ev->offset != s->offset + 1) { sub_resync(s, HUB_RESYNC_GAP); return; }
-        s->offset = ev->offset;
-    }
-    if (hl->hub->sink.send(s->cl, ev->msg) == 0)
-        METRIC_ADD(hl->metrics.pushes_out, 1);
-}
-
-static void chan_resync(hub_local *hl, const char *channel) {
-    hub_chan *ch = dict_get(hl->channels, channel);
-    for (uint32_t i = 0; ch && i < ch->n; i++) sub_resync(ch->subs[i], HUB_RESYNC_INBOX);
-}
-
-/* The overflow task: every subscriber of a channel whose event could not
- * be queued here resyncs (all of them if even that was not recorded). */
-static void overflow_run(task *t) {
-    hub_local *hl = TASK_OWNER(t, hub_local, overflow_task);
-    uv_mutex_lock(&hl->overflow_lock);
-    dict *set = hl->overflowed;
-    int all = hl->overflow_all;
-    hl->overflowed = NULL;
-    hl->overflow_all = 0;
-    atomic_store(&hl->overflow_posted, 0);
-    uv_mutex_unlock(&hl->overflow_lock);
-    dict_iter it;
-    const char *name;
-    if (all) {
-        dict_iter_init(&it, hl->channels);
-        while (dict_next(&it, &name, NULL)) chan_resync(hl, name);
-    } else if (set) {
-        dict_iter_init(&it, set);
-        while (dict_next(&it, &name, NULL)) chan_resync(hl, name);
-    }
-    dict_free(set, NULL);
-}
-
-/* Any thread, in the channel's order: records that hl missed an event of
- * channel, and makes sure the overflow task runs. */
-static void overflow_mark(hub_local *hl, const char *channel) {
-    atomic_fetch_add_explicit(&hl->events_dropped, 1, memory_order_relaxed);
-    uv_mutex_lock(&hl->overflow_lock);
-    if (!hl->overflowed) hl->overflowed = dict_new();
-    if (!hl->overflowed || dict_set(hl->overflowed, channel, NULL) < 0) hl->overflow_all = 1;
-    int posted = atomic_exchange(&hl->overflow_posted, 1);
-    uv_mutex_unlock(&hl->overflow_lock);
-    if (!posted) inbox_post(hl->ib, &hl->overflow_task);
-}
-
-static void local_deliver(task *t) {
-    hub_event_node *node = TASK_OWNER(t, hub_event_node, t);
-    hub_event *ev = node->ev;
-    hub_local *hl = ev->h->locals[node - ev->nodes];
-    hub_chan *ch = dict_get(hl->channels, ev->channel);
-    for (uint32_t i = 0; ch && i < ch->n; i++) {
-        hub_sub *s = ch->subs[i];
-        if (s->live) sub_deliver(s, ev);
-        else sub_hold(s, ev);
-    }
-    event_unref(ev);
-}
-
-/* Hands an event to every worker. Runs in the engine's per-channel order
- * (under its channel lock, for the memory engine), so the FIFO inboxes
- * keep each channel's order. */
-static void broadcast(hub *h, hub_event *ev) {
-    size_t max = (size_t)h->cfg->channel_max_queued_events;
-    for (int i = 0; i < h->nlocals; i++) {
-        hub_event_node *node = &ev->nodes[i];
-        node->t.run = local_deliver;
-        node->ev = event_ref(ev);
-        if (inbox_post_bounded(h->locals[i]->ib, &node->t, max) != 0) {
-            event_unref(ev);
-            overflow_mark(h->locals[i], ev->channel);
-        }
-    }
-    event_unref(ev);
-}
-
-/* Out of memory for an event: every worker's subscribers of the channel
- * resync, as if the event had not fit in their inboxes. */
-static void lost_everywhere(hub *h, const char *channel) {
-    log_warn("out of memory: an event of %s is lost; its subscribers resync", channel);
-    for (int i = 0; i < h->nlocals; i++) overflow_mark(h->locals[i], channel);
-}
-
-static void on_publication(void *ud, const char *channel, const engine_pub *pub) {
-    hub *h = ud;
-    atomic_fetch_add_explicit(&h->publications, 1, memory_order_relaxed);
-    void *m = h->sink.pub_msg(channel, pub);
-    hub_event *ev = m ? event_new(h, HUB_EV_PUB, channel, pub->offset, m) : NULL;
-    if (ev) broadcast(h, ev);
-    else lost_everywhere(h, channel);
-}
-
-static void on_info_event(hub *h, int kind, const char *channel, void *m) {
-    hub_event *ev = m ? event_new(h, kind, channel, 0, m) : NULL;
-    if (ev) broadcast(h, ev);
-    else lost_everywhere(h, channel);
-}
-
-static void on_join(void *ud, const char *channel, const char *info, size_t len) {
-    hub *h = ud;
-    on_info_event(h, HUB_EV_JOIN, channel, h->sink.join_msg(channel, info, len));
-}
-
-static void on_leave(void *ud, const char *channel, const char *info, size_t len) {
-    hub *h = ud;
-    on_info_event(h, HUB_EV_LEAVE, channel, h->sink.leave_msg(channel, info, len));
-}
-
-engine_events hub_engine_events(hub *h) {
-    engine_events ev = {on_publication, on_join, on_leave, h};
-    return ev;
 }
 
 /* ----------------------------------------------------------- registry */
@@ -362,148 +71,6 @@ void hub_client_unregister(hub_client *cl) {
     cl->prev = cl->next = NULL;
     hl->nclients--;
     cl->registered = 0;
-}
-
-/* ----------------------------------------------------------- interest */
-
-/* Makes the queued interest calls, in order, on whichever thread finds
- * nobody doing it (a combiner): calls go out in the order they were
- * decided even though they are made outside the lock (an engine may answer
- * inside the call, and the answer takes the lock). */
-static void interest_answer(void *ud, engine_result *res);
-
-static void icalls_run(hub *h) {
-    uv_mutex_lock(&h->lock);
-    if (h->icalls_running) { uv_mutex_unlock(&h->lock); return; }
-    h->icalls_running = 1;
-    while (h->icalls_head) {
-        hub_icall *c = h->icalls_head;
-        h->icalls_head = c->next;
-        if (!h->icalls_head) h->icalls_tail = NULL;
-        uv_mutex_unlock(&h->lock);
-        if (c->on) h->eng->ops->subscribe(h->eng, c->channel, interest_answer, c);
-        else h->eng->ops->unsubscribe(h->eng, c->channel, interest_answer, c);
-        uv_mutex_lock(&h->lock);
-    }
-    h->icalls_running = 0;
-    uv_mutex_unlock(&h->lock);
-}
-
-/* Under the lock. -1 if out of memory. */
-static int icall_queue(hub *h, const char *channel, int on) {
-    size_t len = strlen(channel);
-    hub_icall *c = malloc(sizeof(*c) + len + 1);
-    if (!c) return -1;
-    c->next = NULL;
-    c->on = on;
-    c->h = h;
-    memcpy(c->channel, channel, len + 1);
-    if (h->icalls_tail) h->icalls_tail->next = c;
-    else h->icalls_head = c;
-    h->icalls_tail = c;
-    return 0;
-}
-
-static void waiter_run(task *t) {
-    hub_waiter *w = TASK_OWNER(t, hub_waiter, t);
-    w->fn(w->ud, w->err);
-    free(w);
-}
-
-static void waiters_post(hub_waiter *w, int err) {
-    while (w) {
-        hub_waiter *next = w->next;
-        w->err = err;
-        w->t.run = waiter_run;
-        inbox_defer(w->hl->ib, &w->t);
-        w = next;
-    }
-}
-
-/* Any thread: the engine answered a subscribe or an unsubscribe. */
-static void interest_answer(void *ud, engine_result *res) {
-    hub_icall *c = ud;
-    hub *h = c->h;
-    int err = res->err;
-    count_error(h, res);
-    engine_result_free(res);
-    hub_waiter *ready = NULL;
-    uv_mutex_lock(&h->lock);
-    hub_interest *in = c->on ? dict_get(h->chans, c->channel) : NULL;
-    if (in && in->state == INT_SUBSCRIBING) {
-        ready = in->waiters;
-        in->waiters = NULL;
-        if (err) in->state = INT_NONE;          /* the next subscriber asks again */
-        else in->state = INT_READY;
-        if (in->n == 0) {                       /* everyone left meanwhile */
-            if (!err && icall_queue(h, c->channel, 0) != 0)
-                log_warn("out of memory: interest in %s is kept", c->channel);
-            dict_del(h->chans, c->channel, NULL);
-            free(in);
-        }
-    }
-    uv_mutex_unlock(&h->lock);
-    if (err) log_warn("engine %s %s: %s", c->on ? "subscribe" : "unsubscribe",
-                      c->channel, engine_strerror(err));
-    waiters_post(ready, err);
-    free(c);
-    icalls_run(h);
-}
-
-/* Counts a new local subscriber of channel (under the lock). */
-static int interest_add(hub *h, const char *channel) {
-    int added;
-    void **slot = dict_slot(h->chans, channel, strlen(channel), &added);
-    if (!slot) return HUB_ADD_NOMEM;
-    hub_interest *in = *slot;
-    int max = h->cfg->channel_max_clients;
-    if (!added && max > 0 && in->n >= max) return HUB_ADD_LIMIT;
-    if (added && !(in = *slot = calloc(1, sizeof(*in)))) {
-        dict_del(h->chans, channel, NULL);
-        return HUB_ADD_NOMEM;
-    }
-    in->n++;
-    return HUB_ADD_OK;
-}
-
-/* The last local subscriber of channel is gone: unsubscribe, unless a
- * subscribe is still in flight (its answer does it). Under the lock. */
-static void interest_drop(hub *h, const char *channel) {
-    hub_interest *in = dict_get(h->chans, channel);
-    if (!in || --in->n > 0) return;
-    if (in->state == INT_SUBSCRIBING) return;
-    if (in->state == INT_READY && icall_queue(h, channel, 0) != 0)
-        log_warn("out of memory: interest in %s is kept", channel);
-    dict_del(h->chans, channel, NULL);
-    free(in);
-}
-
-int hub_sub_when_ready(hub_sub *s, void (*fn)(void *ud, int err), void *ud) {
-    hub_local *hl = s->cl->hl;
-    hub *h = hl->hub;
-    hub_waiter *w = calloc(1, sizeof(*w));
-    if (!w) return -1;
-    w->hl = hl;
-    w->fn = fn;
-    w->ud = ud;
-    int subscribe = 0, now = 0;
-    uv_mutex_lock(&h->lock);
-    hub_interest *in = dict_get(h->chans, s->channel);
-    if (!in || in->state == INT_READY) {
-        now = 1;
-    } else {
-        if (in->state == INT_NONE) {
-            if (icall_queue(h, s->channel, 1) != 0) { uv_mutex_unlock(&h->lock); free(w); return -1; }
-            in->state = INT_SUBSCRIBING;
-            subscribe = 1;
-        }
-        w->next = in->waiters;
-        in->waiters = w;
-    }
-    uv_mutex_unlock(&h->lock);
-    if (now) waiters_post(w, 0);
-    if (subscribe) icalls_run(h);
-    return 0;
 }
 
 /* ------------------------------------------------------ subscriptions */
@@ -593,7 +160,7 @@ int hub_sub_add(hub_client *cl, const char *channel, const ns_options *ns,
     hub *h = hl->hub;
     *out = NULL;
     uv_mutex_lock(&h->lock);
-    int rc = interest_add(h, channel);
+    int rc = hub_interest_add(h, channel);
     uv_mutex_unlock(&h->lock);
     if (rc) return rc;
     size_t len = strlen(channel);
@@ -611,9 +178,9 @@ int hub_sub_add(hub_client *cl, const char *channel, const ns_options *ns,
     return HUB_ADD_OK;
 fail:
     uv_mutex_lock(&h->lock);
-    interest_drop(h, channel);
+    hub_interest_drop(h, channel);
     uv_mutex_unlock(&h->lock);
-    icalls_run(h);
+    hub_interest_flush(h);
     chan_free_if_empty(hl, channel, ch);
     free(s);
     return HUB_ADD_NOMEM;
@@ -627,8 +194,8 @@ void hub_sub_go_live(hub_sub *s, uint64_t offset) {
     s->offset = offset;
     s->live = 1;
     for (uint32_t i = 0; i < n; i++) {
-        if (!s->dead) sub_deliver(s, held[i]);
-        event_unref(held[i]);
+        if (!s->dead) hub_sub_deliver(s, held[i]);
+        hub_event_unref(held[i]);
     }
     free(held);
 }
@@ -648,11 +215,11 @@ void hub_sub_remove(hub_sub *s) {
     hub *h = hl->hub;
     chan_unlink(hl, s);
     uv_mutex_lock(&h->lock);
-    interest_drop(h, s->channel);
+    hub_interest_drop(h, s->channel);
     uv_mutex_unlock(&h->lock);
-    icalls_run(h);
+    hub_interest_flush(h);
     client_del_sub(cl, s);
-    for (uint32_t i = 0; i < s->npending; i++) event_unref(s->pending[i]);
+    for (uint32_t i = 0; i < s->npending; i++) hub_event_unref(s->pending[i]);
     METRIC_SUB(hl->metrics.subscriptions, 1);
     free(s->pending);
     free(s->chan_info);
@@ -736,16 +303,6 @@ int hub_for_user(hub *h, const char *user, const char *client_id,
     return 0;
 }
 
-void hub_channels(hub *h, void (*fn)(void *ud, const char *channel, int n), void *ud) {
-    uv_mutex_lock(&h->lock);
-    dict_iter it;
-    dict_iter_init(&it, h->chans);
-    const char *key;
-    void *val;
-    while (dict_next(&it, &key, &val)) fn(ud, key, ((hub_interest *)val)->n);
-    uv_mutex_unlock(&h->lock);
-}
-
 void hub_counts(hub *h, int *clients, int *users, int *channels) {
     uv_mutex_lock(&h->lock);
     *clients = h->nclients;
@@ -783,7 +340,7 @@ static hub_local *local_new(hub *h, int id, uv_loop_t *loop, inbox *ib) {
     hl->id = id;
     hl->loop = loop;
     hl->ib = ib;
-    hl->overflow_task.run = overflow_run;
+    hl->overflow_task.run = hub_overflow_run;
     atomic_init(&hl->overflow_posted, 0);
     atomic_init(&hl->events_dropped, 0);
     hl->channels = dict_new();
@@ -861,12 +418,7 @@ void hub_free(hub *h) {
     free(h->locals);
     dict_free(h->users, NULL);
     dict_free(h->ips, NULL);
-    dict_free(h->chans, free);
-    while (h->icalls_head) {
-        hub_icall *c = h->icalls_head;
-        h->icalls_head = c->next;
-        free(c);
-    }
+    hub_interest_free(h);
     uv_mutex_destroy(&h->lock);
     free(h);
 }
