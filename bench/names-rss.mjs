@@ -30,6 +30,7 @@ const cfgFile = path.join(dir, 'plaza.json');
 const legacy = process.argv.includes('--legacy');
 writeFileSync(cfgFile, JSON.stringify({
   api: { key: KEY },
+  store: { path: '' },
   http: { max_body_bytes: 4 << 20 },
   ...(legacy ? {} : { engine: { sweep_interval_ms: 200 } }),
   channel: { ...(legacy ? { presence_ttl_ms: 600 } : {}),

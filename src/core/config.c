@@ -63,6 +63,7 @@ typedef struct key_spec {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const durabilities[] = {"sync", "async", NULL};
 
 static const key_spec keys[] = {
     STR("host", host, "0.0.0.0", 1, "Address to listen on."),
@@ -194,6 +195,23 @@ static const key_spec keys[] = {
         "Delayed engine only (test builds): every call on a channel whose name "
         "starts with this prefix fails with \"engine unavailable\" (failure "
         "paths in tests); empty fails nothing."),
+
+    STR("store.path", store_path, "data", 0,
+        "Folder of the durable log (plaza.db, SQLite) under the memory engine: history, "
+        "offsets and epochs survive a restart. Empty keeps everything in memory only."),
+    ENUM("store.durability", store_durability, durabilities, "sync",
+         "sync: a publication is delivered and acknowledged once it is on disk. async: at "
+         "once, on disk within the commit window; after a crash, channels that may have "
+         "lost their last publications get a new epoch."),
+    INT("store.commit_window_us", store_commit_window_us, 0, 1000000, 500,
+        "Least time between two commits under load: what arrives meanwhile is committed "
+        "together (one fsync)."),
+    INT("store.restore_window_s", store_restore_window_s, 0, INT_MAX, 604800,
+        "Every write is kept this long, so the data can be restored as of any moment "
+        "within it (plaza restore --at); older writes no history needs are deleted."),
+    INT("store.lease_idle_ms", store_lease_idle_ms, 10, 3600000, 1000,
+        "async only: a channel that published nothing this long is marked fully on disk "
+        "(a crash then keeps its epoch)."),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -105,6 +105,13 @@ typedef struct config {
     int engine_delay_max_ms;                /* "engine.delay_max_ms": 20 (delayed engine: random delay 0..this) */
     int engine_delay_seed;                  /* "engine.delay_seed": 0 = random, printed at start (delayed engine) */
     char *engine_delay_fail_prefix;         /* "engine.delay_fail_prefix": "" (delayed engine: calls on these channels fail) */
+
+    /* store.* : the durable log under the memory engine (src/store/) */
+    char *store_path;                       /* "store.path": "data" (folder of plaza.db); "" = memory only */
+    char *store_durability;                 /* "store.durability": "sync" (ack once on disk) or "async" */
+    int store_commit_window_us;             /* "store.commit_window_us": 500 (least time between commits) */
+    int store_restore_window_s;             /* "store.restore_window_s": 604800 (7 days of log kept for restore) */
+    int store_lease_idle_ms;                /* "store.lease_idle_ms": 1000 (async: a channel idle this long is released) */
 } config;
 
 /* Fills c with the defaults (c's old contents are not freed). Aborts only if

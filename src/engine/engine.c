@@ -12,6 +12,8 @@ const char *engine_strerror(int err) {
     case ENGINE_ERR_UNAVAILABLE: return "engine unavailable";
     case ENGINE_ERR_TIMEOUT: return "engine timeout";
     case ENGINE_ERR_SHUTDOWN: return "engine shutting down";
+    case ENGINE_ERR_STORE: return "durable store unavailable (the disk refused the write: full, "
+                                  "read-only or failing)";
     default: return "engine internal error";
     }
 }
@@ -56,13 +58,22 @@ void engine_answer(engine_cb cb, void *ud, engine_op op, engine_result *res) {
 
 typedef struct engine_type {
     const char *name;
-    engine *(*make)(const config *cfg, const engine_events *events);
+    engine *(*make)(const config *cfg, const engine_events *events, char *err, size_t errlen);
 } engine_type;
 
-static const engine_type TYPES[] = {
-    {"memory", engine_memory_new},
 #ifdef PLAZA_TEST_ENGINES
-    {"delayed", engine_delayed_new},
+static engine *delayed_make(const config *cfg, const engine_events *events,
+                            char *err, size_t errlen) {
+    engine *e = engine_delayed_new(cfg, events);
+    if (!e) snprintf(err, errlen, "engine.type \"delayed\": the engine could not start");
+    return e;
+}
+#endif
+
+static const engine_type TYPES[] = {
+    {"memory", engine_memory_open},
+#ifdef PLAZA_TEST_ENGINES
+    {"delayed", delayed_make},
 #endif
 };
 
@@ -81,9 +92,7 @@ engine *engine_new(const config *cfg, const engine_events *events,
     const char *type = cfg->engine_type && cfg->engine_type[0] ? cfg->engine_type : "memory";
     for (size_t i = 0; i < NTYPES; i++) {
         if (strcmp(TYPES[i].name, type) != 0) continue;
-        engine *e = TYPES[i].make(cfg, events);
-        if (!e) snprintf(err, errlen, "engine.type \"%s\": the engine could not start", type);
-        return e;
+        return TYPES[i].make(cfg, events, err, errlen);
     }
     snprintf(err, errlen, "engine.type: unknown engine \"%s\" (this build has: %s)",
              type, engine_types());

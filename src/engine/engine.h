@@ -45,6 +45,7 @@ enum {
     ENGINE_ERR_UNAVAILABLE = -4, /* the engine cannot be reached (Redis down) */
     ENGINE_ERR_TIMEOUT = -5,     /* no answer in time */
     ENGINE_ERR_SHUTDOWN = -6,    /* the engine is stopping */
+    ENGINE_ERR_STORE = -7,       /* the durable log could not commit (disk full, read-only) */
 };
 
 /* A short text for an error ("internal error", "engine unavailable"...). */
@@ -193,7 +194,11 @@ engine *engine_new(const config *cfg, const engine_events *events,
 /* The names engine_new accepts, comma-separated (for messages and docs). */
 const char *engine_types(void);
 
-/* The constructors engine_new dispatches to. */
+/* The constructors engine_new dispatches to. engine_memory_open adds the
+ * durable log when cfg->store_path names a folder (engine_durable.c);
+ * engine_memory_new is memory only. */
+engine *engine_memory_open(const config *cfg, const engine_events *events,
+                           char *err, size_t errlen);
 engine *engine_memory_new(const config *cfg, const engine_events *events);
 #ifdef PLAZA_TEST_ENGINES
 /* Test builds: the memory engine behind random delays (engine_delayed.c). */

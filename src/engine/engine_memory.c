@@ -28,6 +28,7 @@
  * interest is counted but filters nothing: every event goes to the hub,
  * which drops events of channels without local subscribers. */
 #include <malloc.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -39,48 +40,7 @@
 #include "core/dict.h"
 #include "engine/engine.h"
 #include "engine/engine_memory.h"
-
-#define MEM_SHARD_BITS 6
-#define MEM_SHARDS (1u << MEM_SHARD_BITS)
-#define MEM_EPOCH_LEN 8
-#define MEM_RING_MIN 4
-
-typedef struct mem_stream {
-    uint64_t top;                  /* offset of the last publication */
-    engine_pub *ring;              /* cap slots (NULL when cap == 0) */
-    uint32_t cap, head, count;     /* head = index of the oldest */
-    int64_t ttl_ms;                /* history_ttl_ms of the last publish; 0 = none */
-    char epoch[MEM_EPOCH_LEN + 1];
-} mem_stream;
-
-typedef struct mem_member {        /* a presence entry; the client id is the dict key */
-    int64_t expires_at;            /* unix ms; expired when now >= expires_at */
-    uint32_t user_len, info_len;
-    char data[];                   /* user NUL info NUL */
-} mem_member;
-
-typedef struct mem_channel {
-    mem_stream *stream;            /* NULL: no history meta */
-    dict *presence;                /* client id -> mem_member; NULL when empty */
-    uint8_t interest;              /* this node has subscribers (engine.subscribe) */
-} mem_channel;
-
-typedef struct mem_shard {
-    _Alignas(64) pthread_mutex_t lock;   /* one cache line per shard */
-    dict *channels;                /* channel name -> mem_channel */
-    uint64_t rng;                  /* splitmix64 state for epochs */
-} mem_shard;
-
-typedef struct mem_engine {
-    engine base;
-    mem_shard *shards;             /* MEM_SHARDS of them */
-    uv_thread_t sweeper;
-    uv_mutex_t sweep_lock;         /* guards stop, with sweep_cond */
-    uv_cond_t sweep_cond;
-    int stop, sweeping;
-    uint64_t sweep_interval_ns;
-    size_t untrimmed;              /* channels freed since the last malloc_trim */
-} mem_engine;
+#include "engine/engine_memory_int.h"
 
 /* ------------------------------------------------------------ shards */
 
@@ -104,7 +64,7 @@ static uint64_t seed64(unsigned salt) {
            ((uint64_t)(uintptr_t)&s << 7) ^ ((uint64_t)salt << 48);
 }
 
-static void epoch_new(mem_shard *sh, char *out) {
+void mem_epoch_new(mem_shard *sh, char *out) {
     static const char abc[] =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     uint64_t r = shard_rand(sh);
@@ -117,7 +77,7 @@ static void epoch_new(mem_shard *sh, char *out) {
 
 /* -------------------------------------------------------------- streams */
 
-static engine_pub *ring_at(const mem_stream *st, uint32_t i) {
+engine_pub *mem_ring_at(const mem_stream *st, uint32_t i) {
     return &st->ring[(st->head + i) % st->cap];
 }
 
@@ -126,7 +86,7 @@ static engine_pub *ring_at(const mem_stream *st, uint32_t i) {
 static int ring_resize(mem_stream *st, uint32_t n) {
     engine_pub *r = NULL;
     if (n && !(r = malloc((size_t)n * sizeof(*r)))) return -1;
-    for (uint32_t i = 0; i < st->count; i++) r[i] = *ring_at(st, i);
+    for (uint32_t i = 0; i < st->count; i++) r[i] = *mem_ring_at(st, i);
     free(st->ring);
     st->ring = r;
     st->cap = n;
@@ -140,14 +100,14 @@ static void stream_drop_oldest(mem_stream *st) {
     st->count--;
 }
 
-static void stream_clear(mem_stream *st) {
+void mem_stream_clear(mem_stream *st) {
     while (st->count) stream_drop_oldest(st);
     ring_resize(st, 0);
 }
 
 /* Drops publications whose TTL has passed (they live while
  * now < time_ms + ttl_ms); frees the ring once it is empty. */
-static void stream_expire(mem_stream *st, int64_t now_ms) {
+void mem_stream_expire(mem_stream *st, int64_t now_ms) {
     if (st->ttl_ms <= 0) return;
     while (st->count && now_ms - st->ring[st->head].time_ms >= st->ttl_ms)
         stream_drop_oldest(st);
@@ -156,7 +116,7 @@ static void stream_expire(mem_stream *st, int64_t now_ms) {
 
 /* Appends pub (taking a reference), keeping at most size publications. If
  * the ring cannot grow, the oldest publication makes room. */
-static void stream_append(mem_stream *st, const engine_pub *pub, uint32_t size) {
+void mem_stream_append(mem_stream *st, const engine_pub *pub, uint32_t size) {
     while (st->count >= size) stream_drop_oldest(st);
     if (st->cap > size) ring_resize(st, size);          /* history_size shrank */
     if (st->count == st->cap) {
@@ -167,18 +127,18 @@ static void stream_append(mem_stream *st, const engine_pub *pub, uint32_t size) 
             stream_drop_oldest(st);
         }
     }
-    *ring_at(st, st->count) = *pub;
+    *mem_ring_at(st, st->count) = *pub;
     rcbuf_ref(pub->payload);
     st->count++;
 }
 
-static void stream_free(mem_stream *st) {
+void mem_stream_free(mem_stream *st) {
     if (!st) return;
-    stream_clear(st);
+    mem_stream_clear(st);
     free(st);
 }
 
-static void top_of(const mem_stream *st, engine_stream_top *top) {
+void mem_top_of(const mem_stream *st, engine_stream_top *top) {
     top->offset = st->top;
     memcpy(top->epoch, st->epoch, MEM_EPOCH_LEN + 1);
 }
@@ -189,7 +149,7 @@ static void member_free(void *m) { free(m); }
 
 static void channel_free(void *p) {
     mem_channel *ch = p;
-    stream_free(ch->stream);
+    mem_stream_free(ch->stream);
     dict_free(ch->presence, member_free);
     free(ch);
 }
@@ -197,13 +157,14 @@ static void channel_free(void *p) {
 /* Frees what the channel no longer needs, and the channel itself once
  * nothing is left: the stream meta goes when history is empty and nobody
  * on this node listens (see the top of the file). */
-static void channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
+void mem_channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
     if (ch->presence && dict_size(ch->presence) == 0) {
         dict_free(ch->presence, NULL);
         ch->presence = NULL;
     }
-    if (ch->stream && ch->stream->count == 0 && !ch->interest) {
-        stream_free(ch->stream);
+    if (ch->stream && ch->stream->count == 0 && !ch->interest && !ch->stream->pending &&
+        !ch->stream->leasing && (!sh->keep_until || clock_now_ms() >= sh->keep_until)) {
+        mem_stream_free(ch->stream);
         ch->stream = NULL;
     }
     if (ch->stream || ch->presence || ch->interest) return;
@@ -212,7 +173,7 @@ static void channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
 }
 
 /* Finds or creates a channel; NULL if out of memory. */
-static mem_channel *channel_open(mem_shard *sh, const char *name, size_t len) {
+mem_channel *mem_channel_open(mem_shard *sh, const char *name, size_t len) {
     int added;
     void **slot = dict_slot(sh->channels, name, len, &added);
     if (!slot) return NULL;
@@ -224,17 +185,17 @@ static mem_channel *channel_open(mem_shard *sh, const char *name, size_t len) {
 }
 
 /* Finds or creates a channel's stream (with a new epoch). */
-static mem_stream *stream_open(mem_shard *sh, mem_channel *ch) {
+mem_stream *mem_stream_open(mem_shard *sh, mem_channel *ch) {
     if (!ch->stream) {
         ch->stream = calloc(1, sizeof(mem_stream));
         if (!ch->stream) return NULL;
-        epoch_new(sh, ch->stream->epoch);
+        mem_epoch_new(sh, ch->stream->epoch);
     }
     return ch->stream;
 }
 
 /* Locks the channel's shard. */
-static mem_shard *lock_shard(mem_engine *me, const char *channel) {
+mem_shard *mem_lock_shard(mem_engine *me, const char *channel) {
     mem_shard *sh = shard_of(me, channel, strlen(channel));
     pthread_mutex_lock(&sh->lock);
     return sh;
@@ -247,17 +208,17 @@ static int publish_locked(mem_engine *me, mem_shard *sh, const engine_publish_re
                           engine_stream_top *pos) {
     engine_pub pub = { .offset = 0, .time_ms = req->now_ms, .payload = req->payload };
     if (req->history_size > 0) {
-        mem_channel *ch = channel_open(sh, req->channel, strlen(req->channel));
-        mem_stream *st = ch ? stream_open(sh, ch) : NULL;
+        mem_channel *ch = mem_channel_open(sh, req->channel, strlen(req->channel));
+        mem_stream *st = ch ? mem_stream_open(sh, ch) : NULL;
         if (!st) {
-            if (ch) channel_gc(sh, req->channel, ch);
+            if (ch) mem_channel_gc(sh, req->channel, ch);
             return ENGINE_ERR_INTERNAL;
         }
         st->ttl_ms = req->history_ttl_ms > 0 ? req->history_ttl_ms : 0;
-        stream_expire(st, req->now_ms);
-        pub.offset = ++st->top;
-        top_of(st, pos);
-        stream_append(st, &pub, (uint32_t)req->history_size);
+        mem_stream_expire(st, req->now_ms);
+        pub.offset = st->next = ++st->top;
+        mem_top_of(st, pos);
+        mem_stream_append(st, &pub, (uint32_t)req->history_size);
     }
     if (me->base.events.on_publication)
         me->base.events.on_publication(me->base.events.ud, req->channel, &pub);
@@ -269,7 +230,11 @@ static void mem_publish(engine *e, const engine_publish_req *req,
     mem_engine *me = (mem_engine *)e;
     engine_result *res = engine_result_new(ENGINE_OP_PUBLISH, ENGINE_OK);
     if (!res) { engine_answer(cb, ud, ENGINE_OP_PUBLISH, NULL); return; }
-    mem_shard *sh = lock_shard(me, req->channel);
+    mem_shard *sh = mem_lock_shard(me, req->channel);
+    if (me->store) {                  /* through the durable log: unlocks, answers */
+        mem_durable_publish(me, sh, req, res, cb, ud);
+        return;
+    }
     res->err = publish_locked(me, sh, req, &res->top);
     pthread_mutex_unlock(&sh->lock);
     engine_answer(cb, ud, ENGINE_OP_PUBLISH, res);
@@ -283,7 +248,7 @@ static void mem_join_leave(engine *e, const char *channel, const char *info,
     void (*fn)(void *, const char *, const char *, size_t) =
         join ? me->base.events.on_join : me->base.events.on_leave;
     if (res && fn) {
-        mem_shard *sh = lock_shard(me, channel);   /* ordered with the channel's publications */
+        mem_shard *sh = mem_lock_shard(me, channel);   /* ordered with the channel's publications */
         fn(me->base.events.ud, channel, info, info_len);
         pthread_mutex_unlock(&sh->lock);
     }
@@ -320,7 +285,7 @@ static int history_select(const mem_stream *st, const engine_history_req *req,
     if (!pubs) return ENGINE_ERR_INTERNAL;
     for (size_t i = 0; i < k; i++) {
         size_t at = req->reverse ? hi - 1 - i : lo + i;
-        pubs[i] = *ring_at(st, (uint32_t)at);
+        pubs[i] = *mem_ring_at(st, (uint32_t)at);
         rcbuf_ref(pubs[i].payload);
     }
     res->pubs = pubs;
@@ -333,18 +298,20 @@ static void mem_history(engine *e, const engine_history_req *req,
     mem_engine *me = (mem_engine *)e;
     engine_result *res = engine_result_new(ENGINE_OP_HISTORY, ENGINE_ERR_INTERNAL);
     if (!res) { engine_answer(cb, ud, ENGINE_OP_HISTORY, NULL); return; }
-    mem_shard *sh = lock_shard(me, req->channel);
-    mem_channel *ch = channel_open(sh, req->channel, strlen(req->channel));
-    mem_stream *st = ch ? stream_open(sh, ch) : NULL;
+    mem_shard *sh = mem_lock_shard(me, req->channel);
+    mem_channel *ch = mem_channel_open(sh, req->channel, strlen(req->channel));
+    int fresh = ch && !ch->stream;
+    mem_stream *st = ch ? mem_stream_open(sh, ch) : NULL;
     if (st) {
-        stream_expire(st, req->now_ms);
-        top_of(st, &res->top);
+        if (fresh && me->store) mem_durable_epoch(me, req->channel, st, req->now_ms);
+        mem_stream_expire(st, req->now_ms);
+        mem_top_of(st, &res->top);
         if (req->since_epoch && req->since_epoch[0] && strcmp(req->since_epoch, st->epoch))
             res->err = ENGINE_ERR_EPOCH;
         else
             res->err = history_select(st, req, res);
     } else if (ch) {
-        channel_gc(sh, req->channel, ch);
+        mem_channel_gc(sh, req->channel, ch);
     }
     pthread_mutex_unlock(&sh->lock);
     engine_answer(cb, ud, ENGINE_OP_HISTORY, res);
@@ -352,9 +319,13 @@ static void mem_history(engine *e, const engine_history_req *req,
 
 static void mem_history_remove(engine *e, const char *channel, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
-    mem_shard *sh = lock_shard(me, channel);
+    mem_shard *sh = mem_lock_shard(me, channel);
     mem_channel *ch = dict_get(sh->channels, channel);
-    if (ch && ch->stream) stream_clear(ch->stream);
+    if (me->store) {                  /* through the durable log: unlocks, answers */
+        mem_durable_remove(me, sh, channel, ch, cb, ud);
+        return;
+    }
+    if (ch && ch->stream) mem_stream_clear(ch->stream);
     pthread_mutex_unlock(&sh->lock);
     engine_answer(cb, ud, ENGINE_OP_HISTORY_REMOVE,
                   engine_result_new(ENGINE_OP_HISTORY_REMOVE, ENGINE_OK));
@@ -407,11 +378,11 @@ static void mem_presence_add(engine *e, const char *channel, const engine_presen
                              int64_t ttl_ms, int64_t now_ms, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
     int err = ENGINE_ERR_INTERNAL;
-    mem_shard *sh = lock_shard(me, channel);
-    mem_channel *ch = channel_open(sh, channel, strlen(channel));
+    mem_shard *sh = mem_lock_shard(me, channel);
+    mem_channel *ch = mem_channel_open(sh, channel, strlen(channel));
     if (ch) {
         err = presence_put(ch, entry, now_ms + ttl_ms);
-        channel_gc(sh, channel, ch);
+        mem_channel_gc(sh, channel, ch);
     }
     pthread_mutex_unlock(&sh->lock);
     engine_answer(cb, ud, ENGINE_OP_PRESENCE_ADD,
@@ -421,12 +392,12 @@ static void mem_presence_add(engine *e, const char *channel, const engine_presen
 static void mem_presence_remove(engine *e, const char *channel, const char *client,
                                 engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
-    mem_shard *sh = lock_shard(me, channel);
+    mem_shard *sh = mem_lock_shard(me, channel);
     mem_channel *ch = dict_get(sh->channels, channel);
     void *m = NULL;
     if (ch && ch->presence && dict_del(ch->presence, client, &m)) {
         free(m);
-        channel_gc(sh, channel, ch);
+        mem_channel_gc(sh, channel, ch);
     }
     pthread_mutex_unlock(&sh->lock);
     engine_answer(cb, ud, ENGINE_OP_PRESENCE_REMOVE,
@@ -484,12 +455,12 @@ static int presence_snapshot(dict *pr, engine_result *res) {
  * (NULL if it has no presence). The caller unlocks. */
 static mem_channel *presence_open(mem_engine *me, const char *channel, int64_t now_ms,
                                   mem_shard **shp) {
-    mem_shard *sh = *shp = lock_shard(me, channel);
+    mem_shard *sh = *shp = mem_lock_shard(me, channel);
     mem_channel *ch = dict_get(sh->channels, channel);
     if (!ch || !ch->presence) return NULL;
     presence_prune(ch, now_ms);
     if (dict_size(ch->presence) == 0) {
-        channel_gc(sh, channel, ch);
+        mem_channel_gc(sh, channel, ch);
         return NULL;
     }
     return ch;
@@ -549,12 +520,12 @@ static void mem_interest(engine *e, const char *channel, int on, engine_cb cb, v
     mem_engine *me = (mem_engine *)e;
     engine_op op = on ? ENGINE_OP_SUBSCRIBE : ENGINE_OP_UNSUBSCRIBE;
     int err = ENGINE_OK;
-    mem_shard *sh = lock_shard(me, channel);
-    mem_channel *ch = on ? channel_open(sh, channel, strlen(channel))
+    mem_shard *sh = mem_lock_shard(me, channel);
+    mem_channel *ch = on ? mem_channel_open(sh, channel, strlen(channel))
                          : dict_get(sh->channels, channel);
     if (ch) {
         ch->interest = (uint8_t)on;
-        channel_gc(sh, channel, ch);
+        mem_channel_gc(sh, channel, ch);
     } else if (on) {
         err = ENGINE_ERR_INTERNAL;
     }
@@ -573,7 +544,7 @@ static void mem_unsubscribe(engine *e, const char *channel, engine_cb cb, void *
 /* ------------------------------------------------------- housekeeping */
 
 /* Returns how many channels it freed. */
-static size_t shard_sweep(mem_shard *sh, int64_t now_ms) {
+static size_t shard_sweep(mem_engine *me, mem_shard *sh, int64_t now_ms) {
     dict_iter it;
     const char *name;
     void *v;
@@ -582,9 +553,10 @@ static size_t shard_sweep(mem_shard *sh, int64_t now_ms) {
     dict_iter_init(&it, sh->channels);
     while (dict_next(&it, &name, &v)) {
         mem_channel *ch = v;
-        if (ch->stream) stream_expire(ch->stream, now_ms);
+        if (ch->stream) mem_stream_expire(ch->stream, now_ms);
+        if (ch->stream && me->async) mem_durable_sweep(me, name, ch->stream, now_ms);
         presence_prune(ch, now_ms);
-        channel_gc(sh, name, ch);             /* deletes only the current entry */
+        mem_channel_gc(sh, name, ch);             /* deletes only the current entry */
     }
     size_t freed = before - dict_size(sh->channels);
     pthread_mutex_unlock(&sh->lock);
@@ -594,7 +566,7 @@ static size_t shard_sweep(mem_shard *sh, int64_t now_ms) {
 size_t engine_memory_sweep(engine *e, int64_t now_ms) {
     mem_engine *me = (mem_engine *)e;
     size_t freed = 0;
-    for (unsigned i = 0; i < MEM_SHARDS; i++) freed += shard_sweep(&me->shards[i], now_ms);
+    for (unsigned i = 0; i < MEM_SHARDS; i++) freed += shard_sweep(me, &me->shards[i], now_ms);
     return freed;
 }
 
@@ -655,9 +627,12 @@ static void mem_gauges(engine *e, engine_gauge_fn fn, void *ud) {
     fn(ud, "plaza_engine_streams", "Channels with a history stream (offset and epoch).", c.streams);
     fn(ud, "plaza_engine_history_publications", "Publications kept in history.", c.publications);
     fn(ud, "plaza_engine_presence_entries", "Presence entries.", c.presence);
+    if (((mem_engine *)e)->store) mem_durable_gauges((mem_engine *)e, fn, ud);
 }
 
-static void mem_quiesce(engine *e) { (void)e; /* answers are never late */ }
+/* Answers are never late, but for publications waiting for their commit:
+ * the store commits what it has and answers them now. */
+static void mem_quiesce(engine *e) { mem_durable_close((mem_engine *)e); }
 
 static void sweeper_stop(mem_engine *me) {
     if (!me->sweeping) return;
@@ -673,6 +648,8 @@ static void mem_destroy(engine *e) {
     mem_engine *me = (mem_engine *)e;
     if (!me) return;
     sweeper_stop(me);
+    mem_durable_close(me);            /* answers what waits for a commit */
+    store_close(me->store);
     uv_cond_destroy(&me->sweep_cond);
     uv_mutex_destroy(&me->sweep_lock);
     for (unsigned i = 0; i < MEM_SHARDS; i++) {
@@ -707,6 +684,7 @@ static int shards_init(mem_engine *me) {
     for (i = 0; i < MEM_SHARDS; i++) {
         mem_shard *sh = &me->shards[i];
         sh->rng = seed64(i);
+        sh->keep_until = 0;
         if (!(sh->channels = dict_new())) break;
         if (pthread_mutex_init(&sh->lock, NULL)) { dict_free(sh->channels, NULL); break; }
     }
@@ -718,6 +696,28 @@ static int shards_init(mem_engine *me) {
     free(me->shards);
     me->shards = NULL;
     return -1;
+}
+
+engine *engine_memory_open(const config *cfg, const engine_events *events,
+                           char *err, size_t errlen) {
+    engine *e = engine_memory_new(cfg, events);
+    if (!e) {
+        snprintf(err, errlen, "engine.type \"memory\": out of memory");
+        return NULL;
+    }
+    if (!cfg->store_path || !cfg->store_path[0]) return e;
+    mem_engine *me = (mem_engine *)e;
+    if (mem_durable_open(me, cfg, err, errlen)) {
+        mem_destroy(e);
+        return NULL;
+    }
+    int64_t grace = clock_now_ms() + MEM_REPLAY_GRACE_MS;
+    for (unsigned i = 0; i < MEM_SHARDS; i++) {
+        pthread_mutex_lock(&me->shards[i].lock);
+        me->shards[i].keep_until = grace;
+        pthread_mutex_unlock(&me->shards[i].lock);
+    }
+    return e;
 }
 
 engine *engine_memory_new(const config *cfg, const engine_events *events) {

@@ -630,7 +630,8 @@ static void ctx_free(api_ctx *a) {
 static int reply_status(const api_ctx *a, int rc) {
     if (rc != ERR_INTERNAL || !a->engine_err) return 200;
     int e = a->engine_err;
-    return e == ENGINE_ERR_UNAVAILABLE || e == ENGINE_ERR_TIMEOUT || e == ENGINE_ERR_SHUTDOWN ? 503 : 500;
+    return e == ENGINE_ERR_UNAVAILABLE || e == ENGINE_ERR_TIMEOUT || e == ENGINE_ERR_SHUTDOWN ||
+           e == ENGINE_ERR_STORE ? 503 : 500;
 }
 
 /* The request's method is done: the reply goes out now (still inside

@@ -254,7 +254,7 @@ static void finish_group(store *s, srec *g, int err) {
         atomic_store(&s->lag_us_max, (now - g->enq_ns) / 1000);
     while (g) {
         srec *next = g->next;
-        if (g->done) g->done(g->ud, err);
+        if (g->done) g->done(g->ud, err, &g->r);
         free(g);
         g = next;
         n++;
@@ -429,23 +429,25 @@ int store_file(const char *dir, char *out, size_t outlen) {
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
+void store_stop(store *s) {
+    uv_mutex_lock(&s->lock);
+    int was_stopped = s->stop;
+    s->stop = 1;
+    uv_cond_signal(&s->cond);
+    uv_mutex_unlock(&s->lock);
+    if (was_stopped) return;
+    if (s->running) uv_thread_join(&s->thread);
+    s->running = 0;
+    /* the thread commits all that was queued before it stops; appends are
+     * refused from here on */
+    if (atomic_load(&s->failed) == 0 &&       /* records failed since open: not clean (async tails) */
+        sqlite3_exec(s->db, "UPDATE meta SET value = 1 WHERE key = 'clean'", NULL, NULL, NULL) != SQLITE_OK)
+        log_warn("store: cannot mark the store closed cleanly: %s", sqlite3_errmsg(s->db));
+}
+
 void store_close(store *s) {
     if (!s) return;
-    if (s->running) {                  /* records failed since open: not clean (async tails) */
-        uv_mutex_lock(&s->lock);
-        s->stop = 1;
-        uv_cond_signal(&s->cond);
-        uv_mutex_unlock(&s->lock);
-        uv_thread_join(&s->thread);
-        /* what was queued when stop came: committed now, in order */
-        srec *g = s->head;
-        s->head = s->tail = NULL;
-        if (g) finish_group(s, g, commit_group(s, g) ? STORE_ERR_IO : STORE_OK);
-    }
-    if (atomic_load(&s->failed) == 0) {
-        if (sqlite3_exec(s->db, "UPDATE meta SET value = 1 WHERE key = 'clean'", NULL, NULL, NULL) != SQLITE_OK)
-            log_warn("store: cannot mark the store closed cleanly: %s", sqlite3_errmsg(s->db));
-    }
+    store_stop(s);
     uv_cond_destroy(&s->cond);
     uv_mutex_destroy(&s->lock);
     sqlite3_finalize(s->insert);

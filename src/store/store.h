@@ -71,7 +71,7 @@ typedef struct store_opts {
 
 typedef struct store store;
 
-typedef void (*store_done_fn)(void *ud, int err);
+typedef void (*store_done_fn)(void *ud, int err, const store_rec *r);
 
 /* Opens (creating) the database at path and checks it. NULL with err set
  * (saying what to do) if it cannot be opened or written, is not a Plaza
@@ -90,7 +90,7 @@ int store_replay(store *s, int (*fn)(void *ud, const store_rec *r), void *ud,
  * starts it too; the engine starts it after replaying. */
 int store_start(store *s);
 
-/* Queues a record (copied); done(ud, err) runs on the store thread once
+/* Queues a record (copied); done(ud, err, the record) runs on the store thread once
  * the record's commit is on disk or failed. Returns 0, or an error (done is
  * then not called). */
 int store_append(store *s, const store_rec *r, store_done_fn done, void *ud);
@@ -109,8 +109,12 @@ typedef struct store_stats {
 
 void store_get_stats(store *s, store_stats *out);
 
-/* Commits what is queued, stops the thread, marks the store clean, closes
- * the database. */
+/* Commits what is queued (callbacks run), stops the thread, marks the
+ * store clean if no commit failed; appends are refused afterwards. Safe to
+ * repeat. */
+void store_stop(store *s);
+
+/* store_stop, then closes the database and frees s. */
 void store_close(store *s);
 
 /* The database file of a store folder: "<dir>/plaza.db" into out. */

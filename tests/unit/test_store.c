@@ -58,7 +58,8 @@ static void waiter_init(waiter *w) {
 /* ud: the record's index (single-threaded appends check the order). */
 typedef struct cb_arg { waiter *w; int index; } cb_arg;
 
-static void on_done(void *ud, int err) {
+static void on_done(void *ud, int err, const store_rec *r) {
+    (void)r;
     cb_arg *a = ud;
     waiter *w = a->w;
     pthread_mutex_lock(&w->lock);

@@ -39,7 +39,7 @@ function engineArgs() {
 const live = new Set();
 process.once('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
 
-// startPlaza({ args: [...], env: {...}, config: {...} }) -> { port, url, wsUrl, proc, logs(), stop() }
+// startPlaza({ args: [...], env: {...}, config: {...}, store: dir }) -> { port, url, wsUrl, proc, logs(), stop() }
 export async function startPlaza(opts = {}) {
   const args = ['serve', '--host', '127.0.0.1', '--port', '0'];
   if (opts.config) {
@@ -52,6 +52,9 @@ export async function startPlaza(opts = {}) {
   if (!opts.webRoot) args.push('--web-root', path.join(repoRoot, 'web'));
   else args.push('--web-root', opts.webRoot);
   if (opts.noEcho) args.push(...engineArgs());
+  // Memory only unless the test names a store folder (opts.store): the
+  // compiled-in default would write ./data.
+  args.push('--set', `store.path=${opts.store || ''}`);
   args.push(...(opts.args || []));
   const env = { ...process.env, ...(opts.env || {}) };
   for (const k of Object.keys(env)) if (k.startsWith('PLAZA_') && k !== 'PLAZA_BIN' && !(opts.env && k in opts.env)) delete env[k];

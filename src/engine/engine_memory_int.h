@@ -1,0 +1,112 @@
+/* engine_memory_int: what engine_memory.c (the state in memory) and
+ * engine_durable.c (its write-through to the durable log) share: the
+ * shard, channel and stream structures and the stream operations. Not for
+ * use outside src/engine/. */
+#ifndef PLAZA_ENGINE_MEMORY_INT_H
+#define PLAZA_ENGINE_MEMORY_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+#include "core/dict.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+#define MEM_SHARD_BITS 6
+#define MEM_SHARDS (1u << MEM_SHARD_BITS)
+#define MEM_EPOCH_LEN 8
+#define MEM_RING_MIN 4
+/* After a restart, a replayed stream with no history left stays this long
+ * even with no subscriber, so its clients can come back and recover. */
+#define MEM_REPLAY_GRACE_MS 60000
+
+/* A channel's stream. Memory only: top == next always. With the durable
+ * log, next runs ahead of top by the publications waiting for their
+ * commit (sync): top, the ring and what subscribers see hold committed
+ * publications only. */
+typedef struct mem_stream {
+    uint64_t top;                  /* offset of the last publication (committed) */
+    uint64_t next;                 /* offset of the last publication assigned */
+    engine_pub *ring;              /* cap slots (NULL when cap == 0) */
+    uint32_t cap, head, count;     /* head = index of the oldest */
+    uint32_t pending;              /* store records in flight (the stream stays) */
+    uint32_t gen;                  /* bumped by a failed commit: later records are void */
+    uint8_t leased;                /* async: the lease record is on disk */
+    uint8_t leasing;               /* async: the lease record is being committed */
+    int64_t ttl_ms;                /* history_ttl_ms of the last publish; 0 = none */
+    int64_t last_pub_ms;           /* async: time of the last publication */
+    char epoch[MEM_EPOCH_LEN + 1];
+} mem_stream;
+
+typedef struct mem_member {        /* a presence entry; the client id is the dict key */
+    int64_t expires_at;            /* unix ms; expired when now >= expires_at */
+    uint32_t user_len, info_len;
+    char data[];                   /* user NUL info NUL */
+} mem_member;
+
+typedef struct mem_channel {
+    mem_stream *stream;            /* NULL: no history meta */
+    dict *presence;                /* client id -> mem_member; NULL when empty */
+    uint8_t interest;              /* this node has subscribers (engine.subscribe) */
+} mem_channel;
+
+typedef struct mem_shard {
+    _Alignas(64) pthread_mutex_t lock;   /* one cache line per shard */
+    dict *channels;                /* channel name -> mem_channel */
+    uint64_t rng;                  /* splitmix64 state for epochs */
+    int64_t keep_until;            /* after replay: streams stay until then (unix ms) */
+} mem_shard;
+
+typedef struct mem_engine {
+    engine base;
+    mem_shard *shards;             /* MEM_SHARDS of them */
+    uv_thread_t sweeper;
+    uv_mutex_t sweep_lock;         /* guards stop, with sweep_cond */
+    uv_cond_t sweep_cond;
+    int stop, sweeping;
+    uint64_t sweep_interval_ns;
+    size_t untrimmed;              /* channels freed since the last malloc_trim */
+    /* the durable log (engine_durable.c); NULL = memory only */
+    store *store;
+    int async;                     /* store.durability = async */
+    int64_t lease_idle_ms;
+    const config *cfg;             /* namespaces, for replay */
+    _Atomic uint64_t store_errors; /* publications refused because a commit failed */
+    _Atomic uint64_t reepochs;     /* streams given a new epoch after a lost tail */
+} mem_engine;
+
+/* Stream and channel operations (engine_memory.c); the caller holds the
+ * shard lock. */
+mem_shard *mem_lock_shard(mem_engine *me, const char *channel);
+mem_channel *mem_channel_open(mem_shard *sh, const char *name, size_t len);
+void mem_channel_gc(mem_shard *sh, const char *name, mem_channel *ch);
+mem_stream *mem_stream_open(mem_shard *sh, mem_channel *ch);
+void mem_stream_append(mem_stream *st, const engine_pub *pub, uint32_t size);
+void mem_stream_clear(mem_stream *st);
+void mem_stream_expire(mem_stream *st, int64_t now_ms);
+void mem_stream_free(mem_stream *st);
+void mem_top_of(const mem_stream *st, engine_stream_top *top);
+engine_pub *mem_ring_at(const mem_stream *st, uint32_t i);
+void mem_epoch_new(mem_shard *sh, char *out);
+
+/* The durable log (engine_durable.c). */
+
+/* Opens cfg's store, replays it into me, and starts it. 0, or -1 with err. */
+int mem_durable_open(mem_engine *me, const config *cfg, char *err, size_t errlen);
+/* Commits what is queued and closes the store (after the sweeper stopped). */
+void mem_durable_close(mem_engine *me);
+/* Publishes through the log, under the shard lock; answers cb now or once
+ * committed. */
+void mem_durable_publish(mem_engine *me, mem_shard *sh, const engine_publish_req *req,
+                         engine_result *res, engine_cb cb, void *ud);
+/* Removes history through the log, under the shard lock (answers later). */
+void mem_durable_remove(mem_engine *me, mem_shard *sh, const char *channel,
+                        mem_channel *ch, engine_cb cb, void *ud);
+/* A stream just created by a history read: its epoch goes into the log. */
+void mem_durable_epoch(mem_engine *me, const char *channel, const mem_stream *st, int64_t now_ms);
+/* Sweeper, under the shard lock: async leases of idle streams end. */
+void mem_durable_sweep(mem_engine *me, const char *channel, mem_stream *st, int64_t now_ms);
+void mem_durable_gauges(mem_engine *me, engine_gauge_fn fn, void *ud);
+
+#endif
