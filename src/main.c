@@ -1,8 +1,9 @@
 /* main: the command line. `plaza serve` loads the configuration (defaults,
  * then the JSON file, then PLAZA_* variables, then flags), starts the server
  * and runs it until SIGINT/SIGTERM; `plaza checkconfig FILE` validates a
- * file with the PLAZA_* variables applied; `plaza version` prints the
- * version. */
+ * file with the PLAZA_* variables applied; `plaza backup`, `plaza restore`
+ * and `plaza store check|repair` work on the durable store (cmd_store.c);
+ * `plaza version` prints the version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "proto/client.h"
 #include "proto/codes.h"
 #include "proto/stats.h"
+#include "cmd_store.h"
 
 extern char **environ;
 
@@ -28,11 +30,12 @@ static void usage(FILE *out) {
         "usage: plaza serve [--config FILE] [--port N] [--host ADDR]\n"
         "                   [--workers N] [--set KEY=VALUE]... [--debug-echo]\n"
         "       plaza checkconfig FILE\n"
+        "%s"
         "       plaza keys            (every configuration key)\n"
         "       plaza version\n"
         "\n"
         "Configuration: compiled-in defaults, then the JSON file (--config or\n"
-        "PLAZA_CONFIG), then PLAZA_* environment variables, then flags.\n");
+        "PLAZA_CONFIG), then PLAZA_* environment variables, then flags.\n", CMD_STORE_USAGE);
 }
 
 /* Flags of `serve` that map to a key. */
@@ -210,11 +213,38 @@ static int cmd_checkconfig(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
+/* The store commands: the folder is --store DIR, or store.path of the
+ * configuration (--config FILE or PLAZA_CONFIG, and PLAZA_* variables). */
+static int cmd_with_store(int argc, char **argv, int (*fn)(int, char **, const char *)) {
+    for (int i = 2; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--store") == 0) return fn(argc, argv, argv[i + 1]);
+    config cfg;
+    char err[CONFIG_ERR_MAX];
+    config_warnings warn = {0};
+    if (load_file_and_env(&cfg, config_path(argc, argv), &warn, err)) {
+        fprintf(stderr, "plaza: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
+    int rc;
+    if (!cfg.store_path || !cfg.store_path[0]) {
+        fprintf(stderr, "plaza: store.path is empty (memory only): give --store DIR\n");
+        rc = 2;
+    } else {
+        rc = fn(argc, argv, cfg.store_path);
+    }
+    config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc, argv);
     if (strcmp(cmd, "checkconfig") == 0) return cmd_checkconfig(argc, argv);
+    if (strcmp(cmd, "backup") == 0) return cmd_with_store(argc, argv, cmd_backup);
+    if (strcmp(cmd, "restore") == 0) return cmd_with_store(argc, argv, cmd_restore);
+    if (strcmp(cmd, "store") == 0) return cmd_with_store(argc, argv, cmd_store);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("plaza %s\n", PLAZA_VERSION);
         return 0;

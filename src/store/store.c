@@ -12,8 +12,8 @@
 #include <uv.h>
 #include "obs/log.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
-#define STORE_SCHEMA 1
 #define RETAIN_EVERY_NS 200000000ull     /* a retention step every 200 ms at most */
 #define RETAIN_REST_NS 10000000000ull    /* after a full pass, rest 10 s */
 
@@ -55,7 +55,7 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen) {
 }
 
 /* PRAGMA quick_check: "ok", or the first problem. */
-static int check(sqlite3 *db, char *err, size_t errlen) {
+int store_quick_check(sqlite3 *db, char *err, size_t errlen) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(db));
@@ -69,7 +69,7 @@ static int check(sqlite3 *db, char *err, size_t errlen) {
     return ok ? 0 : -1;
 }
 
-static const char SCHEMA[] =
+const char STORE_SCHEMA_SQL[] =
     "CREATE TABLE IF NOT EXISTS log ("
     " seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
     " channel TEXT NOT NULL, offset INTEGER NOT NULL, epoch TEXT NOT NULL, payload BLOB);"
@@ -78,7 +78,7 @@ static const char SCHEMA[] =
     "INSERT OR IGNORE INTO meta VALUES ('clean', 1);";
 
 /* The integer a query returns (its first column), or def. */
-static int64_t query_int(sqlite3 *db, const char *sql, int64_t def) {
+int64_t store_query_int(sqlite3 *db, const char *sql, int64_t def) {
     sqlite3_stmt *st;
     int64_t v = def;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return def;
@@ -88,8 +88,8 @@ static int64_t query_int(sqlite3 *db, const char *sql, int64_t def) {
 }
 
 static void update_bytes(store *s) {
-    int64_t pages = query_int(s->db, "PRAGMA page_count", 0);
-    int64_t size = query_int(s->db, "PRAGMA page_size", 4096);
+    int64_t pages = store_query_int(s->db, "PRAGMA page_count", 0);
+    int64_t size = store_query_int(s->db, "PRAGMA page_size", 4096);
     atomic_store(&s->bytes, (uint64_t)(pages * size));
 }
 
@@ -103,27 +103,27 @@ static int setup(store *s, char *err, size_t errlen) {
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=%d;",
              s->o.sync ? "FULL" : "NORMAL", s->o.checkpoint_pages > 0 ? s->o.checkpoint_pages : 100);
     char why[200];
-    if (check(s->db, why, sizeof(why))) {
+    if (store_quick_check(s->db, why, sizeof(why))) {
         snprintf(err, errlen, "the database is damaged (%s): run `plaza store check`, "
                  "restore a backup, or move the file away to start empty", why);
         return STORE_ERR_CORRUPT;
     }
-    if (exec(s->db, pragmas, why, sizeof(why)) || exec(s->db, SCHEMA, why, sizeof(why))) {
+    if (exec(s->db, pragmas, why, sizeof(why)) || exec(s->db, STORE_SCHEMA_SQL, why, sizeof(why))) {
         snprintf(err, errlen, "cannot set up the database: %s", why);
         return STORE_ERR_IO;
     }
-    int64_t v = query_int(s->db, "SELECT value FROM meta WHERE key = 'schema'", -1);
+    int64_t v = store_query_int(s->db, "SELECT value FROM meta WHERE key = 'schema'", -1);
     if (v != STORE_SCHEMA) {
         snprintf(err, errlen, "not a Plaza store of schema %d (found %lld)", STORE_SCHEMA, (long long)v);
         return STORE_ERR_CORRUPT;
     }
-    s->was_clean = query_int(s->db, "SELECT value FROM meta WHERE key = 'clean'", 1) != 0;
+    s->was_clean = store_query_int(s->db, "SELECT value FROM meta WHERE key = 'clean'", 1) != 0;
     /* From here until store_close, a crash leaves the store marked unclean. */
     if (exec(s->db, "UPDATE meta SET value = 0 WHERE key = 'clean'", why, sizeof(why))) {
         snprintf(err, errlen, "cannot write the database: %s", why);
         return STORE_ERR_IO;
     }
-    atomic_store(&s->rows, (uint64_t)query_int(s->db, "SELECT count(*) FROM log", 0));
+    atomic_store(&s->rows, (uint64_t)store_query_int(s->db, "SELECT count(*) FROM log", 0));
     update_bytes(s);
     if (prepare(s, "INSERT INTO log (time_ms, kind, channel, offset, epoch, payload) "
                    "VALUES (?, ?, ?, ?, ?, ?)", &s->insert) ||
