@@ -14,8 +14,8 @@
  * are assigned again; replay lets a later record of an offset supersede an
  * earlier one and skips a record past a gap.
  *
- * async: a channel's first publication after a pause goes the sync way as
- * a lease record (STORE_LEASE); while the lease is on disk, publications
+ * async: a channel's first publication after a pause goes the sync way,
+ * after a lease record (STORE_LEASE); while the lease is on disk, publications
  * are visible and acknowledged at once and committed within the commit
  * window. A channel idle for store.lease_idle_ms gets a release record
  * (all before it is on disk). After an unclean shutdown, every channel
@@ -24,9 +24,8 @@
  * recovered" instead of skipping or re-reading offsets. A failed commit
  * does the same at once for the channels it touched.
  *
- * Retention (store thread) asks keep(): a record is needed while it is in
- * a stream's history, is the epoch mark of a stream with no publication
- * yet, or is the open lease of a channel. */
+ * Retention (store thread, store_retain.c) follows the log itself; it asks
+ * only for each channel's history size and TTL. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +46,7 @@ typedef struct dwait {
     engine_pub pub;              /* payload referenced; offset 0 = no history */
     uint32_t gen, size;          /* stream.gen at append; history_size */
     int kind;
+    int lease;                   /* async: a lease record went just before */
     char channel[];
 } dwait;
 
@@ -119,7 +119,7 @@ static void pub_done(void *ud, int err, const store_rec *r) {
         mem_channel *ch = dict_get(sh->channels, d->channel);
         mem_stream *st = ch ? ch->stream : NULL;      /* kept while pending */
         if (st) st->pending--;
-        if (st && d->kind == STORE_LEASE) st->leasing = 0;
+        if (st && d->lease) st->leasing = 0;
         if (!st || err || d->gen != st->gen) {
             if (st && err && d->gen == st->gen) {     /* void what follows, reuse the offsets */
                 st->gen++;
@@ -129,7 +129,7 @@ static void pub_done(void *ud, int err, const store_rec *r) {
         } else {
             st->top = d->pub.offset;
             mem_stream_append(st, &d->pub, d->size);
-            if (d->kind == STORE_LEASE) st->leased = 1;
+            if (d->lease) st->leased = 1;
             st->last_pub_ms = d->pub.time_ms;
             mem_top_of(st, &res->top);
             report(me, d->channel, &d->pub);
@@ -182,7 +182,8 @@ static int publish_later(mem_engine *me, const engine_publish_req *req, mem_stre
                          engine_result *res, engine_cb cb, void *ud) {
     dwait *d = dwait_new(me, req->channel, res, cb, ud);
     if (!d) return ENGINE_ERR_INTERNAL;
-    d->kind = me->async && st && !st->leased && !st->leasing ? STORE_LEASE : STORE_PUB;
+    d->kind = STORE_PUB;
+    d->lease = me->async && st && !st->leased && !st->leasing;
     d->pub = (engine_pub){.offset = st ? st->next + 1 : 0, .time_ms = req->now_ms,
                           .payload = rcbuf_ref(req->payload)};
     d->gen = st ? st->gen : 0;
@@ -190,7 +191,10 @@ static int publish_later(mem_engine *me, const engine_publish_req *req, mem_stre
     store_rec r = {.kind = d->kind, .time_ms = req->now_ms, .channel = req->channel,
                    .offset = d->pub.offset, .epoch = st ? st->epoch : "",
                    .payload = req->payload->data, .payload_len = req->payload->len};
-    int rc = store_append(me->store, &r, pub_done, d);
+    store_rec lease = {.kind = STORE_LEASE, .time_ms = req->now_ms, .channel = req->channel,
+                       .offset = d->pub.offset, .epoch = r.epoch};
+    int rc = d->lease ? store_append(me->store, &lease, NULL, NULL) : 0;
+    if (!rc) rc = store_append(me->store, &r, pub_done, d);   /* committed with or after the lease */
     if (rc) {
         rcbuf_unref(d->pub.payload);
         free(d);
@@ -199,7 +203,7 @@ static int publish_later(mem_engine *me, const engine_publish_req *req, mem_stre
     if (st) {                     /* pub_done waits for the shard lock we hold */
         st->next = d->pub.offset;
         st->pending++;
-        if (d->kind == STORE_LEASE) st->leasing = 1;
+        if (d->lease) st->leasing = 1;
     }
     return 1;
 }
@@ -294,26 +298,12 @@ void mem_durable_sweep(mem_engine *me, const char *channel, mem_stream *st, int6
 
 /* ------------------------------------------------------------ retention */
 
-/* Store thread: is this old record still needed? */
-static int keep(void *ud, const store_rec *r) {
-    mem_engine *me = ud;
-    if ((r->kind == STORE_PUB || r->kind == STORE_LEASE) && r->offset == 0) return 0;
-    if (r->kind == STORE_REMOVE || r->kind == STORE_RELEASE) return 0;
-    mem_shard *sh = mem_lock_shard(me, r->channel);
-    mem_channel *ch = dict_get(sh->channels, r->channel);
-    mem_stream *st = ch ? ch->stream : NULL;
-    int need = 0;
-    if (st && strcmp(st->epoch, r->epoch) == 0) {
-        switch (r->kind) {
-        case STORE_EPOCH: need = st->top == 0; break;
-        case STORE_REEPOCH: need = 1; break;
-        default:                                   /* a publication or a lease */
-            need = (st->count && r->offset >= mem_ring_at(st, 0)->offset && r->offset <= st->top) ||
-                   (r->kind == STORE_LEASE && st->leased);
-        }
-    }
-    pthread_mutex_unlock(&sh->lock);
-    return need;
+/* Store thread: a channel's history size and TTL as configured now. */
+static void history_of(void *ud, const char *channel, int *size, int64_t *ttl_ms) {
+    const mem_engine *me = ud;
+    const ns_options *ns = ns_lookup(&me->cfg->namespaces, channel);
+    *size = ns ? ns->history_size : 0;
+    *ttl_ms = ns ? ns->history_ttl_ms : 0;
 }
 
 /* --------------------------------------------------------------- replay */
@@ -343,7 +333,6 @@ static int replay_pub(replay *rp, const store_rec *r, const ns_options *ns, mem_
             st->top = r->offset - 1;
         }
         snprintf(st->epoch, sizeof(st->epoch), "%s", r->epoch);
-        st->leased = 0;
     } else if (r->offset > st->top + 1) {
         rp->skipped++;
         return 0;
@@ -359,7 +348,6 @@ static int replay_pub(replay *rp, const store_rec *r, const ns_options *ns, mem_
     st->top = st->next = r->offset;
     st->ttl_ms = ns->history_ttl_ms;
     st->last_pub_ms = r->time_ms;
-    if (r->kind == STORE_LEASE) st->leased = 1;
     return 0;
 }
 
@@ -367,15 +355,15 @@ static int replay_rec(void *ud, const store_rec *r) {
     replay *rp = ud;
     mem_engine *me = rp->me;
     rp->records++;
-    if ((r->kind == STORE_PUB || r->kind == STORE_LEASE) && r->offset == 0) return 0;
+    if (r->kind == STORE_PUB && r->offset == 0) return 0;
     const ns_options *ns = ns_lookup(&me->cfg->namespaces, r->channel);
     if (!ns || ns->history_size <= 0) return 0;      /* no history here any more */
     mem_shard *sh;
     mem_stream *st = replay_stream(me, r->channel, &sh);
     int rc = st ? 0 : -1, same = st && strcmp(st->epoch, r->epoch) == 0;
     if (st) switch (r->kind) {
-    case STORE_PUB:
-    case STORE_LEASE: rc = replay_pub(rp, r, ns, st); break;
+    case STORE_PUB: rc = replay_pub(rp, r, ns, st); break;
+    case STORE_LEASE: st->leased = 1; break;
     case STORE_REMOVE: if (same) drop_through(st, r->offset); break;
     case STORE_EPOCH:
         mem_stream_clear(st);
@@ -383,11 +371,12 @@ static int replay_rec(void *ud, const store_rec *r) {
         st->leased = 0;
         snprintf(st->epoch, sizeof(st->epoch), "%s", r->epoch);
         break;
-    case STORE_REEPOCH:
+    case STORE_REEPOCH:                  /* history and top stay (top: as the record says) */
         snprintf(st->epoch, sizeof(st->epoch), "%s", r->epoch);
+        if (st->top < r->offset) st->top = st->next = r->offset;
         st->leased = 0;
         break;
-    case STORE_RELEASE: if (same) st->leased = 0; break;
+    case STORE_RELEASE: st->leased = 0; break;
     default: rp->skipped++;
     }
     pthread_mutex_unlock(&sh->lock);
@@ -447,8 +436,9 @@ int mem_durable_open(mem_engine *me, const config *cfg, char *err, size_t errlen
         .sync = 1,                 /* fsync each commit: async acks early but still syncs */
         .commit_window_us = cfg->store_commit_window_us,
         .retain_ms = (int64_t)cfg->store_restore_window_s * 1000,
-        .keep = keep,
-        .keep_ud = me,
+        .retain_every_ms = cfg->engine_sweep_interval_ms,
+        .history = history_of,
+        .history_ud = me,
     };
     me->cfg = cfg;
     me->async = cfg->store_durability && strcmp(cfg->store_durability, "async") == 0;

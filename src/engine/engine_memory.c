@@ -163,7 +163,7 @@ void mem_channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
         ch->presence = NULL;
     }
     if (ch->stream && ch->stream->count == 0 && !ch->interest && !ch->stream->pending &&
-        !ch->stream->leasing && (!sh->keep_until || clock_now_ms() >= sh->keep_until)) {
+        !ch->stream->leasing && !ch->stream->leased && (!sh->keep_until || clock_now_ms() >= sh->keep_until)) {
         mem_stream_free(ch->stream);
         ch->stream = NULL;
     }

@@ -13,9 +13,9 @@
 #include "obs/log.h"
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/store_retain.h"
 
-#define RETAIN_EVERY_NS 200000000ull     /* a retention step every 200 ms at most */
-#define RETAIN_REST_NS 10000000000ull    /* after a full pass, rest 10 s */
+#define RETAIN_EVERY_NS 50000000ull      /* a retention step every 50 ms at most */
 
 typedef struct srec {               /* a queued record and its callback */
     struct srec *next;
@@ -31,7 +31,7 @@ struct store {
     sqlite3_stmt *insert, *scan, *del;
     store_opts o;
     int was_clean;
-    uint64_t retain_cursor;         /* retention looked at every seq below this */
+    store_retainer *retainer;       /* NULL: no retention */
     uint64_t retain_next_ns;        /* when the next retention step is due */
     uv_thread_t thread;
     uv_mutex_t lock;                /* guards the queue and stop */
@@ -128,7 +128,7 @@ static int setup(store *s, char *err, size_t errlen) {
     if (prepare(s, "INSERT INTO log (time_ms, kind, channel, offset, epoch, payload) "
                    "VALUES (?, ?, ?, ?, ?, ?)", &s->insert) ||
         prepare(s, "SELECT seq, time_ms, kind, channel, offset, epoch FROM log "
-                   "WHERE seq >= ? AND time_ms < ? ORDER BY seq LIMIT ?", &s->scan) ||
+                   "WHERE seq >= ? ORDER BY seq LIMIT ?", &s->scan) ||
         prepare(s, "DELETE FROM log WHERE seq = ?", &s->del)) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
         return STORE_ERR_IO;
@@ -137,6 +137,16 @@ static int setup(store *s, char *err, size_t errlen) {
 }
 
 static void store_thread(void *arg);
+
+/* Frees what store_open made before the thread and locks. */
+static void store_close_db(store *s) {
+    sqlite3_finalize(s->insert);
+    sqlite3_finalize(s->scan);
+    sqlite3_finalize(s->del);
+    sqlite3_close(s->db);
+    store_retainer_free(s->retainer);
+    free(s);
+}
 
 store *store_open(const char *path, const store_opts *o, char *err, size_t errlen) {
     store *s = calloc(1, sizeof(*s));
@@ -162,11 +172,13 @@ store *store_open(const char *path, const store_opts *o, char *err, size_t errle
     }
     if (setup(s, why, sizeof(why)) != STORE_OK) {
         snprintf(err, errlen, "%s: %s", path, why);
-        sqlite3_finalize(s->insert);
-        sqlite3_finalize(s->scan);
-        sqlite3_finalize(s->del);
-        sqlite3_close(s->db);
-        free(s);
+        store_close_db(s);
+        return NULL;
+    }
+    if (o->history && !(s->retainer = store_retainer_new(o->history, o->history_ud, o->retain_ms,
+                                                          o->retain_batch))) {
+        snprintf(err, errlen, "out of memory");
+        store_close_db(s);
         return NULL;
     }
     uv_mutex_init(&s->lock);
@@ -272,64 +284,23 @@ static void finish_group(store *s, srec *g, int err) {
 /* ----------------------------------------------------------- retention */
 
 
-/* One retention step: looks at up to retain_batch records older than the
- * window from the cursor on, deletes those the engine no longer needs, in
- * one transaction. Returns how many it looked at (0: the pass is done). */
-static int retain_step(store *s, int64_t now_ms) {
-    int limit = s->o.retain_batch > 0 ? s->o.retain_batch : 512, seen = 0, rc;
-    sqlite3_stmt *st = s->scan;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)s->retain_cursor);
-    sqlite3_bind_int64(st, 2, now_ms - s->o.retain_ms);
-    sqlite3_bind_int(st, 3, limit);
-    int64_t *dead = malloc((size_t)limit * sizeof(*dead));
-    int ndead = 0;
-    if (!dead) return 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        store_rec r = {
-            .kind = sqlite3_column_int(st, 2), .time_ms = sqlite3_column_int64(st, 1),
-            .channel = (const char *)sqlite3_column_text(st, 3),
-            .offset = (uint64_t)sqlite3_column_int64(st, 4),
-            .epoch = (const char *)sqlite3_column_text(st, 5),
-        };
-        int64_t seq = sqlite3_column_int64(st, 0);
-        s->retain_cursor = (uint64_t)seq + 1;
-        seen++;
-        if (r.channel && r.epoch && !(s->o.keep && s->o.keep(s->o.keep_ud, &r))) dead[ndead++] = seq;
-    }
-    sqlite3_reset(st);
-    if (ndead && sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) {
-        int ok = 1;
-        for (int i = 0; i < ndead && ok; i++) {
-            sqlite3_reset(s->del);
-            sqlite3_bind_int64(s->del, 1, dead[i]);
-            ok = sqlite3_step(s->del) == SQLITE_DONE;
-        }
-        if (ok && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
-            atomic_fetch_sub(&s->rows, (uint64_t)ndead);
-            atomic_fetch_add(&s->deleted, (uint64_t)ndead);
-        } else {
-            log_warn("store: retention: %s (will retry)", sqlite3_errmsg(s->db));
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-            s->retain_cursor = 0;
-        }
-    }
-    free(dead);
-    return seen;
-}
-
 /* Runs a retention step if one is due (store thread, no lock held). */
 static void retain_maybe(store *s) {
     uint64_t now = uv_hrtime();
-    if (!s->o.keep || now < s->retain_next_ns) return;
+    if (!s->retainer || now < s->retain_next_ns) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (retain_step(s, now_ms) > 0) {
+    uint64_t deleted = 0;
+    int seen = store_retain_step(s->retainer, s->db, s->scan, s->del, now_ms, &deleted);
+    if (deleted) {
+        atomic_fetch_sub(&s->rows, deleted);
+        atomic_fetch_add(&s->deleted, deleted);
+    }
+    if (seen > 0) {
         s->retain_next_ns = now + RETAIN_EVERY_NS;
     } else {                                  /* a pass is done: start over later */
-        s->retain_cursor = 0;
-        s->retain_next_ns = now + RETAIN_REST_NS;
+        s->retain_next_ns = now + (uint64_t)(s->o.retain_every_ms > 0 ? s->o.retain_every_ms : 10000) * 1000000u;
         update_bytes(s);
     }
 }
@@ -342,8 +313,8 @@ static void retain_maybe(store *s) {
 static srec *take_group(store *s) {
     while (!s->head && !s->stop) {
         uint64_t now = uv_hrtime();
-        if (s->o.keep && now >= s->retain_next_ns) return NULL;
-        if (!s->o.keep) { uv_cond_wait(&s->cond, &s->lock); continue; }
+        if (s->retainer && now >= s->retain_next_ns) return NULL;
+        if (!s->retainer) { uv_cond_wait(&s->cond, &s->lock); continue; }
         uv_cond_timedwait(&s->cond, &s->lock, s->retain_next_ns - now);
     }
     uint64_t window = (uint64_t)s->o.commit_window_us * 1000u, now = uv_hrtime();
@@ -450,9 +421,5 @@ void store_close(store *s) {
     store_stop(s);
     uv_cond_destroy(&s->cond);
     uv_mutex_destroy(&s->lock);
-    sqlite3_finalize(s->insert);
-    sqlite3_finalize(s->scan);
-    sqlite3_finalize(s->del);
-    sqlite3_close(s->db);
-    free(s);
+    store_close_db(s);
 }

@@ -16,10 +16,11 @@
  * kept), in append order.
  *
  * Retention runs on the same thread between commits, a small batch at a
- * time: a record older than retain_ms is deleted once opts.keep says the
- * engine no longer needs it (not in any history). Records younger than
- * retain_ms are all kept, so the log can be replayed as of any moment in
- * that window (store_admin.c: restore at a time).
+ * time (store_retain.c): a record older than retain_ms is deleted once it
+ * was useless for replay already retain_ms ago (trimmed from history by
+ * the channel's size or TTL, removed, superseded). So the log can be
+ * replayed as of any moment in that window (store_admin.c: restore at a
+ * time), and stays bounded.
  *
  * The store knows nothing of connections, hubs or JSON: channels, epochs
  * and payloads are bytes to it. */
@@ -43,7 +44,7 @@ enum {
     STORE_REMOVE = 2,           /* the channel's history was removed (offset: its top then) */
     STORE_EPOCH = 3,            /* a new stream: epoch, top 0, no history */
     STORE_REEPOCH = 4,          /* the stream keeps top and history under a new epoch */
-    STORE_LEASE = 5,            /* a publication that opens an async lease on its channel */
+    STORE_LEASE = 5,            /* async: the channel's lease opens (before its publications) */
     STORE_RELEASE = 6,          /* the channel's async lease ended: all before it is on disk */
 };
 
@@ -57,16 +58,19 @@ typedef struct store_rec {
     size_t payload_len;
 } store_rec;
 
+typedef void (*store_history_fn)(void *ud, const char *channel, int *size, int64_t *ttl_ms);
+
 typedef struct store_opts {
     int sync;                   /* 1: fsync every commit (synchronous=FULL) */
     int commit_window_us;       /* least time between two commits under load */
     int checkpoint_pages;       /* wal_autocheckpoint; 0 = 100 */
     int64_t retain_ms;          /* keep every record this long; 0 = delete once unneeded */
     int retain_batch;           /* records looked at per retention step; 0 = 512 */
-    /* Retention asks whether a record older than retain_ms is still needed
-     * (1 = keep). Runs on the store thread; NULL keeps everything. */
-    int (*keep)(void *ud, const store_rec *r);
-    void *keep_ud;
+    int retain_every_ms;        /* rest between two retention passes; 0 = 10 s */
+    /* Retention asks for a channel's history size and TTL (ms, 0 = none)
+     * as configured now. Runs on the store thread; NULL = no retention. */
+    store_history_fn history;
+    void *history_ud;
 } store_opts;
 
 typedef struct store store;

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { Centrifuge } from 'centrifuge';
-import { startPlaza, plazaBin } from './lib/server.mjs';
+import { startPlaza, plazaBin, metrics } from './lib/server.mjs';
 import { apiCall, rawClient } from './lib/proto.mjs';
 import { sleep, withTimeout } from './lib/raw.mjs';
 
@@ -269,6 +269,30 @@ describe('backup and restore at a time', () => {
     const badTime = runPlaza(['restore', '--from', bk, '--to', path.join(tempDir(), 'x'), '--at', 'yesterday']);
     assert.equal(badTime.status, 2);
     assert.match(badTime.stderr, /--at/);
+  });
+
+  test('retention keeps the log bounded, the history whole, and refuses a restore before what it covers', async () => {
+    const dir = tempDir();
+    const cfg = structuredClone(config);
+    cfg.channel.namespaces.push({ name: 'small', history_size: 5 });
+    const T0 = Date.now();
+    let srv = await start(dir, { cfg, extra: ['--set', 'store.restore_window_s=1'] });
+    for (let i = 1; i <= 50; i++) await apiCall(srv.url, 'publish', { channel: 'small:x', data: { i } });
+    let rows = Infinity;
+    for (let t = 0; t < 100 && rows > 5; t++) {
+      await sleep(100);
+      rows = (await metrics(srv.url)).plaza_store_records;
+    }
+    assert.equal(rows, 5, 'older than the window and out of history: deleted');
+    const h = await history(srv, 'small:x');
+    assert.deepEqual(h.publications.map((p) => p.data.i), [46, 47, 48, 49, 50]);
+    await srv.stop();
+    const r = runPlaza(['restore', '--from', dir, '--to', path.join(tempDir(), 'r'), '--at', String(T0)]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /covers every write only from/);
+    srv = await start(dir, { cfg });
+    assert.deepEqual(await history(srv, 'small:x'), h);
+    await srv.stop();
   });
 
   test('a backup under 10k publications/s completes while acks go on', async () => {

@@ -1,0 +1,271 @@
+/* store_retain: which old records the log may forget (see store_retain.h).
+ *
+ * A pass reads the records older than its cutoff (now - retain_ms) in log
+ * order, a batch per step, stopping at the first record at or after the
+ * cutoff (times are taken just before append, so they are not strictly
+ * ordered: cutting by sequence keeps what is read a prefix of the log). It
+ * follows each channel the way replay does and deletes a record once
+ * something older than the cutoff made it useless: a publication trimmed
+ * by the history size, expired by the TTL before the cutoff, removed, or
+ * replaced by a new stream; an epoch mark once a publication carries the
+ * epoch; a lease once it is released; a record of a channel with no
+ * history. So a record is deleted only if it was already useless at the
+ * cutoff, and the log restores every moment from the cutoff on exactly:
+ * meta 'complete_since' says from when, in the same transaction as the
+ * deletes. What a pass keeps (history tails, open leases, epoch marks of
+ * empty streams) is read again by the next pass. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dict.h"
+#include "obs/log.h"
+#include "store/store.h"
+#include "store/store_retain.h"
+
+typedef struct cand {                  /* a publication that may be in history */
+    int64_t seq, time_ms;
+    uint64_t offset;
+} cand;
+
+typedef struct chan {                  /* one channel as the pass has followed it */
+    cand *c;                           /* ring of candidates, oldest at head */
+    uint32_t cap, head, n;
+    int size;                          /* history_size now */
+    int64_t ttl_ms;
+    uint64_t top;                      /* the stream's top as replay would have it */
+    int known;                         /* top and epoch known (a record set them in this pass) */
+    int64_t epoch_seq, lease_seq;      /* the epoch mark and open lease kept, or 0 */
+    char epoch[32];
+} chan;
+
+struct store_retainer {
+    store_history_fn history;
+    void *ud;
+    int64_t retain_ms;
+    int batch;
+    /* the pass */
+    dict *chans;                       /* channel -> chan */
+    int64_t cursor, cutoff;            /* next seq to read; the pass's cutoff */
+    int64_t *dead;                     /* seqs to delete at the end of the step */
+    size_t ndead, dcap;
+    int in_pass;
+};
+
+store_retainer *store_retainer_new(store_history_fn history, void *ud, int64_t retain_ms, int batch) {
+    store_retainer *r = calloc(1, sizeof(*r));
+    if (!r) return NULL;
+    r->history = history;
+    r->ud = ud;
+    r->retain_ms = retain_ms;
+    r->batch = batch > 0 ? batch : 512;
+    return r;
+}
+
+static void chan_free(void *p) {
+    chan *c = p;
+    free(c->c);
+    free(c);
+}
+
+static void pass_end(store_retainer *r) {
+    dict_free(r->chans, chan_free);
+    r->chans = NULL;
+    r->in_pass = 0;
+    r->cursor = 0;
+}
+
+void store_retainer_free(store_retainer *r) {
+    if (!r) return;
+    pass_end(r);
+    free(r->dead);
+    free(r);
+}
+
+static void kill(store_retainer *r, int64_t seq) {
+    if (!seq) return;
+    if (r->ndead == r->dcap) {
+        size_t cap = r->dcap ? r->dcap * 2 : 256;
+        int64_t *d = realloc(r->dead, cap * sizeof(*d));
+        if (!d) return;                /* kept: retried by a later pass */
+        r->dead = d;
+        r->dcap = cap;
+    }
+    r->dead[r->ndead++] = seq;
+}
+
+static cand *cand_at(chan *c, uint32_t i) { return &c->c[(c->head + i) % c->cap]; }
+
+static void drop_oldest(store_retainer *r, chan *c) {
+    kill(r, cand_at(c, 0)->seq);
+    c->head = (c->head + 1) % c->cap;
+    c->n--;
+}
+
+static void drop_newest(store_retainer *r, chan *c) {
+    kill(r, cand_at(c, c->n - 1)->seq);
+    c->n--;
+}
+
+static void drop_all(store_retainer *r, chan *c) {
+    while (c->n) drop_oldest(r, c);
+}
+
+/* Candidates whose TTL ran out before the cutoff. */
+static void expire(store_retainer *r, chan *c) {
+    while (c->ttl_ms > 0 && c->n && cand_at(c, 0)->time_ms + c->ttl_ms <= r->cutoff)
+        drop_oldest(r, c);
+}
+
+static int push(store_retainer *r, chan *c, const cand *x) {
+    while (c->size > 0 && c->n >= (uint32_t)c->size) drop_oldest(r, c);
+    if (c->n == c->cap) {
+        uint32_t cap = c->cap ? c->cap * 2 : 8;
+        cand *g = malloc(cap * sizeof(*g));
+        if (!g) return -1;
+        for (uint32_t i = 0; i < c->n; i++) g[i] = *cand_at(c, i);
+        free(c->c);
+        c->c = g;
+        c->cap = cap;
+        c->head = 0;
+    }
+    *cand_at(c, c->n++) = *x;
+    return 0;
+}
+
+static chan *chan_of(store_retainer *r, const char *name, int *fresh) {
+    void **slot = dict_slot(r->chans, name, strlen(name), fresh);
+    if (!slot) return NULL;
+    if (*fresh) {
+        chan *c = calloc(1, sizeof(*c));
+        if (!c) { dict_del(r->chans, name, NULL); return NULL; }
+        r->history(r->ud, name, &c->size, &c->ttl_ms);
+        *slot = c;
+    }
+    return *slot;
+}
+
+/* A publication, followed as replay does (engine_durable.c). */
+static void on_pub(store_retainer *r, chan *c, const store_rec *x, int64_t seq) {
+    if (strcmp(c->epoch, x->epoch) != 0) {
+        if (x->offset != c->top + 1 || x->offset == 1) drop_all(r, c);
+        snprintf(c->epoch, sizeof(c->epoch), "%s", x->epoch);
+    } else if (c->known && x->offset > c->top + 1) {
+        kill(r, seq);                              /* voided by a failed commit: skipped */
+        return;
+    } else if (c->known && x->offset <= c->top) {
+        while (c->n && cand_at(c, c->n - 1)->offset >= x->offset) drop_newest(r, c);
+    }
+    kill(r, c->epoch_seq);                         /* the publication carries the epoch */
+    c->epoch_seq = 0;
+    c->top = x->offset;
+    c->known = 1;
+    cand k = {.seq = seq, .time_ms = x->time_ms, .offset = x->offset};
+    if (push(r, c, &k)) return;
+    expire(r, c);
+}
+
+static void follow(store_retainer *r, const store_rec *x, int64_t seq) {
+    if (x->kind == STORE_PUB && x->offset == 0) { kill(r, seq); return; }
+    int fresh = 0;
+    chan *c = chan_of(r, x->channel, &fresh);
+    (void)fresh;
+    if (!c) return;
+    if (c->size <= 0) { kill(r, seq); return; }    /* the channel keeps no history now */
+    switch (x->kind) {
+    case STORE_PUB: on_pub(r, c, x, seq); break;
+    case STORE_REMOVE:
+        while (c->n && cand_at(c, 0)->offset <= x->offset) drop_oldest(r, c);
+        kill(r, seq);
+        break;
+    case STORE_EPOCH:                              /* a new stream */
+        drop_all(r, c);
+        c->top = 0;
+        /* fall through */
+    case STORE_REEPOCH:                            /* history stays; top as the record says */
+        if (c->top < x->offset) c->top = x->offset;
+        c->known = 1;
+        kill(r, c->epoch_seq);
+        c->epoch_seq = seq;
+        snprintf(c->epoch, sizeof(c->epoch), "%s", x->epoch);
+        break;
+    case STORE_LEASE:
+        kill(r, c->lease_seq);
+        c->lease_seq = seq;
+        break;
+    case STORE_RELEASE:
+        kill(r, c->lease_seq);
+        c->lease_seq = 0;
+        kill(r, seq);
+        break;
+    default:
+        break;                                     /* unknown: kept */
+    }
+}
+
+static int delete_dead(store_retainer *r, sqlite3 *db, sqlite3_stmt *del) {
+    if (!r->ndead) return 0;
+    sqlite3_stmt *meta = NULL;
+    int ok = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
+             sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES ('complete_since', ?)",
+                                -1, &meta, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(meta, 1, r->cutoff);
+        ok = sqlite3_step(meta) == SQLITE_DONE;
+    }
+    sqlite3_finalize(meta);
+    for (size_t i = 0; i < r->ndead && ok; i++) {
+        sqlite3_reset(del);
+        sqlite3_bind_int64(del, 1, r->dead[i]);
+        ok = sqlite3_step(del) == SQLITE_DONE;
+    }
+    sqlite3_reset(del);
+    if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        int n = (int)r->ndead;
+        r->ndead = 0;
+        return n;
+    }
+    log_warn("store: retention: %s (retried by the next pass)", sqlite3_errmsg(db));
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    r->ndead = 0;
+    pass_end(r);
+    return -1;
+}
+
+int store_retain_step(store_retainer *r, sqlite3 *db, sqlite3_stmt *scan, sqlite3_stmt *del,
+                      int64_t now_ms, uint64_t *deleted) {
+    if (!r->in_pass) {
+        if (!(r->chans = dict_new())) return 0;
+        r->in_pass = 1;
+        r->cursor = 0;
+        r->cutoff = now_ms - r->retain_ms;
+    }
+    int seen = 0, done = 0, rc;
+    sqlite3_reset(scan);
+    sqlite3_bind_int64(scan, 1, r->cursor);
+    sqlite3_bind_int(scan, 2, r->batch);
+    while ((rc = sqlite3_step(scan)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(scan, 0);
+        store_rec x = {
+            .time_ms = sqlite3_column_int64(scan, 1), .kind = sqlite3_column_int(scan, 2),
+            .channel = (const char *)sqlite3_column_text(scan, 3),
+            .offset = (uint64_t)sqlite3_column_int64(scan, 4),
+            .epoch = (const char *)sqlite3_column_text(scan, 5),
+        };
+        if (x.time_ms >= r->cutoff) { done = 1; break; }
+        r->cursor = seq + 1;
+        seen++;
+        if (x.channel && x.epoch) follow(r, &x, seq);
+    }
+    if (rc == SQLITE_DONE) done = 1;
+    sqlite3_reset(scan);
+    if (done) {                                    /* TTLs that ran out before the cutoff */
+        dict_iter it;
+        void *v;
+        dict_iter_init(&it, r->chans);
+        while (dict_next(&it, NULL, &v)) expire(r, v);
+    }
+    int n = delete_dead(r, db, del);
+    if (n > 0) *deleted += (uint64_t)n;
+    if (done && r->in_pass) pass_end(r);
+    return done ? 0 : seen;
+}
