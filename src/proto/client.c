@@ -76,16 +76,18 @@ void reply_empty(client *cl, uint32_t id, const char *name) {
     reply_end(cl);
 }
 
-void reply_error(client *cl, uint32_t id, int code) {
+void reply_error_why(client *cl, uint32_t id, int code, const char *why) {
     proto_metrics *m = &client_pl(cl)->metrics;
     if (code >= 100 && code < 116) METRIC_ADD(m->errors[code - 100], 1);
     reply_sep(cl);
-    sb_printf(&cl->out, "{\"id\":%u,\"error\":{\"code\":%d,\"message\":\"%s\"%s}}",
-              id, code, proto_error_message(code),
+    sb_printf(&cl->out, "{\"id\":%u,\"error\":{\"code\":%d,\"message\":\"%s%s%s%s\"%s}}",
+              id, code, proto_error_message(code), why ? " (" : "", why ? why : "", why ? ")" : "",
               code == ERR_INTERNAL || code == ERR_TOO_MANY_REQUESTS
                   ? ",\"temporary\":true" : "");
     if (!cl->in_batch) client_flush(cl);
 }
+
+void reply_error(client *cl, uint32_t id, int code) { reply_error_why(cl, id, code, NULL); }
 
 void client_flush(client *cl) {
     if (!cl->out.len && !cl->out.oom) return;

@@ -62,6 +62,9 @@ void reply_begin(client *cl, uint32_t id, const char *name);
 void reply_end(client *cl);
 void reply_empty(client *cl, uint32_t id, const char *name);
 void reply_error(client *cl, uint32_t id, int code);
+/* The same with the reason after the standard message: "internal server
+ * error (durable store unavailable ...)". why: plain text, no quotes. */
+void reply_error_why(client *cl, uint32_t id, int code, const char *why);
 /* Sends what is batched now. */
 void client_flush(client *cl);
 void client_close(client *cl, int code, const char *reason);

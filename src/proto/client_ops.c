@@ -43,10 +43,10 @@ void cmd_finish(cmd_op *op, client *cl) {
     free(op);
 }
 
-/* An engine failure: error 100, counted. */
-static void reply_engine_error(client *cl, uint32_t id) {
+/* An engine failure: error 100 with the engine's reason, counted. */
+static void reply_engine_error(client *cl, uint32_t id, int err) {
     METRIC_ADD(client_pl(cl)->metrics.engine_failures, 1);
-    reply_error(cl, id, ERR_INTERNAL);
+    reply_error_why(cl, id, ERR_INTERNAL, engine_strerror(err));
 }
 
 /* Resolves the channel's namespace; replies with the error if any. */
@@ -67,7 +67,7 @@ static void publish_done(void *ud, engine_result *res) {
     cmd_op *op = ud;
     client *cl = cmd_answer(op);
     if (cl) {
-        if (res->err) reply_engine_error(cl, op->id);
+        if (res->err) reply_engine_error(cl, op->id, res->err);
         else reply_empty(cl, op->id, "publish");
         cmd_finish(op, cl);
     }
@@ -114,7 +114,7 @@ static int presence_allowed(client *cl, proto_cmd *cmd, const ns_options *ns) {
 static void presence_done(void *ud, engine_result *res) {
     cmd_op *op = ud;
     client *cl = cmd_answer(op);
-    if (cl && res->err) reply_engine_error(cl, op->id);
+    if (cl && res->err) reply_engine_error(cl, op->id, res->err);
     else if (cl) {
         reply_begin(cl, op->id, "presence");
         sbuf *sb = &cl->out;
@@ -146,7 +146,7 @@ int cmd_presence(client *cl, proto_cmd *cmd, uint64_t t0) {
 static void stats_done(void *ud, engine_result *res) {
     cmd_op *op = ud;
     client *cl = cmd_answer(op);
-    if (cl && res->err) reply_engine_error(cl, op->id);
+    if (cl && res->err) reply_engine_error(cl, op->id, res->err);
     else if (cl) {
         reply_begin(cl, op->id, "presence_stats");
         sb_printf(&cl->out, "{\"num_clients\":%u,\"num_users\":%u}",
@@ -173,7 +173,7 @@ static void history_done(void *ud, engine_result *res) {
     cmd_op *op = ud;
     client *cl = cmd_answer(op);
     if (cl && res->err == ENGINE_ERR_EPOCH) reply_error(cl, op->id, ERR_UNRECOVERABLE_POSITION);
-    else if (cl && res->err) reply_engine_error(cl, op->id);
+    else if (cl && res->err) reply_engine_error(cl, op->id, res->err);
     else if (cl) {
         reply_begin(cl, op->id, "history");
         sbuf *sb = &cl->out;
