@@ -203,7 +203,7 @@ static const key_spec keys[] = {
          "sync: a publication is delivered and acknowledged once it is on disk. async: at "
          "once, on disk within the commit window; after a crash, channels that may have "
          "lost their last publications get a new epoch."),
-    INT("store.commit_window_us", store_commit_window_us, 0, 1000000, 500,
+    INT("store.commit_window_us", store_commit_window_us, 0, 1000000, 100,
         "Least time between two commits under load: what arrives meanwhile is committed "
         "together (one fsync)."),
     INT("store.restore_window_s", store_restore_window_s, 0, INT_MAX, 604800,

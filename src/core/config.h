@@ -109,7 +109,7 @@ typedef struct config {
     /* store.* : the durable log under the memory engine (src/store/) */
     char *store_path;                       /* "store.path": "data" (folder of plaza.db); "" = memory only */
     char *store_durability;                 /* "store.durability": "sync" (ack once on disk) or "async" */
-    int store_commit_window_us;             /* "store.commit_window_us": 500 (least time between commits) */
+    int store_commit_window_us;             /* "store.commit_window_us": 100 (least time between commits) */
     int store_restore_window_s;             /* "store.restore_window_s": 604800 (7 days of log kept for restore) */
     int store_lease_idle_ms;                /* "store.lease_idle_ms": 1000 (async: a channel idle this long is released) */
 } config;

@@ -38,6 +38,7 @@ struct store {
     uv_cond_t cond;
     srec *head, *tail;
     int stop, running;
+    int idle;                       /* the thread waits for records (appends wake it) */
     uint64_t last_end_ns;           /* when the last commit ended */
     _Atomic uint64_t records, commits, failed, queued, commit_us_max, lag_us_max;
     _Atomic uint64_t rows, deleted, bytes;
@@ -224,7 +225,10 @@ int store_append(store *s, const store_rec *r, store_done_fn done, void *ud) {
     else s->head = q;
     s->tail = q;
     atomic_fetch_add(&s->queued, 1);
-    uv_cond_signal(&s->cond);
+    /* Only a thread waiting for work is woken: during the commit window it
+     * sleeps to the deadline anyway (a wakeup per append would cost a
+     * context switch per record). */
+    if (s->idle) uv_cond_signal(&s->cond);
     uv_mutex_unlock(&s->lock);
     return STORE_OK;
 }
@@ -314,8 +318,10 @@ static srec *take_group(store *s) {
     while (!s->head && !s->stop) {
         uint64_t now = uv_hrtime();
         if (s->retainer && now >= s->retain_next_ns) return NULL;
-        if (!s->retainer) { uv_cond_wait(&s->cond, &s->lock); continue; }
-        uv_cond_timedwait(&s->cond, &s->lock, s->retain_next_ns - now);
+        s->idle = 1;
+        if (!s->retainer) uv_cond_wait(&s->cond, &s->lock);
+        else uv_cond_timedwait(&s->cond, &s->lock, s->retain_next_ns - now);
+        s->idle = 0;
     }
     uint64_t window = (uint64_t)s->o.commit_window_us * 1000u, now = uv_hrtime();
     while (s->head && !s->stop && s->last_end_ns && now < s->last_end_ns + window) {
