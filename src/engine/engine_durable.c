@@ -379,6 +379,12 @@ static int replay_rec(void *ud, const store_rec *r) {
     case STORE_RELEASE: st->leased = 0; break;
     default: rp->skipped++;
     }
+    /* A log edited or written badly must not make a history that does not
+     * end at the top (history reads count on it): such a history goes. */
+    if (st && st->count && mem_ring_at(st, st->count - 1)->offset != st->top) {
+        mem_stream_clear(st);
+        rp->skipped++;
+    }
     pthread_mutex_unlock(&sh->lock);
     return rc;
 }

@@ -183,6 +183,7 @@ static void follow(store_retainer *r, const store_rec *x, int64_t seq) {
         /* fall through */
     case STORE_REEPOCH:                            /* history stays; top as the record says */
         if (c->top < x->offset) c->top = x->offset;
+        if (c->n && cand_at(c, c->n - 1)->offset != c->top) drop_all(r, c);   /* as replay */
         c->known = 1;
         kill(r, c->epoch_seq);
         c->epoch_seq = seq;
