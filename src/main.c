@@ -244,7 +244,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "checkconfig") == 0) return cmd_checkconfig(argc, argv);
     if (strcmp(cmd, "backup") == 0) return cmd_with_store(argc, argv, cmd_backup);
     if (strcmp(cmd, "restore") == 0) return cmd_with_store(argc, argv, cmd_restore);
-    if (strcmp(cmd, "store") == 0) return cmd_with_store(argc, argv, cmd_store);
+    if (strcmp(cmd, "store") == 0)      /* a wrong subcommand is told before the folder */
+        return argc < 3 || (strcmp(argv[2], "check") && strcmp(argv[2], "repair"))
+                   ? cmd_store(argc, argv, NULL) : cmd_with_store(argc, argv, cmd_store);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("plaza %s\n", PLAZA_VERSION);
         return 0;

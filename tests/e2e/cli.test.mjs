@@ -24,6 +24,7 @@ function file(name, text) {
 function plaza(args, { env = {}, timeout = 5000 } = {}) {
   const e = { ...process.env };
   for (const k of Object.keys(e)) if (k.startsWith('PLAZA_')) delete e[k];
+  e.PLAZA_STORE_PATH = '';              // memory only: the default would write ./data
   Object.assign(e, env);
   const r = spawnSync(plazaBin, args, { env: e, timeout, encoding: 'utf8' });
   if (r.error) throw r.error;
@@ -336,4 +337,22 @@ test('deploy/plaza.example.json sets every key', () => {
   };
   walk(example, '');
   assert.deepEqual([...keys].sort(), [...listed].sort());
+});
+
+test('the store commands say what is wrong with their arguments', () => {
+  const noTo = plaza(['backup', '--store', '/nonexistent']);
+  assert.equal(noTo.code, 2);
+  assert.match(noTo.stderr, /--to DIR is required/);
+  const sub = plaza(['store', 'vacuum']);
+  assert.equal(sub.code, 2);
+  assert.match(sub.stderr, /store check\|repair/);
+  const missing = plaza(['store', 'check', '--store', '/nonexistent/plaza-store']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no store here/);
+  const unknown = plaza(['restore', '--to', '/tmp/x', '--frm', 'y', '--store', '/nonexistent']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /--frm: unknown option/);
+  const memOnly = plaza(['backup', '--to', '/tmp/x']);           // PLAZA_STORE_PATH is ""
+  assert.equal(memOnly.code, 2);
+  assert.match(memOnly.stderr, /store.path is empty/);
 });
