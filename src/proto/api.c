@@ -155,10 +155,39 @@ static int publish_one(api_ctx *a, const char *channel, const char *data,
     return API_LATER;
 }
 
+/* The publication's `data` and, when given, its `tags` (an object of
+ * strings, as Centrifugo's): compact JSON `D` or `D,"tags":T`, which
+ * push_payload puts after `"data":` (so tags travel with the payload into
+ * history, the durable log and every Publication). */
 static int data_field(api_ctx *a, char **data, size_t *len) {
-    json_t *v = json_object_get(a->p, "data");
+    json_t *v = json_object_get(a->p, "data"), *tags = json_object_get(a->p, "tags");
     if (!v) return fail(a, ERR_BAD_REQUEST, "%s required", "data");
-    *data = proto_json_compact(v, len);
+    if (tags && !json_is_null(tags)) {
+        const char *k;
+        json_t *tv;
+        int ok = json_is_object(tags);
+        if (ok) json_object_foreach(tags, k, tv) ok &= json_is_string(tv);
+        if (!ok) return fail(a, ERR_BAD_REQUEST, "%s: expected an object of strings", "tags");
+        if (json_object_size(tags) == 0) tags = NULL;
+    } else {
+        tags = NULL;
+    }
+    size_t dl, tl = 0;
+    char *d = proto_json_compact(v, &dl), *t = tags ? proto_json_compact(tags, &tl) : NULL;
+    *data = NULL;
+    if (d && (!tags || t)) {
+        static const char T[] = ",\"tags\":";
+        *data = tags ? malloc(dl + sizeof(T) - 1 + tl) : d;
+        if (*data && tags) {
+            memcpy(*data, d, dl);
+            memcpy(*data + dl, T, sizeof(T) - 1);
+            memcpy(*data + dl + sizeof(T) - 1, t, tl);
+            dl += sizeof(T) - 1 + tl;
+        }
+    }
+    if (*data != d) free(d);
+    free(t);
+    *len = dl;
     return *data ? 0 : fail(a, ERR_INTERNAL, "%s", "out of memory");
 }
 

@@ -70,9 +70,12 @@ describe('restart', () => {
     const dir = tempDir();
     let srv = await start(dir);
     for (let i = 1; i <= 5; i++) {
-      const r = await apiCall(srv.url, 'publish', { channel: 'chat:a', data: { i } });
+      const r = await apiCall(srv.url, 'publish', { channel: 'chat:a', data: { i }, tags: { n: String(i) } });
       assert.equal(r.body.result.offset, i);
     }
+    const bad = await apiCall(srv.url, 'publish', { channel: 'chat:a', data: 1, tags: { n: 1 } });
+    assert.equal(bad.body.error.code, 107);
+    assert.match(bad.body.error.message, /tags/);
     const before = await history(srv, 'chat:a');
     await srv.stop();
     srv = await start(dir);
@@ -87,6 +90,7 @@ describe('restart', () => {
     assert.equal(h.offset, 6);
     assert.equal(h.epoch, before.epoch);
     assert.deepEqual(h.publications.map((p) => p.data.i), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(h.publications[4].tags, { n: '5' });       // tags are kept with the data
     assert.match(srv.logs(), /after an unclean stop/);
     await srv.stop();
   });
@@ -100,7 +104,8 @@ describe('restart', () => {
     const s = c.newSubscription('chat:room');
     const got = [];
     const ctxs = [];
-    s.on('publication', (ctx) => got.push(ctx.data.n));
+    const tags = [];
+    s.on('publication', (ctx) => { got.push(ctx.data.n); tags.push(ctx.tags?.k); });
     s.on('subscribed', (ctx) => ctxs.push(ctx));
     s.subscribe();
     c.connect();
@@ -111,7 +116,7 @@ describe('restart', () => {
     await srv.exited;
     srv = await start(dir, { port });
     // published while the client is away: it must get them from history
-    for (let n = 4; n <= 6; n++) await apiCall(srv.url, 'publish', { channel: 'chat:room', data: { n } });
+    for (let n = 4; n <= 6; n++) await apiCall(srv.url, 'publish', { channel: 'chat:room', data: { n }, tags: { k: `t${n}` } });
     await withTimeout((async () => { while (ctxs.length < 2) await sleep(20); })(), 10000, 'resubscribed');
     await apiCall(srv.url, 'publish', { channel: 'chat:room', data: { n: 7 } });
     await withTimeout((async () => { while (got.length < 7) await sleep(20); })(), 5000, 'all 7');
@@ -119,6 +124,7 @@ describe('restart', () => {
     assert.equal(ctxs[1].wasRecovering, true);
     assert.equal(ctxs[1].recovered, true);
     assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(tags.slice(3, 6), ['t4', 't5', 't6']);      // recovered with their tags
     c.disconnect();
     await srv.stop();
   });
