@@ -19,7 +19,7 @@
  * The key table
  * ------------------------------------------------------------------------ */
 
-typedef enum { T_INT, T_BOOL, T_STR, T_ENUM, T_LIST, T_NS } key_type;
+typedef enum { T_INT, T_BOOL, T_STR, T_ENUM, T_IENUM, T_LIST, T_NS } key_type;
 
 typedef struct key_spec {
     const char *name;           /* JSON path, e.g. "http.max_headers" */
@@ -30,7 +30,8 @@ typedef struct key_spec {
     long long min, max;         /* T_INT: accepted range */
     long long def_int;          /* T_INT, T_BOOL: default */
     const char *def_str;        /* T_STR, T_ENUM: default */
-    const char *const *choices; /* T_ENUM: NULL-terminated */
+    const char *const *choices; /* T_ENUM, T_IENUM: NULL-terminated; T_IENUM
+                                 * stores the index in an int (default 0) */
     int nonempty;               /* T_STR: "" is rejected */
     const char *help;
 } key_spec;
@@ -60,6 +61,9 @@ typedef struct key_spec {
     NS_KEY_##type("channel.options." key, namespaces.top.field, lo, hi, h),
 #define NS_KEY_INT(n, f, lo, hi, h) INT(n, f, lo, hi, 0, h)
 #define NS_KEY_BOOL(n, f, lo, hi, h) BOOL(n, f, 0, h)
+#define NS_KEY_ENUM(n, f, ch, x, h) \
+    { .name = n, .type = T_IENUM, .off = OFF(f, int), .choices = ch, .help = h }
+#define NS_KEY_STR(n, f, x, y, h) STR(n, f, "", 0, h)
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
@@ -365,6 +369,7 @@ static const char *expected(const key_spec *k, int json, char *buf, size_t size)
         snprintf(buf, size, "%s", k->nonempty ? "a non-empty string" : "a string");
         break;
     case T_ENUM:
+    case T_IENUM:
         join_choices(k, ", ", choices, sizeof(choices));
         snprintf(buf, size, "one of %s", choices);
         break;
@@ -389,7 +394,8 @@ static const char *type_name(const key_spec *k, char *buf, size_t size) {
         break;
     case T_BOOL: snprintf(buf, size, "bool"); break;
     case T_STR: snprintf(buf, size, "string"); break;
-    case T_ENUM: join_choices(k, "|", buf, size); break;
+    case T_ENUM:
+    case T_IENUM: join_choices(k, "|", buf, size); break;
     case T_LIST: snprintf(buf, size, "list of strings"); break;
     case T_NS: snprintf(buf, size, "array of namespaces"); break;
     }
@@ -403,6 +409,7 @@ static const char *default_text(const key_spec *k, char *buf, size_t size) {
     case T_BOOL: snprintf(buf, size, "%s", k->def_int ? "true" : "false"); break;
     case T_STR:
     case T_ENUM: snprintf(buf, size, "\"%s\"", k->def_str); break;
+    case T_IENUM: snprintf(buf, size, "\"%s\"", k->choices[0]); break;
     case T_LIST:
     case T_NS: snprintf(buf, size, "[]"); break;
     }
@@ -433,7 +440,7 @@ static int bad_json(const key_spec *k, const json_t *j, char *err) {
  * ------------------------------------------------------------------------ */
 
 typedef struct value {
-    long long i;    /* T_INT, T_BOOL */
+    long long i;    /* T_INT, T_BOOL, T_IENUM */
     char *s;        /* T_STR, T_ENUM */
     char **list;    /* T_LIST: NULL-terminated, or NULL when n == 0 */
     ns_options *spaces; /* T_NS */
@@ -468,6 +475,7 @@ static void store(config *c, const key_spec *k, value *v) {
     switch (k->type) {
     case T_INT:
     case T_BOOL:
+    case T_IENUM:
         *int_at(c, k) = (int)v->i;
         break;
     case T_STR:
@@ -545,6 +553,10 @@ static int parse_text(const key_spec *k, const char *text, value *v, char *err) 
     case T_ENUM:
         if (!(choice = parse_enum(k, text))) return bad_text(k, text, err);
         return (v->s = strdup(choice)) ? 0 : oom(err);
+    case T_IENUM:
+        if (!(choice = parse_enum(k, text))) return bad_text(k, text, err);
+        for (v->i = 0; k->choices[v->i] != choice; v->i++) {}
+        return 0;
     case T_LIST:
         if (parse_list(text, v) < 0) return value_free(v), oom(err);
         return 0;
@@ -588,6 +600,7 @@ static int parse_json(const key_spec *k, const json_t *j, value *v, char *err) {
         return 0;
     case T_STR:
     case T_ENUM:
+    case T_IENUM:
         if (!json_is_string(j)) return bad_json(k, j, err);
         return parse_text(k, json_string_value(j), v, err);
     case T_LIST:
@@ -909,6 +922,12 @@ static int check_key(config *c, const key_spec *k, char *err) {
     case T_ENUM:
         s = *str_at(c, k);
         return s && parse_enum(k, s) ? 0 : bad_text(k, s ? s : "", err);
+    case T_IENUM: {
+        int n = 0;
+        while (k->choices[n]) n++;
+        return *int_at(c, k) >= 0 && *int_at(c, k) < n ? 0
+               : config_fail(err, "key \"%s\": bad choice %d", k->name, *int_at(c, k));
+    }
     case T_LIST:
         return *count_at(c, k) >= 0 && (*count_at(c, k) == 0 || *list_at(c, k)) ? 0
                : config_fail(err, "key \"%s\": bad list", k->name);
@@ -929,7 +948,8 @@ int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
         return config_fail(err, "keys \"tls.cert\" and \"tls.key\" must be set together "
                     "(\"%s\" is empty)", has_cert ? "tls.key" : "tls.cert");
     /* An empty api.key without api.insecure is fine: the API is disabled. */
-    return config_ns_check_options(&c->namespaces.top, "channel.options", err);
+    if (config_ns_check_options(&c->namespaces.top, "channel.options", err) < 0) return -1;
+    return config_ns_check_prefixes(&c->namespaces, err);
 }
 
 void config_lint(const config *c, config_warnings *warn) {

@@ -6,23 +6,28 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "core/config_ns.h"
 
 /* ---------------------------------------------------------------------------
  * The option table, from NS_OPTION_KEYS
  * ------------------------------------------------------------------------ */
 
+typedef enum { NT_INT, NT_BOOL, NT_ENUM, NT_STR } opt_type;
+
 typedef struct opt_spec {
     const char *key;
-    size_t off;                 /* offsetof the int field in ns_options */
-    int is_bool;
-    long long min, max;
+    size_t off;                 /* offsetof the field in ns_options */
+    opt_type type;
+    long long min, max;         /* NT_INT */
+    const char *const *choices; /* NT_ENUM */
 } opt_spec;
 
-#define IS_BOOL_BOOL 1
-#define IS_BOOL_INT 0
-#define OPT(key, field, type, lo, hi, help) \
-    { key, offsetof(ns_options, field), IS_BOOL_##type, lo, hi },
+#define OPT_INT(key, field, lo, hi) { key, offsetof(ns_options, field), NT_INT, lo, hi, NULL },
+#define OPT_BOOL(key, field, lo, hi) { key, offsetof(ns_options, field), NT_BOOL, 0, 1, NULL },
+#define OPT_ENUM(key, field, ch, x) { key, offsetof(ns_options, field), NT_ENUM, 0, 0, ch },
+#define OPT_STR(key, field, x, y) { key, offsetof(ns_options, field), NT_STR, 0, 0, NULL },
+#define OPT(key, field, type, a, b, help) OPT_##type(key, field, a, b)
 
 static const opt_spec opts[] = { NS_OPTION_KEYS(OPT) };
 
@@ -32,10 +37,22 @@ static int *opt_at(ns_options *o, const opt_spec *s) {
     return (int *)(void *)((char *)o + s->off);
 }
 
+static char **str_opt_at(ns_options *o, const opt_spec *s) {
+    return (char **)(void *)((char *)o + s->off);
+}
+
 static const opt_spec *find_opt(const char *key) {
     for (size_t i = 0; i < NOPTS; i++)
         if (strcmp(opts[i].key, key) == 0) return &opts[i];
     return NULL;
+}
+
+/* 1 if some option's key starts with "<name>." (a nested object). */
+static int is_group(const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strncmp(opts[i].key, name, n) == 0 && opts[i].key[n] == '.') return 1;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -53,13 +70,25 @@ static int bad_json(char *err, const char *path, const char *what, const json_t 
 }
 
 static const char *opt_expected(const opt_spec *s, char *buf, size_t size) {
-    if (s->is_bool) snprintf(buf, size, "true or false");
-    else if (s->max == INT_MAX) snprintf(buf, size, "an integer >= %lld", s->min);
-    else snprintf(buf, size, "an integer between %lld and %lld", s->min, s->max);
+    size_t o = 0;
+    switch (s->type) {
+    case NT_BOOL: snprintf(buf, size, "true or false"); break;
+    case NT_STR: snprintf(buf, size, "a string"); break;
+    case NT_INT:
+        if (s->max == INT_MAX) snprintf(buf, size, "an integer >= %lld", s->min);
+        else snprintf(buf, size, "an integer between %lld and %lld", s->min, s->max);
+        break;
+    case NT_ENUM:
+        o = (size_t)snprintf(buf, size, "one of ");
+        for (int i = 0; s->choices[i] && o < size; i++)
+            o += (size_t)snprintf(buf + o, size - o, "%s\"%s\"", i ? ", " : "", s->choices[i]);
+        break;
+    }
     return buf;
 }
 
-/* unknown key "channel.namespaces[0].presense" (did you mean "presence"?) */
+/* unknown key "channel.namespaces[0].presense" (did you mean "presence"?);
+ * key is the option's dotted name ("map.mdoe"). */
 static int unknown_opt(char *err, const char *path, const char *key) {
     const char *best = NULL;
     size_t bestd = 3; /* at most 2 edits */
@@ -90,18 +119,72 @@ static int name_valid(const char *s, size_t len) {
 
 #define NAME_EXPECTED "1 to 64 characters of A-Z a-z 0-9 _ - ."
 
+/* The map options that must agree with each other. */
+static int check_map(const ns_options *o, const char *prefix, char *err) {
+    if (o->subscription_type == NS_SUB_STREAM) return 0;
+    const char *mode = ns_map_modes[o->map_mode];
+    if (o->history_size || o->force_recovery)
+        return config_fail(err, "key \"%s.%s\": a %s channel keeps its changes in "
+                           "map.stream_size, not history", prefix,
+                           o->history_size ? "history_size" : "force_recovery",
+                           ns_subscription_types[o->subscription_type]);
+    if (o->map_mode == NS_MAP_PERSISTENT && o->map_key_ttl_ms)
+        return config_fail(err, "key \"%s.map.key_ttl_ms\": persistent keys never "
+                           "expire (leave it 0, or use map.mode recoverable)", prefix);
+    if (o->map_mode != NS_MAP_PERSISTENT && !o->map_key_ttl_ms)
+        return config_fail(err, "key \"%s.map.key_ttl_ms\": map.mode %s needs a key TTL "
+                           "(> 0)", prefix, mode);
+    if (o->map_mode == NS_MAP_PERSISTENT && o->subscription_type != NS_SUB_MAP)
+        return config_fail(err, "key \"%s.map.mode\": presence maps (%s) cannot be "
+                           "persistent", prefix, ns_subscription_types[o->subscription_type]);
+    return 0;
+}
+
 int config_ns_check_options(const ns_options *o, const char *prefix, char *err) {
     ns_options *m = (ns_options *)o; /* opt_at is not const; nothing is written */
-    char exp[64];
+    char exp[160];
     for (size_t i = 0; i < NOPTS; i++) {
-        int v = *opt_at(m, &opts[i]);
-        if (v < opts[i].min || v > opts[i].max)
-            return config_fail(err, "key \"%s.%s\": expected %s, got %d", prefix, opts[i].key,
-                        opt_expected(&opts[i], exp, sizeof(exp)), v);
+        const opt_spec *s = &opts[i];
+        if (s->type == NT_STR) continue;
+        int v = *opt_at(m, s), n = 0;
+        if (s->type == NT_ENUM) while (s->choices[n]) n++;
+        int lo = s->type == NT_ENUM ? 0 : (int)s->min;
+        int hi = s->type == NT_ENUM ? n - 1 : (int)s->max;
+        if (v < lo || v > hi)
+            return config_fail(err, "key \"%s.%s\": expected %s, got %d", prefix, s->key,
+                        opt_expected(s, exp, sizeof(exp)), v);
     }
     if (o->force_recovery && o->history_size == 0)
         return config_fail(err, "key \"%s.force_recovery\": needs %s.history_size > 0 "
                     "(recovery needs history)", prefix, prefix);
+    return check_map(o, prefix, err);
+}
+
+/* A presence prefix must name a namespace of the right map type. */
+static int check_prefix(const ns_registry *r, const char *pfx, int type, const char *path,
+                        const char *key, char *err) {
+    if (!pfx || !pfx[0]) return 0;
+    const char *colon = strchr(pfx, ':');
+    const ns_options *target = colon ? ns_lookup(r, pfx) : NULL;
+    if (!target || target->subscription_type != type)
+        return config_fail(err, "key \"%s.%s\": \"%s\" must start with the name of a "
+                           "namespace whose subscription_type is %s, then ':'", path, key,
+                           pfx, ns_subscription_types[type]);
+    return 0;
+}
+
+int config_ns_check_prefixes(const ns_registry *r, char *err) {
+    char path[128];
+    for (int i = -1; i < r->nspaces; i++) {
+        const ns_options *o = i < 0 ? &r->top : &r->spaces[i];
+        if (i < 0) snprintf(path, sizeof(path), "channel.options");
+        else snprintf(path, sizeof(path), "channel.namespaces[%d]", i);
+        if (check_prefix(r, o->map_clients_presence_channel_prefix, NS_SUB_MAP_CLIENTS, path,
+                         "map_clients_presence_channel_prefix", err) < 0 ||
+            check_prefix(r, o->map_users_presence_channel_prefix, NS_SUB_MAP_USERS, path,
+                         "map_users_presence_channel_prefix", err) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -137,13 +220,50 @@ static int parse_name(const json_t *j, const char *path, ns_options *o, char *er
 
 static int parse_opt(const opt_spec *s, const json_t *j, const char *path,
                      ns_options *o, char *err) {
-    char exp[64];
-    int ok = s->is_bool ? json_is_boolean(j)
-                        : json_is_integer(j) && json_integer_value(j) >= s->min &&
-                          json_integer_value(j) <= s->max;
-    if (!ok) return bad_json(err, path, opt_expected(s, exp, sizeof(exp)), j);
-    *opt_at(o, s) = s->is_bool ? json_is_true(j) : (int)json_integer_value(j);
-    return 0;
+    char exp[160];
+    const char *str = json_string_value(j);
+    switch (s->type) {
+    case NT_BOOL:
+        if (!json_is_boolean(j)) break;
+        *opt_at(o, s) = json_is_true(j);
+        return 0;
+    case NT_INT:
+        if (!json_is_integer(j) || json_integer_value(j) < s->min ||
+            json_integer_value(j) > s->max) break;
+        *opt_at(o, s) = (int)json_integer_value(j);
+        return 0;
+    case NT_ENUM:
+        for (int i = 0; str && s->choices[i]; i++)
+            if (strcasecmp(str, s->choices[i]) == 0) { *opt_at(o, s) = i; return 0; }
+        break;
+    case NT_STR:
+        if (!str) break;
+        free(*str_opt_at(o, s));
+        return (*str_opt_at(o, s) = strdup(str)) ? 0 : config_fail(err, "out of memory");
+    }
+    return bad_json(err, path, opt_expected(s, exp, sizeof(exp)), j);
+}
+
+/* One member of a namespace object; group is "" or "map." inside "map". */
+static int parse_member(const char *group, const char *key, const json_t *j,
+                        const char *prefix, ns_options *o, char *err) {
+    char path[192], full[96];
+    snprintf(path, sizeof(path), "%s.%s%s", prefix, group, key);
+    snprintf(full, sizeof(full), "%s%s", group, key);
+    if (!group[0] && strcmp(key, "name") == 0) return parse_name(j, path, o, err);
+    const opt_spec *s = find_opt(full);
+    if (s) return parse_opt(s, j, path, o, err);
+    if (!group[0] && is_group(key)) {
+        const char *k;
+        json_t *v;
+        char sub[16];
+        if (!json_is_object(j)) return bad_json(err, path, "an object", j);
+        snprintf(sub, sizeof(sub), "%s.", key);
+        json_object_foreach((json_t *)j, k, v)
+            if (parse_member(sub, k, v, prefix, o, err) < 0) return -1;
+        return 0;
+    }
+    return unknown_opt(err, path, full);
 }
 
 /* One {"name": ..., <options>} object into o (zeroed by the caller). */
@@ -151,15 +271,8 @@ static int parse_space(const json_t *obj, const char *prefix, ns_options *o, cha
     const char *key;
     json_t *j;
     if (!json_is_object(obj)) return bad_json(err, prefix, "an object", obj);
-    json_object_foreach((json_t *)obj, key, j) {
-        char path[160];
-        const opt_spec *s = find_opt(key);
-        snprintf(path, sizeof(path), "%s.%s", prefix, key);
-        int rc = strcmp(key, "name") == 0 ? parse_name(j, path, o, err)
-                 : s ? parse_opt(s, j, path, o, err)
-                     : unknown_opt(err, path, key);
-        if (rc < 0) return -1;
-    }
+    json_object_foreach((json_t *)obj, key, j)
+        if (parse_member("", key, j, prefix, o, err) < 0) return -1;
     return 0;
 }
 
@@ -212,16 +325,27 @@ int config_ns_copy(ns_registry *dst, const ns_registry *src) {
     if (!(dst->spaces = calloc((size_t)n, sizeof(*dst->spaces)))) return -1;
     dst->nspaces = n;
     for (int i = 0; i < n; i++) {
-        dst->spaces[i] = src->spaces[i];
-        dst->spaces[i].name = NULL;
-        if (src->spaces[i].name && !(dst->spaces[i].name = strdup(src->spaces[i].name)))
-            return -1;
+        ns_options *d = &dst->spaces[i];
+        *d = src->spaces[i];
+        d->name = NULL;
+        for (size_t k = 0; k < NOPTS; k++)
+            if (opts[k].type == NT_STR) *str_opt_at(d, &opts[k]) = NULL;
+        if (src->spaces[i].name && !(d->name = strdup(src->spaces[i].name))) return -1;
+        for (size_t k = 0; k < NOPTS; k++) {
+            if (opts[k].type != NT_STR) continue;
+            const char *from = *str_opt_at(&src->spaces[i], &opts[k]);
+            if (from && !(*str_opt_at(d, &opts[k]) = strdup(from))) return -1;
+        }
     }
     return 0;
 }
 
 void config_ns_free_spaces(ns_options *spaces, int n) {
-    for (int i = 0; i < n; i++) free(spaces[i].name);
+    for (int i = 0; i < n; i++) {
+        free(spaces[i].name);
+        for (size_t k = 0; k < NOPTS; k++)
+            if (opts[k].type == NT_STR) free(*str_opt_at(&spaces[i], &opts[k]));
+    }
     free(spaces);
 }
 

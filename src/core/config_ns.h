@@ -17,8 +17,10 @@
 #define NS_HISTORY_SIZE_MAX 1000000
 #define NS_NAME_MAX 64
 
-/* X(json_key, ns_options field, INT or BOOL, min, max, help); every default
- * is 0/false. */
+/* X(json_key, ns_options field, type, a, b, help); every default is
+ * 0/false/the first choice/"". Types: INT (a..b), BOOL, ENUM (a = the
+ * NULL-terminated choices, stored as the index), STR. A dotted key
+ * ("map.mode") is written as a nested object ({"map": {"mode": ...}}). */
 #define NS_OPTION_KEYS(X)                                                     \
     X("presence", presence, BOOL, 0, 1,                                       \
       "Keep presence; clients may call presence and presence_stats.")         \
@@ -47,7 +49,57 @@
       0, 1, "A subscribed client may call history.")                          \
     X("protected", protected_, BOOL, 0, 1,                                    \
       "A subscription token is always required (the allow_subscribe_* "       \
-      "options do not apply).")
+      "options do not apply).")                                               \
+    X("allow_publish_for_anonymous", allow_publish_for_anonymous, BOOL, 0, 1, \
+      "Anonymous clients may publish (and write map keys) too, under the "    \
+      "for_client/for_subscriber rules.")                                     \
+    X("allow_presence_for_client", allow_presence_for_client, BOOL, 0, 1,     \
+      "Any connected client may call presence and presence_stats.")           \
+    X("allow_presence_for_anonymous", allow_presence_for_anonymous, BOOL,     \
+      0, 1, "Anonymous clients may call presence too, under the "             \
+      "for_client/for_subscriber rules.")                                     \
+    X("allow_history_for_client", allow_history_for_client, BOOL, 0, 1,       \
+      "Any connected client may call history.")                               \
+    X("allow_history_for_anonymous", allow_history_for_anonymous, BOOL, 0, 1, \
+      "Anonymous clients may call history too, under the "                    \
+      "for_client/for_subscriber rules.")                                     \
+    X("subscription_type", subscription_type, ENUM, ns_subscription_types, 0, \
+      "What a subscription receives: stream (publications), map (keyed "      \
+      "state), map_clients or map_users (presence as a map).")                \
+    X("map.mode", map_mode, ENUM, ns_map_modes, 0,                            \
+      "Map channels: ephemeral (keys expire, no stream), recoverable (keys "  \
+      "expire, changes go to a stream), persistent (keys stay, stream).")     \
+    X("map.key_ttl_ms", map_key_ttl_ms, INT, 0, INT_MAX,                      \
+      "Map channels: a key expires this long after its last write "           \
+      "(needed by ephemeral and recoverable, not allowed for persistent).")   \
+    X("map.stream_size", map_stream_size, INT, 0, NS_HISTORY_SIZE_MAX,        \
+      "Map channels: changes kept in the stream for recovery; 0 = 100.")      \
+    X("map.stream_ttl_ms", map_stream_ttl_ms, INT, 0, INT_MAX,                \
+      "Map channels: how long changes stay in the stream; 0 = 60000.")        \
+    X("map.default_page_size", map_default_page_size, INT, 0, 100000,        \
+      "Map channels: state entries per subscribe page when the client asks "  \
+      "for no size; 0 = 100.")                                                \
+    X("map.max_page_size", map_max_page_size, INT, 0, 100000,                 \
+      "Map channels: most state entries per subscribe page; 0 = 1000.")       \
+    X("allow_remove_for_subscriber", allow_remove_for_subscriber, BOOL, 0, 1, \
+      "Map channels: a subscribed client may remove keys.")                   \
+    X("allow_remove_for_client", allow_remove_for_client, BOOL, 0, 1,         \
+      "Map channels: any connected client may remove keys.")                  \
+    X("allow_remove_for_anonymous", allow_remove_for_anonymous, BOOL, 0, 1,   \
+      "Map channels: anonymous clients may remove keys too.")                 \
+    X("client_key", client_key, ENUM, ns_client_keys, 0,                      \
+      "Map channels: the key of a client's write: any (the client's own), "   \
+      "client_id or user_id (forced, whatever the client sends).")            \
+    X("map_clients_presence_channel_prefix",                                  \
+      map_clients_presence_channel_prefix, STR, 0, 0,                         \
+      "Stream channels: each live subscriber is an entry (key = client id) "  \
+      "of the map channel named by this prefix + the channel; that "          \
+      "namespace must be a map_clients one. Empty: none.")                    \
+    X("map_users_presence_channel_prefix",                                    \
+      map_users_presence_channel_prefix, STR, 0, 0,                           \
+      "Stream channels: each subscribed user is an entry (key = user id) of " \
+      "the map channel named by this prefix + the channel (a map_users "      \
+      "namespace). Empty: none.")
 
 /* Parses a JSON array of namespace objects ({"name": ..., <options>}) into a
  * new array *out of *n entries. key names the array in errors
@@ -62,6 +114,10 @@ int config_ns_parse_text(const char *text, const char *key, ns_options **out,
 /* Checks one set of options whose keys are "<prefix>.<option>": ranges and
  * force_recovery needing history. */
 int config_ns_check_options(const ns_options *o, const char *prefix, char *err);
+
+/* Checks that the presence-map prefixes of r's options (top and spaces)
+ * name namespaces of the right subscription_type. */
+int config_ns_check_prefixes(const ns_registry *r, char *err);
 
 /* Checks every namespace of r: names, uniqueness, options. */
 int config_ns_check_spaces(const ns_registry *r, const char *key, char *err);

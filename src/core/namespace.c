@@ -28,3 +28,33 @@ const ns_options *ns_lookup(const ns_registry *r, const char *channel) {
     }
     return NULL;
 }
+
+const char *const ns_subscription_types[] = {"stream", "map", "map_clients", "map_users", NULL};
+const char *const ns_map_modes[] = {"ephemeral", "recoverable", "persistent", NULL};
+const char *const ns_client_keys[] = {"any", "client_id", "user_id", NULL};
+
+int ns_map_stream_size(const ns_options *o) {
+    if (o->map_mode == NS_MAP_EPHEMERAL) return 0;
+    return o->map_stream_size > 0 ? o->map_stream_size : NS_MAP_STREAM_SIZE_DEFAULT;
+}
+
+int ns_map_stream_ttl_ms(const ns_options *o) {
+    return o->map_stream_ttl_ms > 0 ? o->map_stream_ttl_ms : NS_MAP_STREAM_TTL_DEFAULT_MS;
+}
+
+int ns_map_page_size(const ns_options *o, int asked) {
+    int def = o->map_default_page_size > 0 ? o->map_default_page_size : NS_MAP_PAGE_SIZE_DEFAULT;
+    int max = o->map_max_page_size > 0 ? o->map_max_page_size : NS_MAP_PAGE_SIZE_MAX_DEFAULT;
+    if (def > max) def = max;
+    if (asked <= 0) return def;
+    return asked > max ? max : asked;
+}
+
+/* The rule Centrifugo applies to publish, presence and history: a client
+ * qualifies by being connected (for_client) or subscribed (for_subscriber),
+ * and an anonymous one needs for_anonymous on top. */
+int ns_allowed(int for_client, int for_subscriber, int for_anonymous,
+               int anonymous, int subscribed) {
+    if (!for_client && !(for_subscriber && subscribed)) return 0;
+    return !anonymous || for_anonymous;
+}

@@ -8,6 +8,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* subscription_type: what a subscription to the channel receives. */
+enum { NS_SUB_STREAM = 0, NS_SUB_MAP, NS_SUB_MAP_CLIENTS, NS_SUB_MAP_USERS };
+/* map.mode: ephemeral keys expire and there is no stream; recoverable keys
+ * expire and every change (expiry too) goes to the stream; persistent keys
+ * stay until removed. */
+enum { NS_MAP_EPHEMERAL = 0, NS_MAP_RECOVERABLE, NS_MAP_PERSISTENT };
+/* client_key: which key a client's map write uses. */
+enum { NS_CLIENT_KEY_ANY = 0, NS_CLIENT_KEY_CLIENT_ID, NS_CLIENT_KEY_USER_ID };
+
+/* The choices of those options, in enum order (NULL-terminated). */
+extern const char *const ns_subscription_types[];
+extern const char *const ns_map_modes[];
+extern const char *const ns_client_keys[];
+
+/* Defaults of the map options written as 0. */
+#define NS_MAP_STREAM_SIZE_DEFAULT 100
+#define NS_MAP_STREAM_TTL_DEFAULT_MS 60000
+#define NS_MAP_PAGE_SIZE_DEFAULT 100
+#define NS_MAP_PAGE_SIZE_MAX_DEFAULT 1000
+
 typedef struct ns_options {
     char *name;                         /* "" for the top-level options */
     int presence;                       /* keep presence; presence/presence_stats allowed */
@@ -23,6 +43,26 @@ typedef struct ns_options {
     int allow_presence_for_subscriber;
     int allow_history_for_subscriber;
     int protected_;                     /* "protected": a subscription token is required */
+    int allow_publish_for_anonymous;    /* the publish rules above apply to anonymous clients too */
+    int allow_presence_for_client;      /* any connected client may call presence */
+    int allow_presence_for_anonymous;
+    int allow_history_for_client;       /* any connected client may call history */
+    int allow_history_for_anonymous;
+    /* map channels (subscription_type != stream) */
+    int subscription_type;              /* NS_SUB_* */
+    int map_mode;                       /* NS_MAP_* */
+    int map_key_ttl_ms;                 /* keys expire unless written again (not persistent) */
+    int map_stream_size;                /* 0 = NS_MAP_STREAM_SIZE_DEFAULT */
+    int map_stream_ttl_ms;              /* 0 = NS_MAP_STREAM_TTL_DEFAULT_MS */
+    int map_default_page_size;          /* 0 = NS_MAP_PAGE_SIZE_DEFAULT */
+    int map_max_page_size;              /* 0 = NS_MAP_PAGE_SIZE_MAX_DEFAULT */
+    int allow_remove_for_subscriber;    /* map: a subscribed client may remove keys */
+    int allow_remove_for_client;
+    int allow_remove_for_anonymous;
+    int client_key;                     /* NS_CLIENT_KEY_* */
+    /* stream channels: presence as live maps ("" or NULL = none) */
+    char *map_clients_presence_channel_prefix;
+    char *map_users_presence_channel_prefix;
 } ns_options;
 
 typedef struct ns_registry {
@@ -39,5 +79,15 @@ int ns_channel_valid(const ns_registry *r, const char *name, size_t len);
 /* The options for channel, or NULL if its namespace is not configured
  * (error 102 unknown channel). */
 const ns_options *ns_lookup(const ns_registry *r, const char *channel);
+
+/* Map options with their defaults applied. */
+int ns_map_stream_size(const ns_options *o);     /* 0 for ephemeral maps */
+int ns_map_stream_ttl_ms(const ns_options *o);
+int ns_map_page_size(const ns_options *o, int asked);   /* asked <= 0: the default; clamped */
+
+/* 1 if a client (anonymous or not, subscribed or not) passes a
+ * for_client / for_subscriber / for_anonymous rule. */
+int ns_allowed(int for_client, int for_subscriber, int for_anonymous,
+               int anonymous, int subscribed);
 
 #endif

@@ -78,7 +78,8 @@ int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = channel_ns(cl, cmd);
     if (!ns) return CMD_DONE;
     hub_sub *sub = hub_client_sub(&cl->hc, cmd->channel);
-    if (!ns->allow_publish_for_client && !(ns->allow_publish_for_subscriber && sub)) {
+    if (!ns_allowed(ns->allow_publish_for_client, ns->allow_publish_for_subscriber,
+                    ns->allow_publish_for_anonymous, cl->hc.user[0] == '\0', sub != NULL)) {
         reply_error(cl, cmd->id, ERR_PERMISSION_DENIED);
         return CMD_DONE;
     }
@@ -104,7 +105,9 @@ int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0) {
 
 static int presence_allowed(client *cl, proto_cmd *cmd, const ns_options *ns) {
     if (!ns->presence) { reply_error(cl, cmd->id, ERR_NOT_AVAILABLE); return 0; }
-    if (!ns->allow_presence_for_subscriber || !hub_client_sub(&cl->hc, cmd->channel)) {
+    if (!ns_allowed(ns->allow_presence_for_client, ns->allow_presence_for_subscriber,
+                    ns->allow_presence_for_anonymous, cl->hc.user[0] == '\0',
+                    hub_client_sub(&cl->hc, cmd->channel) != NULL)) {
         reply_error(cl, cmd->id, ERR_PERMISSION_DENIED);
         return 0;
     }
@@ -197,7 +200,9 @@ int cmd_history(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = channel_ns(cl, cmd);
     if (!ns) return CMD_DONE;
     if (ns->history_size <= 0) { reply_error(cl, cmd->id, ERR_NOT_AVAILABLE); return CMD_DONE; }
-    if (!ns->allow_history_for_subscriber || !hub_client_sub(&cl->hc, cmd->channel)) {
+    if (!ns_allowed(ns->allow_history_for_client, ns->allow_history_for_subscriber,
+                    ns->allow_history_for_anonymous, cl->hc.user[0] == '\0',
+                    hub_client_sub(&cl->hc, cmd->channel) != NULL)) {
         reply_error(cl, cmd->id, ERR_PERMISSION_DENIED);
         return CMD_DONE;
     }

@@ -2,6 +2,7 @@
  * handful per module and looked up by a linear scan. */
 #include <string.h>
 #include "core/clock.h"
+#include "proto/codes.h"
 #include "proto/rpc.h"
 
 void rpc_init(rpc_registry *r) { r->n = 0; }
@@ -30,6 +31,6 @@ int rpc_invoke(const rpc_registry *r, const char *method, const rpc_call *call,
     for (int i = 0; i < r->n; i++)
         if (strcmp(r->methods[i].method, method) == 0)
             return r->methods[i].fn(r->methods[i].ud, call, out, errmsg);
-    *errmsg = "method not found";
-    return 104;
+    *errmsg = "no handler for this method";
+    return ERR_NOT_AVAILABLE;    /* not available: as Centrifugo answers without an RPC handler */
 }

@@ -2,7 +2,8 @@
  * Modules (boards, shared state) register their methods at start-up,
  * before the workers run; the registry is read-only afterwards (no lock).
  * Each server owns its registry (proto_env.rpc): no process-wide table.
- * Unknown method -> error 104. Built in: "plaza.time" returns
+ * Unknown method -> error 108 (not available), as Centrifugo answers when no
+ * RPC handler serves it. Built in: "plaza.time" returns
  * {"time": <server unix ms>} so a client can estimate its clock offset for
  * latency measurements. */
 #ifndef PLAZA_RPC_H
@@ -36,7 +37,7 @@ void rpc_init(rpc_registry *r);
 /* Adds a method (method is kept by pointer). -1 if full or taken. */
 int rpc_register(rpc_registry *r, const char *method, rpc_fn fn, void *ud);
 
-/* Calls method. Returns 0, an error code, or 104 if unknown. */
+/* Calls method. Returns 0, an error code, or 108 if unknown. */
 int rpc_invoke(const rpc_registry *r, const char *method, const rpc_call *call,
                sbuf *out, const char **errmsg);
 

@@ -13,7 +13,10 @@ import { sleep } from './lib/raw.mjs';
 import { apiCall, rawClient } from './lib/proto.mjs';
 
 const KEY = 'engine-seam-key';
-const anyone = { allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true };
+const anyone = { allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true,
+  // anonymous clients (most tests connect without a token) pass the for_client /
+  // for_subscriber rules of the namespaces that set them
+  allow_publish_for_anonymous: true, allow_presence_for_anonymous: true, allow_history_for_anonymous: true };
 const config = (extra = {}) => ({
   client: { allow_anonymous_connect_without_token: true, command_rate_limit: 0, ...(extra.client || {}) },
   api: { key: KEY },

@@ -204,11 +204,42 @@ describe('anonymous connect allowed', () => {
       noEcho: true,
       config: {
         client: { allow_anonymous_connect_without_token: true },
-        channel: { options: { allow_subscribe_for_anonymous: true, presence: true, allow_presence_for_subscriber: true } },
+        channel: {
+          options: { allow_subscribe_for_anonymous: true, presence: true, allow_presence_for_subscriber: true,
+                     allow_presence_for_anonymous: true },
+          namespaces: [
+            // the for_client rules, but not for anonymous clients
+            { name: 'users', allow_subscribe_for_anonymous: true, presence: true, history_size: 10,
+              allow_publish_for_client: true, allow_presence_for_client: true, allow_history_for_client: true,
+              allow_publish_for_subscriber: true, allow_presence_for_subscriber: true, allow_history_for_subscriber: true },
+            // and with the for_anonymous options: subscribed or not
+            { name: 'all', presence: true, history_size: 10,
+              allow_publish_for_client: true, allow_presence_for_client: true, allow_history_for_client: true,
+              allow_publish_for_anonymous: true, allow_presence_for_anonymous: true, allow_history_for_anonymous: true },
+          ],
+        },
       },
     });
   });
   after(async () => { await srv.stop(); });
+
+  test('for_client / for_subscriber rules need for_anonymous for anonymous clients', async () => {
+    const { rawClient } = await import('./lib/proto.mjs');
+    const r = await rawClient(srv.wsUrl);
+    const ops = (ch) => [{ publish: { channel: ch, data: { x: 1 } } }, { presence: { channel: ch } },
+      { presence_stats: { channel: ch } }, { history: { channel: ch, limit: -1 } }];
+    for (const op of ops('users:a')) assert.equal((await r.cmd(op)).error?.code, 103, JSON.stringify(op));
+    assert.ok((await r.cmd({ subscribe: { channel: 'users:a' } })).subscribe);
+    for (const op of ops('users:a')) assert.equal((await r.cmd(op)).error?.code, 103, 'subscribed: ' + JSON.stringify(op));
+    // allowed without subscribing: any client, anonymous included
+    assert.deepEqual((await r.cmd(ops('all:b')[0])).publish, {});
+    assert.deepEqual((await r.cmd(ops('all:b')[1])).presence, { presence: {} });
+    assert.deepEqual((await r.cmd(ops('all:b')[2])).presence_stats, { num_clients: 0, num_users: 0 });
+    const h = (await r.cmd(ops('all:b')[3])).history;
+    assert.equal(h.publications.length, 1);
+    assert.deepEqual(h.publications[0].data, { x: 1 });
+    r.close();
+  });
 
   test('centrifuge client without token connects as user ""', async () => {
     const c = mkClient(srv.wsUrl);

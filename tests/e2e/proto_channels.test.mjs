@@ -23,7 +23,10 @@ const API_KEY = 'proto-channels-api-key';
 const jwt = (claims) => signJwt(claims, 'HS256', SECRET);
 const userToken = (sub, extra = {}) => jwt({ sub, exp: Math.floor(Date.now() / 1000) + 3600, ...extra });
 
-const allowSub = { allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true };
+const allowSub = { allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true,
+  // anonymous clients (most tests connect without a token) pass the for_client /
+  // for_subscriber rules of the namespaces that set them
+  allow_publish_for_anonymous: true, allow_presence_for_anonymous: true, allow_history_for_anonymous: true };
 const CONFIG = {
   workers: 2,
   client: {
@@ -804,10 +807,10 @@ describe('server API', () => {
 // --------------------------------------------------------------------- rpc
 
 describe('rpc and token channels', () => {
-  test('rpc: unknown method 104, plaza.time', async () => {
+  test('rpc: unknown method 108 (no handler), plaza.time', async () => {
     const r = await raw();
     const u = await r.cmd({ rpc: { method: 'no.such.method', data: {} } });
-    assert.equal(u.error.code, 104);
+    assert.equal(u.error.code, 108);
     const t0 = Date.now();
     const t = await r.cmd({ rpc: { method: 'plaza.time', data: {} } });
     assert.equal(typeof t.rpc.data.time, 'number');
@@ -815,7 +818,7 @@ describe('rpc and token channels', () => {
     const c = await connected();
     const res = await c.rpc('plaza.time', {});
     assert.ok(Math.abs(res.data.time - Date.now()) < 2000);
-    await assert.rejects(c.rpc('nope', {}), (e) => e.code === 104);
+    await assert.rejects(c.rpc('nope', {}), (e) => e.code === 108);
     closeAll(r, c);
   });
 

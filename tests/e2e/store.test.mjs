@@ -39,6 +39,7 @@ const config = {
     namespaces: [{
       name: 'chat', history_size: 1000, history_ttl_ms: 3600000, force_recovery: true,
       allow_subscribe_for_anonymous: true, allow_subscribe_for_client: true,
+      allow_publish_for_anonymous: true, allow_presence_for_anonymous: true, allow_history_for_anonymous: true,
       allow_publish_for_subscriber: true, allow_history_for_subscriber: true,
     }, { name: 'live', history_size: 0, allow_subscribe_for_anonymous: true }],
   },

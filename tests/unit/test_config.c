@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "core/config.h"
 
-#define NKEYS 76
+#define NKEYS 94
 
 /* Fixture: a config at its defaults, freed after each test. */
 static int setup(void **state) {
@@ -445,6 +445,83 @@ static void test_namespace_errors(void **state) {
                       "key \"channel.namespaces[0].force_recovery\": needs "
                       "channel.namespaces[0].history_size > 0 (recovery needs history)");
     assert_int_equal(c->namespaces.nspaces, 1); /* only the 64-char load applied */
+#undef NS
+}
+
+/* Map channels: subscription_type, the nested "map" object, enums by name,
+ * and the checks that tie them together (issue 12). */
+static void test_map_namespaces(void **state) {
+#define NS(body) "{\"channel\": {\"namespaces\": " body "}}"
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c, NS("[{\"name\": \"lots\", \"subscription_type\": \"map\", "
+                                "\"map\": {\"mode\": \"persistent\", \"stream_size\": 50}, "
+                                "\"client_key\": \"user_id\", \"allow_remove_for_client\": true},"
+                                " {\"name\": \"pc\", \"subscription_type\": \"map_clients\", "
+                                "\"map\": {\"mode\": \"recoverable\", \"key_ttl_ms\": 5000}},"
+                                " {\"name\": \"room\", \"map_clients_presence_channel_prefix\": "
+                                "\"pc:\"}]"), err), 0);
+    const ns_options *lots = &c->namespaces.spaces[0], *pc = &c->namespaces.spaces[1];
+    assert_int_equal(lots->subscription_type, NS_SUB_MAP);
+    assert_int_equal(lots->map_mode, NS_MAP_PERSISTENT);
+    assert_int_equal(ns_map_stream_size(lots), 50);
+    assert_int_equal(ns_map_stream_ttl_ms(lots), NS_MAP_STREAM_TTL_DEFAULT_MS);
+    assert_int_equal(lots->client_key, NS_CLIENT_KEY_USER_ID);
+    assert_int_equal(lots->allow_remove_for_client, 1);
+    assert_int_equal(pc->subscription_type, NS_SUB_MAP_CLIENTS);
+    assert_int_equal(pc->map_key_ttl_ms, 5000);
+    assert_int_equal(ns_map_stream_size(pc), NS_MAP_STREAM_SIZE_DEFAULT);
+    assert_string_equal(c->namespaces.spaces[2].map_clients_presence_channel_prefix, "pc:");
+    assert_int_equal(config_validate(c, err), 0);
+    assert_int_equal(ns_map_page_size(lots, 0), NS_MAP_PAGE_SIZE_DEFAULT);
+    assert_int_equal(ns_map_page_size(lots, 5), 5);
+    assert_int_equal(ns_map_page_size(lots, 1000000), NS_MAP_PAGE_SIZE_MAX_DEFAULT);
+
+    /* a deep copy keeps the strings (config_set copies the whole config) */
+    assert_int_equal(config_set(c, "port", "9001", err), 0);
+    assert_string_equal(c->namespaces.spaces[2].map_clients_presence_channel_prefix, "pc:");
+
+    /* the same at the top level, through flags */
+    assert_int_equal(config_set(c, "channel.options.subscription_type", "map_users", err), 0);
+    assert_int_equal(c->namespaces.top.subscription_type, NS_SUB_MAP_USERS);
+    assert_int_equal(config_set(c, "channel.options.map.key_ttl_ms", "1000", err), 0);
+    assert_int_equal(config_validate(c, err), 0);
+    assert_set_error(c, "channel.options.map.mode", "durable",
+                     "key \"channel.options.map.mode\": expected one of ephemeral, "
+                     "recoverable, persistent, got \"durable\"");
+    assert_int_equal(config_set(c, "channel.options.map.key_ttl_ms", "0", err), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "key \"channel.options.map.key_ttl_ms\": map.mode ephemeral "
+                                "needs a key TTL"));
+
+    assert_json_error(c, NS("[{\"name\": \"m\", \"subscription_type\": \"maps\"}]"),
+                      "key \"channel.namespaces[0].subscription_type\": expected one of "
+                      "\"stream\", \"map\", \"map_clients\", \"map_users\", got \"maps\"");
+    assert_json_error(c, NS("[{\"name\": \"m\", \"map\": {\"mdoe\": \"persistent\"}}]"),
+                      "unknown key \"channel.namespaces[0].map.mdoe\" (did you mean "
+                      "\"map.mode\"?)");
+    assert_json_error(c, NS("[{\"name\": \"m\", \"map\": 3}]"),
+                      "key \"channel.namespaces[0].map\": expected an object, got 3");
+    assert_json_error(c, NS("[{\"name\": \"m\", \"subscription_type\": \"map\"}]"),
+                      "key \"channel.namespaces[0].map.key_ttl_ms\": map.mode ephemeral needs "
+                      "a key TTL");
+    assert_json_error(c, NS("[{\"name\": \"m\", \"subscription_type\": \"map\", \"map\": "
+                            "{\"mode\": \"persistent\", \"key_ttl_ms\": 5}}]"),
+                      "key \"channel.namespaces[0].map.key_ttl_ms\": persistent keys never expire");
+    assert_json_error(c, NS("[{\"name\": \"m\", \"subscription_type\": \"map_users\", "
+                            "\"map\": {\"mode\": \"persistent\"}}]"),
+                      "presence maps (map_users) cannot be persistent");
+    assert_json_error(c, NS("[{\"name\": \"m\", \"subscription_type\": \"map\", "
+                            "\"history_size\": 10, \"map\": {\"key_ttl_ms\": 5}}]"),
+                      "key \"channel.namespaces[0].history_size\": a map channel keeps its "
+                      "changes in map.stream_size");
+    assert_int_equal(config_set(c, "channel.options.subscription_type", "stream", err), 0);
+    assert_int_equal(load(c, NS("[{\"name\": \"room\", "
+                                "\"map_users_presence_channel_prefix\": \"room:\"}]"), err), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "key \"channel.namespaces[0].map_users_presence_channel_prefix\""
+                                ": \"room:\" must start with the name of a namespace whose "
+                                "subscription_type is map_users"));
 #undef NS
 }
 
@@ -992,6 +1069,7 @@ int main(void) {
         T(test_namespaces_from_json),
         T(test_namespaces_from_env_and_set),
         T(test_namespace_errors),
+        T(test_map_namespaces),
         T(test_validate_rechecks_namespaces),
         T(test_namespaces_deep_copy),
         T(test_free_twice),
