@@ -21,7 +21,29 @@ const char *engine_strerror(int err) {
 static const char *const OP_NAMES[ENGINE_OP_COUNT] = {
     "publish", "join", "leave", "history", "history_remove", "presence_add",
     "presence_remove", "presence", "presence_stats", "subscribe", "unsubscribe",
+    "map_write", "map_state", "map_stats", "map_clear",
 };
+
+const char *engine_suppress_name(int reason) {
+    switch (reason) {
+    case ENGINE_SUPPRESS_IDEMPOTENCY: return "idempotency";
+    case ENGINE_SUPPRESS_VERSION: return "version";
+    case ENGINE_SUPPRESS_KEY_EXISTS: return "key_exists";
+    case ENGINE_SUPPRESS_KEY_NOT_FOUND: return "key_not_found";
+    case ENGINE_SUPPRESS_POSITION_MISMATCH: return "position_mismatch";
+    default: return "";
+    }
+}
+
+void engine_pub_ref(engine_pub *p) {
+    if (p->payload) rcbuf_ref(p->payload);
+    if (p->key) rcbuf_ref(p->key);
+}
+
+void engine_pub_unref(engine_pub *p) {
+    if (p->payload) rcbuf_unref(p->payload);
+    if (p->key) rcbuf_unref(p->key);
+}
 
 const char *engine_op_name(engine_op op) {
     return op >= 0 && op < ENGINE_OP_COUNT ? OP_NAMES[op] : "unknown";
@@ -41,8 +63,9 @@ engine_result *engine_result_new(engine_op op, int err) {
 
 void engine_result_free(engine_result *res) {
     if (!res || res == &oom_result) return;
-    for (size_t i = 0; i < res->npubs; i++) rcbuf_unref(res->pubs[i].payload);
+    for (size_t i = 0; i < res->npubs; i++) engine_pub_unref(&res->pubs[i]);
     free(res->pubs);
+    free(res->cursor);
     free(res->entries);
     free(res);
 }

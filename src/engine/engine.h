@@ -56,16 +56,28 @@ typedef enum {
     ENGINE_OP_PUBLISH, ENGINE_OP_JOIN, ENGINE_OP_LEAVE, ENGINE_OP_HISTORY,
     ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
     ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE,
-    ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_COUNT
+    ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE,
+    ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR, ENGINE_OP_COUNT
 } engine_op;
 
 const char *engine_op_name(engine_op op);
 
+/* engine_pub.flags */
+#define ENGINE_PUB_REMOVED 1     /* a map key's removal (no payload bytes) */
+#define ENGINE_PUB_UNSTREAMED 2  /* a change of a map without a stream: its offset
+                                  * orders events but is not shown to clients */
+
 typedef struct engine_pub {
     uint64_t offset;             /* 0 when the channel keeps no history */
     int64_t time_ms;             /* server time of publishing (unix ms) */
-    rcbuf *payload;              /* the publisher's opaque bytes */
+    rcbuf *payload;              /* the publisher's opaque bytes (maybe empty) */
+    rcbuf *key;                  /* map channels: the entry's key; else NULL */
+    uint32_t flags;              /* ENGINE_PUB_* */
 } engine_pub;
+
+/* References / releases a publication's buffers (payload and key). */
+void engine_pub_ref(engine_pub *p);
+void engine_pub_unref(engine_pub *p);
 
 typedef struct engine_stream_top {
     uint64_t offset;             /* offset of the last publication (0 = none yet) */
@@ -90,6 +102,10 @@ typedef struct engine_result {
     engine_presence_entry *entries;    /* presence (strings in the same block) */
     size_t nentries;
     uint32_t num_clients, num_users;   /* presence_stats */
+    int suppressed;                    /* map_write: ENGINE_SUPPRESS_* (0 = written) */
+    char *cursor;                      /* map_state: where the next page starts
+                                        * (NULL = this was the last page) */
+    uint64_t num_keys;                 /* map_stats */
 } engine_result;
 
 typedef void (*engine_cb)(void *ud, engine_result *res);
@@ -120,6 +136,61 @@ typedef struct engine_history_req {
     int reverse;                 /* newest first */
     int64_t now_ms;
 } engine_history_req;
+
+/* ---- maps: keyed state with a stream of changes ----
+ *
+ * A map channel holds key -> entry (a payload, the offset of its last
+ * change, maybe an expiry). Every change (a write, a removal, an expiry)
+ * takes the channel's next offset, is appended to the channel's stream
+ * (the same one history reads) when the map keeps one, and is reported
+ * through on_publication with pub->key set, in offset order. A suppressed
+ * write changes nothing and reports nothing. */
+
+enum { ENGINE_KEY_ANY = 0, ENGINE_KEY_IF_NEW, ENGINE_KEY_IF_EXISTS };
+
+enum {                               /* why a map write was suppressed */
+    ENGINE_SUPPRESS_NONE = 0, ENGINE_SUPPRESS_IDEMPOTENCY, ENGINE_SUPPRESS_VERSION,
+    ENGINE_SUPPRESS_KEY_EXISTS, ENGINE_SUPPRESS_KEY_NOT_FOUND,
+    ENGINE_SUPPRESS_POSITION_MISMATCH,
+};
+
+/* "idempotency", "version", "key_exists", "key_not_found",
+ * "position_mismatch" (Centrifugo's names), or "" for NONE. */
+const char *engine_suppress_name(int reason);
+
+typedef struct engine_map_opts {
+    int stream_size;             /* changes kept in the stream; 0 = none (ephemeral) */
+    int64_t stream_ttl_ms;       /* 0 = kept until trimmed by size */
+    int64_t key_ttl_ms;          /* a key expires this long after its write; 0 = never */
+} engine_map_opts;
+
+typedef struct engine_map_write_req {
+    const char *channel;
+    const char *key;             /* non-empty */
+    size_t key_len;
+    int remove;                  /* remove the key (payload unused) */
+    rcbuf *payload;              /* the entry's opaque bytes; the engine takes a reference */
+    engine_map_opts map;
+    int key_mode;                /* ENGINE_KEY_* */
+    int refresh_ttl_on_suppress; /* key_exists: the key's TTL starts again */
+    uint64_t version;            /* > 0: written only if above the key's version */
+    const char *version_epoch;   /* versions compare within one version epoch */
+    int has_expected;            /* compare-and-set: the key must exist at */
+    uint64_t expected_offset;    /*   this offset */
+    const char *expected_epoch;  /*   of this epoch (NULL or "" = the current) */
+    const char *idempotency_key; /* NULL or "": none */
+    int64_t idempotent_ttl_ms;   /* how long it is remembered */
+    int64_t now_ms;
+} engine_map_write_req;
+
+typedef struct engine_map_state_req {
+    const char *channel;
+    const char *cursor;          /* NULL or "": from the first key */
+    int limit;                   /* entries per page; -1 = all; 0 = only the position */
+    const char *key;             /* non-NULL: only this key (cursor, limit ignored) */
+    const char *epoch;           /* non-empty: ENGINE_ERR_EPOCH unless the stream's */
+    int64_t now_ms;
+} engine_map_state_req;
 
 /* What the engine tells the hub. The payload and info are valid during the
  * call; take a reference (rcbuf_ref) or a copy to keep them. */
@@ -173,6 +244,17 @@ typedef struct engine_ops {
      * events of the channel flow to this node. */
     void (*subscribe)(engine *e, const char *channel, engine_cb cb, void *ud);
     void (*unsubscribe)(engine *e, const char *channel, engine_cb cb, void *ud);
+    /* Maps (see above). map_write answers with the position after it (top)
+     * and res->suppressed. map_state answers with entries in key order
+     * (res->pubs, each with its key and offset), the position the page
+     * reflects (top) and res->cursor; it creates the stream (and its epoch)
+     * of a channel that has none, like history, which reads the stream.
+     * map_stats answers with res->num_keys; map_clear drops the state and
+     * the stream (the next write starts a new epoch). */
+    void (*map_write)(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud);
+    void (*map_state)(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud);
+    void (*map_stats)(engine *e, const char *channel, int64_t now_ms, engine_cb cb, void *ud);
+    void (*map_clear)(engine *e, const char *channel, engine_cb cb, void *ud);
     /* Optional (NULL = none): the engine's gauges for /metrics. */
     void (*gauges)(engine *e, engine_gauge_fn fn, void *ud);
     /* Before the workers are torn down: answer everything still in flight

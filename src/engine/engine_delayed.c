@@ -35,8 +35,11 @@
 typedef enum {
     D_PUBLISH, D_JOIN, D_LEAVE, D_HISTORY, D_HISTORY_REMOVE, D_PRESENCE_ADD,
     D_PRESENCE_REMOVE, D_PRESENCE, D_PRESENCE_STATS, D_SUBSCRIBE, D_UNSUBSCRIBE,
+    D_MAP_WRITE, D_MAP_STATE, D_MAP_STATS, D_MAP_CLEAR,
     D_EV_PUB, D_EV_JOIN, D_EV_LEAVE,
 } d_kind;
+
+#define D_LAST_CALL D_MAP_CLEAR
 
 /* A queued call or event, with copies of everything it refers to. */
 typedef struct d_item {
@@ -49,8 +52,12 @@ typedef struct d_item {
     size_t text_len;
     char *user;
     rcbuf *payload;
+    rcbuf *key;                    /* an event's map key */
+    char *strs[4];                 /* a map request's strings */
     engine_publish_req pub;
     engine_history_req hist;
+    engine_map_write_req mw;
+    engine_map_state_req ms;
     engine_pub evpub;
     int64_t ttl_ms, now_ms;
 } d_item;
@@ -139,7 +146,9 @@ static void item_free(d_item *it) {
     free(it->channel);
     free(it->text);
     free(it->user);
-    rcbuf_unref(it->payload);
+    if (it->payload) rcbuf_unref(it->payload);
+    if (it->key) rcbuf_unref(it->key);
+    for (int i = 0; i < 4; i++) free(it->strs[i]);
     free(it);
 }
 
@@ -168,15 +177,16 @@ static engine_op op_of(d_kind k) {
         ENGINE_OP_PUBLISH, ENGINE_OP_JOIN, ENGINE_OP_LEAVE, ENGINE_OP_HISTORY,
         ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
         ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE,
-        ENGINE_OP_UNSUBSCRIBE,
+        ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE,
+        ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR,
     };
-    return k <= D_UNSUBSCRIBE ? ops[k] : ENGINE_OP_PUBLISH;
+    return k <= D_LAST_CALL ? ops[k] : ENGINE_OP_PUBLISH;
 }
 
 /* Runs a call on the inner engine (its answer goes straight to the
  * caller's callback), or delivers an event to the hub. Not under the lock. */
 static int fails(const d_engine *d, const d_item *it) {
-    return d->fail_prefix && it->kind <= D_UNSUBSCRIBE && it->channel &&
+    return d->fail_prefix && it->kind <= D_LAST_CALL && it->channel &&
            strncmp(it->channel, d->fail_prefix, strlen(d->fail_prefix)) == 0;
 }
 
@@ -215,6 +225,10 @@ static void item_run(d_engine *d, d_item *it) {
         else in->ops->unsubscribe(in, it->channel, it->cb, it->ud);
         break;
     }
+    case D_MAP_WRITE: in->ops->map_write(in, &it->mw, it->cb, it->ud); break;
+    case D_MAP_STATE: in->ops->map_state(in, &it->ms, it->cb, it->ud); break;
+    case D_MAP_STATS: in->ops->map_stats(in, it->channel, it->now_ms, it->cb, it->ud); break;
+    case D_MAP_CLEAR: in->ops->map_clear(in, it->channel, it->cb, it->ud); break;
     case D_EV_PUB: if (ev->on_publication) ev->on_publication(ev->ud, it->channel, &it->evpub); break;
     case D_EV_JOIN: if (ev->on_join) ev->on_join(ev->ud, it->channel, it->text, it->text_len); break;
     case D_EV_LEAVE: if (ev->on_leave) ev->on_leave(ev->ud, it->channel, it->text, it->text_len); break;
@@ -261,7 +275,8 @@ static void on_inner_pub(void *ud, const char *channel, const engine_pub *pub) {
     d_item *it = item_new(D_EV_PUB, channel, NULL, NULL);
     if (it) {
         it->evpub = *pub;
-        it->payload = it->evpub.payload = rcbuf_ref(pub->payload);
+        it->payload = it->evpub.payload = pub->payload ? rcbuf_ref(pub->payload) : NULL;
+        it->key = it->evpub.key = pub->key ? rcbuf_ref(pub->key) : NULL;
     }
     queue_event(ud, it);
 }
@@ -424,6 +439,57 @@ static void d_presence_remove(engine *e, const char *channel, const char *client
     submit(D(e), it, D_PRESENCE_REMOVE, cb, ud);
 }
 
+/* Copies s (NULL stays NULL) into the item's i-th string. -1 if out of memory. */
+static int item_str(d_item *it, int i, const char *s, const char **out) {
+    *out = NULL;
+    if (!s) return 0;
+    if (!(it->strs[i] = strdup(s))) return -1;
+    *out = it->strs[i];
+    return 0;
+}
+
+static void d_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud) {
+    d_item *it = item_new(D_MAP_WRITE, req->channel, cb, ud);
+    if (it) {
+        it->mw = *req;
+        it->mw.channel = it->channel;
+        it->payload = it->mw.payload = req->payload ? rcbuf_ref(req->payload) : NULL;
+        char *key = malloc(req->key_len + 1);
+        if (key) { memcpy(key, req->key, req->key_len); key[req->key_len] = '\0'; }
+        it->strs[0] = key;
+        it->mw.key = key;
+        if (!key || item_str(it, 1, req->version_epoch, &it->mw.version_epoch) ||
+            item_str(it, 2, req->expected_epoch, &it->mw.expected_epoch) ||
+            item_str(it, 3, req->idempotency_key, &it->mw.idempotency_key)) {
+            item_free(it);
+            it = NULL;
+        }
+    }
+    submit(D(e), it, D_MAP_WRITE, cb, ud);
+}
+
+static void d_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud) {
+    d_item *it = item_new(D_MAP_STATE, req->channel, cb, ud);
+    if (it) {
+        it->ms = *req;
+        it->ms.channel = it->channel;
+        if (item_str(it, 0, req->cursor, &it->ms.cursor) || item_str(it, 1, req->key, &it->ms.key) ||
+            item_str(it, 2, req->epoch, &it->ms.epoch)) {
+            item_free(it);
+            it = NULL;
+        }
+    }
+    submit(D(e), it, D_MAP_STATE, cb, ud);
+}
+
+static void d_map_stats(engine *e, const char *ch, int64_t now_ms, engine_cb cb, void *ud) {
+    d_channel_call(e, D_MAP_STATS, ch, now_ms, cb, ud);
+}
+
+static void d_map_clear(engine *e, const char *ch, engine_cb cb, void *ud) {
+    d_channel_call(e, D_MAP_CLEAR, ch, 0, cb, ud);
+}
+
 static void d_gauges(engine *e, engine_gauge_fn fn, void *ud) {
     engine *in = D(e)->inner;
     in->ops->gauges(in, fn, ud);
@@ -465,6 +531,10 @@ static const engine_ops d_ops = {
     .presence_stats = d_presence_stats,
     .subscribe = d_subscribe,
     .unsubscribe = d_unsubscribe,
+    .map_write = d_map_write,
+    .map_state = d_map_state,
+    .map_stats = d_map_stats,
+    .map_clear = d_map_clear,
     .gauges = d_gauges,
     .quiesce = d_quiesce,
     .destroy = d_destroy,

@@ -95,7 +95,7 @@ static int ring_resize(mem_stream *st, uint32_t n) {
 }
 
 static void stream_drop_oldest(mem_stream *st) {
-    rcbuf_unref(st->ring[st->head].payload);
+    engine_pub_unref(&st->ring[st->head]);
     st->head = (st->head + 1) % st->cap;
     st->count--;
 }
@@ -128,7 +128,7 @@ void mem_stream_append(mem_stream *st, const engine_pub *pub, uint32_t size) {
         }
     }
     *mem_ring_at(st, st->count) = *pub;
-    rcbuf_ref(pub->payload);
+    engine_pub_ref(mem_ring_at(st, st->count));
     st->count++;
 }
 
@@ -150,6 +150,7 @@ static void member_free(void *m) { free(m); }
 static void channel_free(void *p) {
     mem_channel *ch = p;
     mem_stream_free(ch->stream);
+    mem_map_free(ch->map);
     dict_free(ch->presence, member_free);
     free(ch);
 }
@@ -162,12 +163,16 @@ void mem_channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
         dict_free(ch->presence, NULL);
         ch->presence = NULL;
     }
-    if (ch->stream && ch->stream->count == 0 && !ch->interest && !ch->stream->pending &&
+    if (ch->map && ch->map->n == 0 && (!ch->map->idem || dict_size(ch->map->idem) == 0)) {
+        mem_map_free(ch->map);
+        ch->map = NULL;
+    }
+    if (ch->stream && ch->stream->count == 0 && !ch->interest && !ch->map && !ch->stream->pending &&
         !ch->stream->leasing && !ch->stream->leased && (!sh->keep_until || clock_now_ms() >= sh->keep_until)) {
         mem_stream_free(ch->stream);
         ch->stream = NULL;
     }
-    if (ch->stream || ch->presence || ch->interest) return;
+    if (ch->stream || ch->map || ch->presence || ch->interest) return;
     dict_del(sh->channels, name, NULL);
     free(ch);
 }
@@ -286,7 +291,7 @@ static int history_select(const mem_stream *st, const engine_history_req *req,
     for (size_t i = 0; i < k; i++) {
         size_t at = req->reverse ? hi - 1 - i : lo + i;
         pubs[i] = *mem_ring_at(st, (uint32_t)at);
-        rcbuf_ref(pubs[i].payload);
+        engine_pub_ref(&pubs[i]);
     }
     res->pubs = pubs;
     res->npubs = k;
@@ -553,6 +558,7 @@ static size_t shard_sweep(mem_engine *me, mem_shard *sh, int64_t now_ms) {
     dict_iter_init(&it, sh->channels);
     while (dict_next(&it, &name, &v)) {
         mem_channel *ch = v;
+        if (ch->map) mem_map_sweep(me, sh, ch, name, now_ms);
         if (ch->stream) mem_stream_expire(ch->stream, now_ms);
         if (ch->stream && me->async) mem_durable_sweep(me, name, ch->stream, now_ms);
         presence_prune(ch, now_ms);
@@ -672,6 +678,10 @@ static const engine_ops mem_ops = {
     .presence_stats = mem_presence_stats,
     .subscribe = mem_subscribe,
     .unsubscribe = mem_unsubscribe,
+    .map_write = mem_map_write,
+    .map_state = mem_map_state,
+    .map_stats = mem_map_stats,
+    .map_clear = mem_map_clear,
     .gauges = mem_gauges,
     .quiesce = mem_quiesce,
     .destroy = mem_destroy,

@@ -45,8 +45,26 @@ typedef struct mem_member {        /* a presence entry; the client id is the dic
     char data[];                   /* user NUL info NUL */
 } mem_member;
 
+/* A map channel's entry: the key, the payload and the offset of its last
+ * change, in pub (the same buffers the stream and events share). */
+typedef struct mem_map_entry {
+    engine_pub pub;
+    int64_t expires_at;            /* unix ms; 0 = never */
+    uint64_t version;              /* of the last versioned write; 0 = none */
+    char *version_epoch;           /* NULL = "" */
+} mem_map_entry;
+
+typedef struct mem_map {
+    mem_map_entry **v;             /* sorted by key (engine_map.c: key_cmp) */
+    uint32_t n, cap;
+    int stream_size;               /* of the last write: removals by expiry use them */
+    int64_t stream_ttl_ms;
+    dict *idem;                    /* idempotency key -> expiry (unix ms, in the pointer) */
+} mem_map;
+
 typedef struct mem_channel {
     mem_stream *stream;            /* NULL: no history meta */
+    mem_map *map;                  /* map channels with keys (or idempotency records) */
     dict *presence;                /* client id -> mem_member; NULL when empty */
     uint8_t interest;              /* this node has subscribers (engine.subscribe) */
 } mem_channel;
@@ -89,6 +107,17 @@ void mem_stream_free(mem_stream *st);
 void mem_top_of(const mem_stream *st, engine_stream_top *top);
 engine_pub *mem_ring_at(const mem_stream *st, uint32_t i);
 void mem_epoch_new(mem_shard *sh, char *out);
+
+/* Maps (engine_map.c). */
+void mem_map_free(mem_map *m);
+/* Sweeper, under the shard lock: expired keys are removed (each removal a
+ * change, with its event), idempotency records forgotten. */
+void mem_map_sweep(mem_engine *me, mem_shard *sh, mem_channel *ch, const char *channel,
+                   int64_t now_ms);
+void mem_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud);
+void mem_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud);
+void mem_map_stats(engine *e, const char *channel, int64_t now_ms, engine_cb cb, void *ud);
+void mem_map_clear(engine *e, const char *channel, engine_cb cb, void *ud);
 
 /* The durable log (engine_durable.c). */
 

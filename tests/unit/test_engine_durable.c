@@ -69,7 +69,7 @@ static void on_answer(void *ud, engine_result *res) {
     w->err = res->err;
     w->top = res->top;
     w->npubs = res->npubs < 16 ? res->npubs : 16;
-    for (size_t i = 0; i < w->npubs; i++) w->pubs[i] = (engine_pub){res->pubs[i].offset, res->pubs[i].time_ms, NULL};
+    for (size_t i = 0; i < w->npubs; i++) w->pubs[i] = (engine_pub){.offset = res->pubs[i].offset, .time_ms = res->pubs[i].time_ms};
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
     engine_result_free(res);

@@ -401,7 +401,7 @@ static void inject_pub(const char *channel, uint64_t offset) {
     engine_events ev = hub_engine_events(F.h);
     rcbuf *payload = rcbuf_copy("{\"x\":1}", 7);
     assert_non_null(payload);
-    engine_pub pub = { offset, 1700000000000, payload };
+    engine_pub pub = { .offset = offset, .time_ms = 1700000000000, .payload = payload };
     ev.on_publication(ev.ud, channel, &pub);
     rcbuf_unref(payload);
 }
