@@ -22,90 +22,56 @@
 #include "net/server.h"
 #include "net/worker.h"
 #include "proto/api.h"
+#include "proto/api_int.h"
 #include "proto/client.h"
 #include "proto/codes.h"
 #include "proto/command.h"
 #include "proto/push.h"
 
-#define API_LATER (-1)      /* a method will call a->done itself */
-
-typedef struct api_ctx api_ctx;
-typedef void (*api_done_fn)(api_ctx *a, int rc);   /* rc 0: *a->res holds the result */
-
-struct api_ctx {
-    hub *h;
-    hub_local *hl;            /* the worker answering */
-    proto_local *pl;
-    json_t *p;                /* params of the method running */
-    sbuf *res;                /* its result object goes here */
-    api_done_fn done;         /* and its end here */
-    char msg[208];            /* error message when a method fails */
-    int engine_err;           /* the engine's error, when that is why */
-    /* the request */
-    json_t *body, *empty;     /* the request; {} for a legacy call without params */
-    http_later *later;
-    int in_route, finished, status;
-    sbuf top, out;
-    /* broadcast */
-    json_t *chs;
-    size_t bi;
-    char *data;
-    size_t data_len;
-    int skip, bstep_sync, in_bstep;
-    sbuf bone, *bres;
-    api_done_fn bdone;
-    /* batch */
-    json_t *cmds;
-    size_t ci;
-    int cstep_sync, in_cstep;
-    sbuf cone, *cres;
-    api_done_fn cdone;
-};
-
-static int fail(api_ctx *a, int code, const char *fmt, const char *field) {
+int api_fail(api_ctx *a, int code, const char *fmt, const char *field) {
     snprintf(a->msg, sizeof(a->msg), fmt, field);
     return code;
 }
 
-static int engine_fail(api_ctx *a, const char *what, int err) {
+int api_engine_fail(api_ctx *a, const char *what, int err) {
     METRIC_ADD(a->pl->metrics.engine_failures, 1);
     a->engine_err = err;
     snprintf(a->msg, sizeof(a->msg), "%s failed: %s", what, engine_strerror(err));
     return ERR_INTERNAL;
 }
 
-static int get_str(api_ctx *a, const char *field, int required, const char **out) {
+int api_get_str(api_ctx *a, const char *field, int required, const char **out) {
     json_t *v = json_object_get(a->p, field);
     *out = NULL;
-    if (!v || json_is_null(v)) return required ? fail(a, ERR_BAD_REQUEST, "%s required", field) : 0;
-    if (!json_is_string(v)) return fail(a, ERR_BAD_REQUEST, "%s: expected a string", field);
+    if (!v || json_is_null(v)) return required ? api_fail(a, ERR_BAD_REQUEST, "%s required", field) : 0;
+    if (!json_is_string(v)) return api_fail(a, ERR_BAD_REQUEST, "%s: expected a string", field);
     *out = json_string_value(v);
     return 0;
 }
 
-static int get_int(api_ctx *a, const char *field, int64_t *out) {
+int api_get_int(api_ctx *a, const char *field, int64_t *out) {
     json_t *v = json_object_get(a->p, field);
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_integer(v)) return fail(a, ERR_BAD_REQUEST, "%s: expected an integer", field);
+    if (!json_is_integer(v)) return api_fail(a, ERR_BAD_REQUEST, "%s: expected an integer", field);
     *out = json_integer_value(v);
     return 0;
 }
 
-static int get_bool(api_ctx *a, const char *field, int *out) {
+int api_get_bool(api_ctx *a, const char *field, int *out) {
     json_t *v = json_object_get(a->p, field);
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_boolean(v)) return fail(a, ERR_BAD_REQUEST, "%s: expected a boolean", field);
+    if (!json_is_boolean(v)) return api_fail(a, ERR_BAD_REQUEST, "%s: expected a boolean", field);
     *out = json_is_true(v);
     return 0;
 }
 
 /* The channel field, validated, and its namespace. */
-static int get_channel(api_ctx *a, const char *ch, const ns_options **ns) {
+int api_get_channel(api_ctx *a, const char *ch, const ns_options **ns) {
     const ns_registry *reg = &a->h->cfg->namespaces;
     if (!ns_channel_valid(reg, ch, strlen(ch)))
-        return fail(a, ERR_BAD_REQUEST, "%s: invalid channel name", "channel");
+        return api_fail(a, ERR_BAD_REQUEST, "%s: invalid channel name", "channel");
     *ns = ns_lookup(reg, ch);
-    return *ns ? 0 : fail(a, ERR_UNKNOWN_CHANNEL, "%s: unknown namespace", "channel");
+    return *ns ? 0 : api_fail(a, ERR_UNKNOWN_CHANNEL, "%s: unknown namespace", "channel");
 }
 
 static void write_error(sbuf *sb, int code, const char *msg) {
@@ -115,14 +81,14 @@ static void write_error(sbuf *sb, int code, const char *msg) {
 }
 
 /* An engine call whose answer runs fn on this worker. */
-static void *engine_call(api_ctx *a, hub_answer_fn fn) { return hub_call(a->hl, fn, a); }
+void *api_engine_call(api_ctx *a, hub_answer_fn fn) { return hub_call(a->hl, fn, a); }
 
 /* ---- publish, broadcast ---- */
 
 static void published(void *ud, engine_result *r) {
     api_ctx *a = ud;
     int rc = 0;
-    if (r->err) rc = engine_fail(a, "publish", r->err);
+    if (r->err) rc = api_engine_fail(a, "publish", r->err);
     else {
         sb_putc(a->res, '{');
         if (r->top.offset) {
@@ -140,11 +106,11 @@ static void published(void *ud, engine_result *r) {
 static int publish_one(api_ctx *a, const char *channel, const char *data,
                        size_t len, int skip_history) {
     const ns_options *ns;
-    int rc = get_channel(a, channel, &ns);
+    int rc = api_get_channel(a, channel, &ns);
     if (rc) return rc;
     rcbuf *payload = push_payload(data, len, NULL, 0);
-    void *call = payload ? engine_call(a, published) : NULL;
-    if (!call) { rcbuf_unref(payload); return fail(a, ERR_INTERNAL, "%s", "out of memory"); }
+    void *call = payload ? api_engine_call(a, published) : NULL;
+    if (!call) { rcbuf_unref(payload); return api_fail(a, ERR_INTERNAL, "%s", "out of memory"); }
     engine_publish_req req = {
         .channel = channel, .payload = payload,
         .history_size = skip_history ? 0 : ns->history_size,
@@ -159,15 +125,15 @@ static int publish_one(api_ctx *a, const char *channel, const char *data,
  * strings, as Centrifugo's): compact JSON `D` or `D,"tags":T`, which
  * push_payload puts after `"data":` (so tags travel with the payload into
  * history, the durable log and every Publication). */
-static int data_field(api_ctx *a, char **data, size_t *len) {
+int api_data_field(api_ctx *a, char **data, size_t *len) {
     json_t *v = json_object_get(a->p, "data"), *tags = json_object_get(a->p, "tags");
-    if (!v) return fail(a, ERR_BAD_REQUEST, "%s required", "data");
+    if (!v) return api_fail(a, ERR_BAD_REQUEST, "%s required", "data");
     if (tags && !json_is_null(tags)) {
         const char *k;
         json_t *tv;
         int ok = json_is_object(tags);
         if (ok) json_object_foreach(tags, k, tv) ok &= json_is_string(tv);
-        if (!ok) return fail(a, ERR_BAD_REQUEST, "%s: expected an object of strings", "tags");
+        if (!ok) return api_fail(a, ERR_BAD_REQUEST, "%s: expected an object of strings", "tags");
         if (json_object_size(tags) == 0) tags = NULL;
     } else {
         tags = NULL;
@@ -188,7 +154,7 @@ static int data_field(api_ctx *a, char **data, size_t *len) {
     if (*data != d) free(d);
     free(t);
     *len = dl;
-    return *data ? 0 : fail(a, ERR_INTERNAL, "%s", "out of memory");
+    return *data ? 0 : api_fail(a, ERR_INTERNAL, "%s", "out of memory");
 }
 
 static void publish_done(api_ctx *a, int rc) {
@@ -201,8 +167,8 @@ static void publish_done(api_ctx *a, int rc) {
 static int m_publish(api_ctx *a) {
     const char *ch;
     int skip = 0, rc;
-    if ((rc = get_str(a, "channel", 1, &ch)) || (rc = get_bool(a, "skip_history", &skip)) ||
-        (rc = data_field(a, &a->data, &a->data_len)))
+    if ((rc = api_get_str(a, "channel", 1, &ch)) || (rc = api_get_bool(a, "skip_history", &skip)) ||
+        (rc = api_data_field(a, &a->data, &a->data_len)))
         return rc;
     a->bdone = a->done;
     a->done = publish_done;
@@ -234,7 +200,7 @@ static void broadcast_next(api_ctx *a) {
         a->in_bstep = 1;
         a->bstep_sync = 0;
         int rc = json_is_string(c) ? publish_one(a, json_string_value(c), a->data, a->data_len, a->skip)
-                                   : fail(a, ERR_BAD_REQUEST, "%s: expected strings", "channels");
+                                   : api_fail(a, ERR_BAD_REQUEST, "%s: expected strings", "channels");
         if (rc != API_LATER) broadcast_step_done(a, rc);
         a->in_bstep = 0;
         if (!a->bstep_sync) return;                /* resumes in broadcast_step_done */
@@ -252,8 +218,8 @@ static int m_broadcast(api_ctx *a) {
     json_t *chs = json_object_get(a->p, "channels");
     int rc;
     a->skip = 0;
-    if (!json_is_array(chs)) return fail(a, ERR_BAD_REQUEST, "%s: expected an array of strings", "channels");
-    if ((rc = get_bool(a, "skip_history", &a->skip)) || (rc = data_field(a, &a->data, &a->data_len))) return rc;
+    if (!json_is_array(chs)) return api_fail(a, ERR_BAD_REQUEST, "%s: expected an array of strings", "channels");
+    if ((rc = api_get_bool(a, "skip_history", &a->skip)) || (rc = api_data_field(a, &a->data, &a->data_len))) return rc;
     a->chs = chs;
     a->bi = 0;
     a->bres = a->res;
@@ -289,12 +255,12 @@ static void act_run(hub_client *cl, void *p) {
 static int act_on_user(api_ctx *a, act *x) {
     const char *user, *client;
     int rc;
-    if ((rc = get_str(a, "user", 1, &user)) || (rc = get_str(a, "client", 0, &client))) {
+    if ((rc = api_get_str(a, "user", 1, &user)) || (rc = api_get_str(a, "client", 0, &client))) {
         act_free(x);
         return rc;
     }
     if (hub_for_user(a->h, user, client, act_run, x, act_free) != 0)
-        return fail(a, ERR_INTERNAL, "%s", "out of memory");
+        return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     sb_puts(a->res, "{}");
     return 0;
 }
@@ -303,9 +269,9 @@ static int m_sub_or_unsub(api_ctx *a, int kind) {
     const char *ch;
     const ns_options *ns;
     int rc;
-    if ((rc = get_str(a, "channel", 1, &ch)) || (rc = get_channel(a, ch, &ns))) return rc;
+    if ((rc = api_get_str(a, "channel", 1, &ch)) || (rc = api_get_channel(a, ch, &ns))) return rc;
     act *x = calloc(1, sizeof(*x));
-    if (!x || !(x->channel = strdup(ch))) { free(x); return fail(a, ERR_INTERNAL, "%s", "out of memory"); }
+    if (!x || !(x->channel = strdup(ch))) { free(x); return api_fail(a, ERR_INTERNAL, "%s", "out of memory"); }
     x->kind = kind;
     return act_on_user(a, x);
 }
@@ -315,7 +281,7 @@ static int m_unsubscribe(api_ctx *a) { return m_sub_or_unsub(a, ACT_UNSUB); }
 
 static int m_disconnect(api_ctx *a) {
     act *x = calloc(1, sizeof(*x));
-    if (!x) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    if (!x) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     x->kind = ACT_DISCONNECT;
     x->code = DISC_FORCE_DISCONNECT;
     json_t *d = json_object_get(a->p, "disconnect");
@@ -324,22 +290,22 @@ static int m_disconnect(api_ctx *a) {
         json_t *code = json_object_get(d, "code"), *r = json_object_get(d, "reason");
         if (json_is_integer(code)) {
             json_int_t v = json_integer_value(code);
-            if (v < 3000 || v > 4999) { free(x); return fail(a, ERR_BAD_REQUEST, "%s: expected 3000..4999", "disconnect.code"); }
+            if (v < 3000 || v > 4999) { free(x); return api_fail(a, ERR_BAD_REQUEST, "%s: expected 3000..4999", "disconnect.code"); }
             x->code = (int)v;
         }
         if (json_is_string(r)) reason = json_string_value(r);
     }
     x->reason = strndup(reason, 120);
-    if (!x->reason) { free(x); return fail(a, ERR_INTERNAL, "%s", "out of memory"); }
+    if (!x->reason) { free(x); return api_fail(a, ERR_INTERNAL, "%s", "out of memory"); }
     return act_on_user(a, x);
 }
 
 static int m_refresh(api_ctx *a) {
     act *x = calloc(1, sizeof(*x));
     int rc;
-    if (!x) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    if (!x) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     x->kind = ACT_REFRESH;
-    if ((rc = get_bool(a, "expired", &x->expired)) || (rc = get_int(a, "expire_at", &x->expire_at))) {
+    if ((rc = api_get_bool(a, "expired", &x->expired)) || (rc = api_get_int(a, "expire_at", &x->expire_at))) {
         free(x);
         return rc;
     }
@@ -351,7 +317,7 @@ static int m_refresh(api_ctx *a) {
 static void presence_answer(void *ud, engine_result *r) {
     api_ctx *a = ud;
     int rc = 0;
-    if (r->err) rc = engine_fail(a, "presence", r->err);
+    if (r->err) rc = api_engine_fail(a, "presence", r->err);
     else {
         sb_puts(a->res, "{\"presence\":{");
         for (size_t i = 0; i < r->nentries; i++) {
@@ -370,7 +336,7 @@ static void presence_answer(void *ud, engine_result *r) {
 static void stats_answer(void *ud, engine_result *r) {
     api_ctx *a = ud;
     int rc = 0;
-    if (r->err) rc = engine_fail(a, "presence_stats", r->err);
+    if (r->err) rc = api_engine_fail(a, "presence_stats", r->err);
     else sb_printf(a->res, "{\"num_clients\":%u,\"num_users\":%u}", r->num_clients, r->num_users);
     engine_result_free(r);
     a->done(a, rc);
@@ -379,16 +345,16 @@ static void stats_answer(void *ud, engine_result *r) {
 static int presence_channel(api_ctx *a, const char **ch) {
     const ns_options *ns;
     int rc;
-    if ((rc = get_str(a, "channel", 1, ch)) || (rc = get_channel(a, *ch, &ns))) return rc;
-    return ns->presence ? 0 : fail(a, ERR_NOT_AVAILABLE, "%s", "presence is not enabled for the channel");
+    if ((rc = api_get_str(a, "channel", 1, ch)) || (rc = api_get_channel(a, *ch, &ns))) return rc;
+    return ns->presence ? 0 : api_fail(a, ERR_NOT_AVAILABLE, "%s", "presence is not enabled for the channel");
 }
 
 static int m_presence(api_ctx *a) {
     const char *ch;
     int rc = presence_channel(a, &ch);
     if (rc) return rc;
-    void *call = engine_call(a, presence_answer);
-    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    void *call = api_engine_call(a, presence_answer);
+    if (!call) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     a->h->eng->ops->presence(a->h->eng, ch, clock_now_ms(), hub_call_cb, call);
     return API_LATER;
 }
@@ -397,8 +363,8 @@ static int m_presence_stats(api_ctx *a) {
     const char *ch;
     int rc = presence_channel(a, &ch);
     if (rc) return rc;
-    void *call = engine_call(a, stats_answer);
-    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    void *call = api_engine_call(a, stats_answer);
+    if (!call) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     a->h->eng->ops->presence_stats(a->h->eng, ch, clock_now_ms(), hub_call_cb, call);
     return API_LATER;
 }
@@ -406,8 +372,8 @@ static int m_presence_stats(api_ctx *a) {
 static void history_answer(void *ud, engine_result *r) {
     api_ctx *a = ud;
     int rc = 0;
-    if (r->err == ENGINE_ERR_EPOCH) rc = fail(a, ERR_UNRECOVERABLE_POSITION, "%s", "unrecoverable position");
-    else if (r->err) rc = engine_fail(a, "history", r->err);
+    if (r->err == ENGINE_ERR_EPOCH) rc = api_fail(a, ERR_UNRECOVERABLE_POSITION, "%s", "unrecoverable position");
+    else if (r->err) rc = api_engine_fail(a, "history", r->err);
     else {
         sbuf *sb = a->res;
         sb_puts(sb, "{\"publications\":");
@@ -425,8 +391,8 @@ static void history_answer(void *ud, engine_result *r) {
 static int history_channel(api_ctx *a, const char **ch) {
     const ns_options *ns;
     int rc;
-    if ((rc = get_str(a, "channel", 1, ch)) || (rc = get_channel(a, *ch, &ns))) return rc;
-    return ns->history_size > 0 ? 0 : fail(a, ERR_NOT_AVAILABLE, "%s", "history is not enabled for the channel");
+    if ((rc = api_get_str(a, "channel", 1, ch)) || (rc = api_get_channel(a, *ch, &ns))) return rc;
+    return ns->history_size > 0 ? 0 : api_fail(a, ERR_NOT_AVAILABLE, "%s", "history is not enabled for the channel");
 }
 
 static int history_since(api_ctx *a, engine_history_req *req) {
@@ -435,7 +401,7 @@ static int history_since(api_ctx *a, engine_history_req *req) {
     json_t *off = json_object_get(since, "offset"), *ep = json_object_get(since, "epoch");
     if (!json_is_object(since) || (off && (!json_is_integer(off) || json_integer_value(off) < 0)) ||
         (ep && !json_is_string(ep)))
-        return fail(a, ERR_BAD_REQUEST, "%s: expected {offset, epoch}", "since");
+        return api_fail(a, ERR_BAD_REQUEST, "%s: expected {offset, epoch}", "since");
     req->has_since = 1;
     req->since_offset = off ? (uint64_t)json_integer_value(off) : 0;
     req->since_epoch = ep ? json_string_value(ep) : NULL;
@@ -446,23 +412,23 @@ static int m_history(api_ctx *a) {
     const char *ch;
     int64_t limit = 0;
     int reverse = 0, rc;
-    if ((rc = history_channel(a, &ch)) || (rc = get_int(a, "limit", &limit)) ||
-        (rc = get_bool(a, "reverse", &reverse)))
+    if ((rc = history_channel(a, &ch)) || (rc = api_get_int(a, "limit", &limit)) ||
+        (rc = api_get_bool(a, "reverse", &reverse)))
         return rc;
     if (limit < -1)
-        return fail(a, ERR_BAD_REQUEST, "%s: expected -1 (all), 0 (only the position) or a positive number", "limit");
+        return api_fail(a, ERR_BAD_REQUEST, "%s: expected -1 (all), 0 (only the position) or a positive number", "limit");
     engine_history_req req = {.channel = ch, .limit = limit > 1000000 ? 1000000 : (int)limit,
                               .reverse = reverse, .now_ms = clock_now_ms()};
     if ((rc = history_since(a, &req))) return rc;
-    void *call = engine_call(a, history_answer);
-    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    void *call = api_engine_call(a, history_answer);
+    if (!call) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     a->h->eng->ops->history(a->h->eng, &req, hub_call_cb, call);
     return API_LATER;
 }
 
 static void history_removed(void *ud, engine_result *r) {
     api_ctx *a = ud;
-    int rc = r->err ? engine_fail(a, "history_remove", r->err) : 0;
+    int rc = r->err ? api_engine_fail(a, "history_remove", r->err) : 0;
     if (!rc) sb_puts(a->res, "{}");
     engine_result_free(r);
     a->done(a, rc);
@@ -472,8 +438,8 @@ static int m_history_remove(api_ctx *a) {
     const char *ch;
     int rc = history_channel(a, &ch);
     if (rc) return rc;
-    void *call = engine_call(a, history_removed);
-    if (!call) return fail(a, ERR_INTERNAL, "%s", "out of memory");
+    void *call = api_engine_call(a, history_removed);
+    if (!call) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     a->h->eng->ops->history_remove(a->h->eng, ch, hub_call_cb, call);
     return API_LATER;
 }
@@ -492,7 +458,7 @@ static void add_channel(void *ud, const char *channel, int n) {
 
 static int m_channels(api_ctx *a) {
     const char *pattern;
-    int rc = get_str(a, "pattern", 0, &pattern);
+    int rc = api_get_str(a, "pattern", 0, &pattern);
     if (rc) return rc;
     chan_list l = {a->res, pattern, 0};
     sb_puts(a->res, "{\"channels\":{");
@@ -521,7 +487,9 @@ static const struct { const char *name; int (*fn)(api_ctx *); } METHODS[] = {
     {"unsubscribe", m_unsubscribe}, {"disconnect", m_disconnect}, {"refresh", m_refresh},
     {"presence", m_presence}, {"presence_stats", m_presence_stats}, {"history", m_history},
     {"history_remove", m_history_remove}, {"channels", m_channels}, {"info", m_info},
-    {"batch", m_batch},
+    {"batch", m_batch}, {"map_publish", api_map_publish}, {"map_remove", api_map_remove},
+    {"map_read_state", api_map_read_state}, {"map_read_stream", api_map_read_stream},
+    {"map_stats", api_map_stats}, {"map_clear", api_map_clear},
 };
 
 /* Runs a method; done(a, rc) runs when it is finished, now or later. */
@@ -531,9 +499,9 @@ static void method_run(api_ctx *a, const char *method, json_t *params, sbuf *res
     a->res = res;
     a->done = done;
     METRIC_ADD(a->pl->metrics.api_calls, 1);
-    int rc = fail(a, ERR_METHOD_NOT_FOUND, "%s", "method not found");
+    int rc = api_fail(a, ERR_METHOD_NOT_FOUND, "%s", "method not found");
     if (!json_is_object(params)) {
-        rc = fail(a, ERR_BAD_REQUEST, "%s", "params: expected an object");
+        rc = api_fail(a, ERR_BAD_REQUEST, "%s", "params: expected an object");
     } else {
         for (size_t i = 0; i < sizeof(METHODS) / sizeof(METHODS[0]); i++)
             if (strcmp(method, METHODS[i].name) == 0) { rc = METHODS[i].fn(a); break; }
@@ -573,7 +541,7 @@ static void batch_next(api_ctx *a) {
         sb_reset(&a->cone);
         if (!name || strcmp(name, "batch") == 0) {
             a->in_cstep = 1;
-            batch_step_done(a, fail(a, ERR_BAD_REQUEST, "%s", "commands: each item is {\"<method>\": {params}}"));
+            batch_step_done(a, api_fail(a, ERR_BAD_REQUEST, "%s", "commands: each item is {\"<method>\": {params}}"));
             a->in_cstep = 0;
             continue;
         }
@@ -592,7 +560,7 @@ static void batch_next(api_ctx *a) {
 
 static int m_batch(api_ctx *a) {
     json_t *cmds = json_object_get(a->p, "commands");
-    if (!json_is_array(cmds)) return fail(a, ERR_BAD_REQUEST, "%s: expected an array", "commands");
+    if (!json_is_array(cmds)) return api_fail(a, ERR_BAD_REQUEST, "%s: expected an array", "commands");
     a->cmds = cmds;
     a->ci = 0;
     a->cres = a->res;

@@ -65,6 +65,8 @@ void reply_error(client *cl, uint32_t id, int code);
 /* The same with the reason after the standard message: "internal server
  * error (durable store unavailable ...)". why: plain text, no quotes. */
 void reply_error_why(client *cl, uint32_t id, int code, const char *why);
+/* An engine failure: error 100 with the engine's reason, counted. */
+void reply_engine_error(client *cl, uint32_t id, int err);
 /* Sends what is batched now. */
 void client_flush(client *cl);
 void client_close(client *cl, int code, const char *reason);
@@ -113,6 +115,18 @@ struct connect_subs {
 void client_connect_subs(connect_subs *cs, json_t *recover);
 /* Makes the subscriptions connect_subs created live (after the reply). */
 void client_connect_subs_live(connect_subs *cs);
+
+/* The channel's options (0), or 107 (bad name) / 102 (unknown namespace). */
+int client_check_channel(client *cl, const char *channel, const ns_options **ns);
+/* Checks a subscribe's token or the namespace's permissions (0, an error
+ * code, or a disconnect code >= 3000); a token's info and expiry come out
+ * (the info is the caller's to free). */
+int client_sub_authorize(client *cl, proto_cmd *cmd, const ns_options *ns, char **chan_info,
+                         size_t *chan_info_len, int64_t *expire_at);
+
+/* client_map.c: map channels (subscribe in pages, recovery, writes) */
+int cmd_map_subscribe(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t0);
+int cmd_map_publish(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t0);
 
 /* client_ops.c */
 int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0);

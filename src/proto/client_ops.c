@@ -44,7 +44,7 @@ void cmd_finish(cmd_op *op, client *cl) {
 }
 
 /* An engine failure: error 100 with the engine's reason, counted. */
-static void reply_engine_error(client *cl, uint32_t id, int err) {
+void reply_engine_error(client *cl, uint32_t id, int err) {
     METRIC_ADD(client_pl(cl)->metrics.engine_failures, 1);
     reply_error_why(cl, id, ERR_INTERNAL, engine_strerror(err));
 }
@@ -77,6 +77,8 @@ static void publish_done(void *ud, engine_result *res) {
 int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = channel_ns(cl, cmd);
     if (!ns) return CMD_DONE;
+    if (cmd->pub_type != 0 || ns->subscription_type != NS_SUB_STREAM)
+        return cmd_map_publish(cl, cmd, ns, t0);
     hub_sub *sub = hub_client_sub(&cl->hc, cmd->channel);
     if (!ns_allowed(ns->allow_publish_for_client, ns->allow_publish_for_subscriber,
                     ns->allow_publish_for_anonymous, cl->hc.user[0] == '\0', sub != NULL)) {

@@ -274,6 +274,21 @@ static int check_channel(client *cl, const char *channel, const ns_options **ns)
     return *ns ? 0 : ERR_UNKNOWN_CHANNEL;
 }
 
+int client_check_channel(client *cl, const char *channel, const ns_options **ns) {
+    return check_channel(cl, channel, ns);
+}
+
+int client_sub_authorize(client *cl, proto_cmd *cmd, const ns_options *ns, char **chan_info,
+                         size_t *chan_info_len, int64_t *expire_at) {
+    sub_req r;
+    memset(&r, 0, sizeof(r));
+    int rc = authorize(cl, cmd, ns, &r);
+    *chan_info = r.chan_info;
+    *chan_info_len = r.chan_info_len;
+    *expire_at = r.expire_at;
+    return rc;
+}
+
 static void set_epoch(sub_req *r, const char *epoch) {
     snprintf(r->epoch, sizeof(r->epoch), "%s", epoch ? epoch : "");
 }
@@ -302,7 +317,8 @@ static void subscribe_done(sub_op *op, int code) {
 int cmd_subscribe(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = NULL;
     int rc = check_channel(cl, cmd->channel, &ns);
-    if (!rc && cmd->sub_type != 0) rc = ERR_NOT_AVAILABLE;
+    if (!rc && (cmd->sub_type != 0 || ns->subscription_type != NS_SUB_STREAM))
+        return cmd_map_subscribe(cl, cmd, ns, t0);
     if (!rc && hub_client_sub(&cl->hc, cmd->channel)) rc = ERR_ALREADY_SUBSCRIBED;
     sub_op *op = rc ? NULL : sub_op_new(cl, cmd->channel, subscribe_done);
     if (!rc && !op) rc = ERR_INTERNAL;

@@ -143,10 +143,14 @@ static const field_spec subscribe_fields[] = {
     BOOL("recover", recover), BOOL("positioned", positioned),
     BOOL("recoverable", recoverable), BOOL("join_leave", join_leave),
     U64("offset", offset), STR("epoch", epoch), I64("flag", flag),
-    INT("type", sub_type),
+    INT("type", sub_type), INT("phase", phase), STR("cursor", cursor),
+    I32("limit", limit), OBJECT("tf", tf), STR("delta", delta),
 };
 static const field_spec channel_fields[] = { NEED_STR("channel", channel) };
-static const field_spec publish_fields[] = { NEED_STR("channel", channel), RAW(1) };
+static const field_spec publish_fields[] = {
+    NEED_STR("channel", channel), RAW(0), INT("type", pub_type), STR("key", key),
+    BOOL("removed", removed),
+};
 static const field_spec history_fields[] = {
     NEED_STR("channel", channel), I32("limit", limit),
     { "since", F_SINCE, 0, 0 }, BOOL("reverse", reverse),
@@ -343,6 +347,9 @@ static int decode_root(proto_cmd *cmd, char *err, size_t errlen) {
                      err, errlen) != 0)
         return -1;
     if (cmd->type == CMD_RPC && !cmd->method) cmd->method = "";
+    /* a publication has data; only a map removal (type 1) goes without */
+    if (cmd->type == CMD_PUBLISH && !cmd->data && !(cmd->pub_type == 1 && cmd->removed))
+        return fail(err, errlen, "publish.data: required");
     return 0;
 }
 

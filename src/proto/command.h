@@ -49,8 +49,16 @@ typedef struct proto_cmd {
     int recover, positioned, recoverable, join_leave;
     uint64_t offset;          /* subscribe: recovery offset */
     int64_t flag;             /* subscribe: flag bits (bit 2 = reject unrecovered) */
-    int sub_type;             /* subscribe: type (0 = stream; map/shared-poll otherwise) */
-    /* history */
+    int sub_type;             /* subscribe: type (0 = stream; 1 map, 2 map clients, 3 map users) */
+    int phase;                /* subscribe (maps): 2 state, 1 stream, 0 live */
+    const char *cursor;       /* subscribe (maps): where the next state page starts */
+    json_t *tf;               /* subscribe: tags filter (borrowed; maps refuse it) */
+    const char *delta;        /* subscribe: delta compression asked ("fossil"); not offered */
+    /* publish (maps): type 1 writes key, or removes it */
+    int pub_type;
+    const char *key;
+    int removed;
+    /* history; subscribe (maps): page size */
     int32_t limit;
     int has_since;
     uint64_t since_offset;

@@ -37,11 +37,29 @@ rcbuf *push_payload(const char *data, size_t data_len, const char *info, size_t 
     return b;
 }
 
+/* A Publication object: the payload's fields ("data", "info", "tags"),
+ * then, for map channels, "key" (and "removed"), then the offset (unless
+ * the map keeps no stream) and the time. */
 void push_write_publication(sbuf *sb, const engine_pub *pub) {
+    size_t start = sb->len;
     sb_putc(sb, '{');
-    sb_append(sb, pub->payload->data, pub->payload->len);
-    if (pub->offset) { sb_puts(sb, ",\"offset\":"); sb_u64(sb, pub->offset); }
-    if (pub->time_ms) { sb_puts(sb, ",\"time\":"); sb_i64(sb, pub->time_ms); }
+    if (pub->payload && pub->payload->len) sb_append(sb, pub->payload->data, pub->payload->len);
+    if (pub->key) {
+        if (sb->len > start + 1) sb_putc(sb, ',');
+        sb_puts(sb, "\"key\":");
+        sb_json_str(sb, (const char *)pub->key->data, pub->key->len);
+        if (pub->flags & ENGINE_PUB_REMOVED) sb_puts(sb, ",\"removed\":true");
+    }
+    if (pub->offset && !(pub->flags & ENGINE_PUB_UNSTREAMED)) {
+        if (sb->len > start + 1) sb_putc(sb, ',');
+        sb_puts(sb, "\"offset\":");
+        sb_u64(sb, pub->offset);
+    }
+    if (pub->time_ms) {
+        if (sb->len > start + 1) sb_putc(sb, ',');
+        sb_puts(sb, "\"time\":");
+        sb_i64(sb, pub->time_ms);
+    }
     sb_putc(sb, '}');
 }
 
