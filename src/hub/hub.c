@@ -322,6 +322,8 @@ static void on_presence_timer(uv_timer_t *t) {
     for (hub_client *cl = hl->clients; cl; cl = cl->next) {
         for (uint32_t i = 0; i < cl->nsubs; i++) {
             hub_sub *s = cl->subs[i];
+            if (s->presence_map && s->live && !s->dead && h->sink.presence_map_refresh)
+                h->sink.presence_map_refresh(cl, s);
             if (!s->presence || !s->live || s->dead) continue;
             size_t len = 0;
             char *info = h->sink.client_info(cl, s, &len);
@@ -331,6 +333,21 @@ static void on_presence_timer(uv_timer_t *t) {
             free(info);
         }
     }
+}
+
+/* How often presence is refreshed: a third of the shortest TTL, of
+ * channel.presence_ttl_ms and of the presence maps' map.key_ttl_ms. */
+static uint64_t presence_period(const config *cfg) {
+    const ns_registry *r = &cfg->namespaces;
+    int64_t ttl = cfg->channel_presence_ttl_ms;
+    for (int i = -1; i < r->nspaces; i++) {
+        const ns_options *o = i < 0 ? &r->top : &r->spaces[i];
+        int presence_map = o->subscription_type == NS_SUB_MAP_CLIENTS ||
+                           o->subscription_type == NS_SUB_MAP_USERS;
+        if (presence_map && o->map_key_ttl_ms > 0 && o->map_key_ttl_ms < ttl) ttl = o->map_key_ttl_ms;
+    }
+    uint64_t period = (uint64_t)ttl / 3;
+    return period < 100 ? 100 : period;
 }
 
 static hub_local *local_new(hub *h, int id, uv_loop_t *loop, inbox *ib) {
@@ -346,8 +363,7 @@ static hub_local *local_new(hub *h, int id, uv_loop_t *loop, inbox *ib) {
     hl->channels = dict_new();
     if (!hl->channels) { free(hl); return NULL; }
     uv_mutex_init(&hl->overflow_lock);
-    uint64_t period = (uint64_t)h->cfg->channel_presence_ttl_ms / 3;
-    if (period < 100) period = 100;
+    uint64_t period = presence_period(h->cfg);
     uv_timer_init(loop, &hl->presence_timer);
     hl->presence_timer.data = hl;
     uv_timer_start(&hl->presence_timer, on_presence_timer, period, period);

@@ -51,7 +51,8 @@ typedef struct hub_sub {          /* one per subscription: fields by size */
     char epoch[ENGINE_EPOCH_MAX + 1];
     uint8_t positioned : 1, recoverable : 1, join_leave : 1, presence : 1,
             live : 1, server_side : 1;
-    uint8_t dead : 1;              /* resync asked: deliver nothing more */
+    uint8_t dead : 1,              /* resync asked: deliver nothing more */
+            presence_map : 1;      /* the namespace lists subscribers in presence maps */
     char channel[];                /* the channel name (inline) */
 } hub_sub;
 
@@ -89,6 +90,9 @@ typedef struct hub_sink {
     void (*resync)(hub_client *cl);
     /* The opaque info blob for presence, join/leave and publications. */
     char *(*client_info)(const hub_client *cl, const hub_sub *sub, size_t *len);
+    /* Refreshes the client's entries in the presence maps of a live
+     * subscription (s->presence_map), before their TTL ends. */
+    void (*presence_map_refresh)(hub_client *cl, hub_sub *s);
 } hub_sink;
 
 /* Why subscribers were told to resync (metrics). */

@@ -588,6 +588,10 @@ static void sink_resync(hub_client *hc) {
     client_close(client_of(hc), DISC_INSUFFICIENT_STATE, "insufficient state");
 }
 
+static void sink_presence_map_refresh(hub_client *hc, hub_sub *s) {
+    client_presence_maps_join(client_of(hc), s);
+}
+
 static char *sink_client_info(const hub_client *cl, const hub_sub *sub, size_t *len) {
     sbuf sb;
     sb_init(&sb);
@@ -604,4 +608,5 @@ const hub_sink proto_hub_sink = {
     .send = sink_send,
     .resync = sink_resync,
     .client_info = sink_client_info,
+    .presence_map_refresh = sink_presence_map_refresh,
 };

@@ -127,6 +127,12 @@ int client_sub_authorize(client *cl, proto_cmd *cmd, const ns_options *ns, char 
 /* client_map.c: map channels (subscribe in pages, recovery, writes) */
 int cmd_map_subscribe(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t0);
 int cmd_map_publish(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t0);
+/* Presence maps (the namespace's map_*_presence_channel_prefix): the
+ * client's entries written when a subscription goes live (and refreshed,
+ * by the same call), the client's entry removed when it ends. */
+int client_presence_maps_wanted(const ns_options *ns);
+void client_presence_maps_join(client *cl, hub_sub *s);
+void client_presence_maps_leave(client *cl, hub_sub *s);
 
 /* client_ops.c */
 int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0);

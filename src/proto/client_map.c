@@ -395,3 +395,70 @@ int cmd_map_publish(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t
     if (payload) rcbuf_unref(payload);
     return CMD_LATER;
 }
+
+/* ---- presence as maps: a stream channel's subscribers listed live ---- */
+
+/* Writes (or removes) the client's entry in the map channel prefix +
+ * channel: key_mode if_new with the TTL refreshed, so a refresh changes
+ * nothing but the expiry and only the first write is an update. */
+static void presence_map_write(client *cl, const char *prefix, const char *channel,
+                               const char *key, rcbuf *payload, int remove) {
+    proto_env *env = client_env(cl);
+    size_t pl = strlen(prefix), cl_len = strlen(channel);
+    char *name = malloc(pl + cl_len + 1);
+    if (!name) return;
+    memcpy(name, prefix, pl);
+    memcpy(name + pl, channel, cl_len + 1);
+    const ns_options *ns = ns_lookup(&env->cfg->namespaces, name);
+    if (!ns || ns->subscription_type == NS_SUB_STREAM) { free(name); return; }   /* config checks prevent it */
+    engine_map_write_req req = {
+        .channel = name, .key = key, .key_len = strlen(key), .remove = remove,
+        .payload = payload, .key_mode = remove ? ENGINE_KEY_ANY : ENGINE_KEY_IF_NEW,
+        .refresh_ttl_on_suppress = 1,
+        .map = {.stream_size = ns_map_stream_size(ns), .stream_ttl_ms = ns_map_stream_ttl_ms(ns),
+                .key_ttl_ms = ns->map_key_ttl_ms},
+        .now_ms = clock_now_ms(),
+    };
+    hub *h = env->hub;
+    h->eng->ops->map_write(h->eng, &req, hub_count_cb, h);
+    free(name);
+}
+
+static int has_prefix(const char *p) { return p && p[0]; }
+
+void client_presence_maps_join(client *cl, hub_sub *s) {
+    const ns_options *ns = s->ns;
+    if (has_prefix(ns->map_clients_presence_channel_prefix)) {
+        hub *h = client_env(cl)->hub;
+        size_t len = 0;
+        char *info = h->sink.client_info(&cl->hc, s, &len);
+        rcbuf *payload = info ? push_payload_info(info, len) : NULL;
+        free(info);
+        if (payload) {
+            presence_map_write(cl, ns->map_clients_presence_channel_prefix, s->channel, cl->hc.id,
+                               payload, 0);
+            rcbuf_unref(payload);
+        }
+    }
+    if (has_prefix(ns->map_users_presence_channel_prefix) && cl->hc.user[0]) {
+        rcbuf *empty = rcbuf_new(0);
+        if (empty) {
+            presence_map_write(cl, ns->map_users_presence_channel_prefix, s->channel, cl->hc.user,
+                               empty, 0);
+            rcbuf_unref(empty);
+        }
+    }
+}
+
+/* The client's entry goes; a user's entry stays until its TTL (another
+ * tab of the user may still be there, on any node). */
+void client_presence_maps_leave(client *cl, hub_sub *s) {
+    if (has_prefix(s->ns->map_clients_presence_channel_prefix))
+        presence_map_write(cl, s->ns->map_clients_presence_channel_prefix, s->channel, cl->hc.id,
+                           NULL, 1);
+}
+
+int client_presence_maps_wanted(const ns_options *ns) {
+    return has_prefix(ns->map_clients_presence_channel_prefix) ||
+           has_prefix(ns->map_users_presence_channel_prefix);
+}

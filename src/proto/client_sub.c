@@ -198,6 +198,7 @@ static int sub_start(sub_op *op, const ns_options *ns) {
         (ns->force_recovery || r->want_recoverable || r->want_positioned || r->server_side);
     s->join_leave = ns->join_leave && (r->want_join_leave || ns->force_push_join_leave);
     s->presence = ns->presence;
+    s->presence_map = (uint8_t)client_presence_maps_wanted(ns);
     s->server_side = (uint8_t)r->server_side;
     s->chan_info = r->chan_info;
     s->chan_info_len = (uint32_t)r->chan_info_len;
@@ -229,6 +230,7 @@ static sub_op *sub_op_new(client *cl, const char *channel, sub_done_fn done) {
 /* After the reply: live, and the join for everyone else. */
 static void go_live(client *cl, hub_sub *s) {
     hub_sub_go_live(s, s->offset);
+    if (s->presence_map) client_presence_maps_join(cl, s);
     if (!s->ns->join_leave) return;
     hub *h = client_env(cl)->hub;
     size_t len = 0;
@@ -402,6 +404,7 @@ void client_connect_subs_live(connect_subs *cs) {
  * if the subscription never went live) and, if it joined, the leave. */
 void client_drop_sub(client *cl, hub_sub *s) {
     hub *h = client_env(cl)->hub;
+    if (s->presence_map && s->live) client_presence_maps_leave(cl, s);
     if (s->presence)
         h->eng->ops->presence_remove(h->eng, s->channel, cl->hc.id, hub_count_cb, h);
     if (s->ns->join_leave && s->live) {

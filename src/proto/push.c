@@ -40,6 +40,15 @@ rcbuf *push_payload(const char *data, size_t data_len, const char *info, size_t 
 /* A Publication object: the payload's fields ("data", "info", "tags"),
  * then, for map channels, "key" (and "removed"), then the offset (unless
  * the map keeps no stream) and the time. */
+rcbuf *push_payload_info(const char *info, size_t info_len) {
+    static const char I[] = "\"info\":";
+    rcbuf *b = rcbuf_new(sizeof(I) - 1 + info_len);
+    if (!b) return NULL;
+    memcpy(b->data, I, sizeof(I) - 1);
+    memcpy(b->data + sizeof(I) - 1, info, info_len);
+    return b;
+}
+
 void push_write_publication(sbuf *sb, const engine_pub *pub) {
     size_t start = sb->len;
     sb_putc(sb, '{');

@@ -20,6 +20,9 @@
 rcbuf *push_payload(const char *data, size_t data_len, const char *info, size_t info_len);
 
 /* Appends the Publication object {payload,"offset":N,"time":T}. */
+/* A payload with only "info":<info> (a presence map's client entry). */
+rcbuf *push_payload_info(const char *info, size_t info_len);
+
 void push_write_publication(sbuf *sb, const engine_pub *pub);
 
 /* Appends a JSON array of Publication objects. */

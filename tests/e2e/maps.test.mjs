@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { startPlaza } from './lib/server.mjs';
 import { apiCall, rawClient } from './lib/proto.mjs';
 import { sleep } from './lib/raw.mjs';
+import { hs256 } from './lib/jwt.mjs';
 
 const KEY = 'maps-api-key';
 const open = { allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true };
@@ -350,5 +351,91 @@ describe('the wire, by hand', () => {
     assert.deepEqual(seen, Array.from({ length: 12 }, (_, i) => i + 1));
     assert.equal(offset, 12);
     r.close();
+  });
+});
+
+describe('presence as live maps (map_clients, map_users)', () => {
+  const SECRET = 'maps-presence-secret';
+  let psrv;
+  before(async () => {
+    psrv = await startPlaza({
+      noEcho: true,
+      config: {
+        client: { token_hmac_secret_key: SECRET, command_rate_limit: 0 },
+        engine: { sweep_interval_ms: 50 },
+        channel: {
+          namespaces: [
+            { name: 'room', allow_subscribe_for_client: true,
+              map_clients_presence_channel_prefix: 'pc:', map_users_presence_channel_prefix: 'pu:' },
+            { name: 'pc', allow_subscribe_for_client: true, subscription_type: 'map_clients',
+              map: { mode: 'recoverable', key_ttl_ms: 600 } },
+            { name: 'pu', allow_subscribe_for_client: true, subscription_type: 'map_users',
+              map: { mode: 'ephemeral', key_ttl_ms: 600 } },
+          ],
+        },
+      },
+    });
+  });
+  after(async () => { await psrv.stop(); });
+
+  const token = (user) => hs256({ sub: user, exp: Math.floor(Date.now() / 1000) + 600 }, SECRET);
+  function member(user) {
+    const c = new Centrifuge(psrv.wsUrl, { websocket: WebSocket, token: token(user) });
+    const s = c.newSubscription('room:1');
+    const m = { c, s, client: null };
+    c.on('connected', (ctx) => { m.client = ctx.client; });
+    m.join = async () => {
+      const done = new Promise((r) => s.once('subscribed', r));
+      c.connect();
+      s.subscribe();
+      await done;
+    };
+    return m;
+  }
+  function watch(kind) {
+    const c = new Centrifuge(psrv.wsUrl, { websocket: WebSocket, token: token('watcher') });
+    const s = kind === 'clients' ? c.newMapClientsSubscription('pc:room:1') : c.newMapUsersSubscription('pu:room:1');
+    const w = { c, s, map: new Map(), removed: [] };
+    s.on('subscribed', (ctx) => { if (!ctx.recovered) w.map = new Map((ctx.state || []).map((e) => [e.key, e.info])); });
+    s.on('sync', (ctx) => { w.map = new Map(ctx.entries.map((e) => [e.key, e.info])); });
+    s.on('update', (u) => { if (u.removed) { w.map.delete(u.key); w.removed.push(u.key); } else w.map.set(u.key, u.info); });
+    w.start = async () => {
+      const done = new Promise((r) => s.once('subscribed', r));
+      c.connect();
+      s.subscribe();
+      await done;
+    };
+    return w;
+  }
+
+  test('who is here, tabs per user, leave and expiry, refreshed while connected', async () => {
+    const tab1 = member('alice'), tab2 = member('alice');
+    await tab1.join();                                  // before the watchers: in their state
+    const clients = watch('clients'), users = watch('users');
+    await clients.start();
+    await users.start();
+    await tab2.join();
+    const bob = await rawClient(psrv.wsUrl, { token: token('bob') });   // killed below
+    assert.ok((await bob.cmd({ subscribe: { channel: 'room:1' } })).subscribe);
+    await until(() => clients.map.size === 3 && users.map.size === 2, 5000, 'three clients, two users');
+    const tabs = {};
+    for (const info of clients.map.values()) tabs[info.user] = (tabs[info.user] || 0) + 1;
+    assert.deepEqual(tabs, { alice: 2, bob: 1 });
+    assert.equal(clients.map.get(tab1.client).client, tab1.client);
+    assert.deepEqual([...users.map.keys()].sort(), ['alice', 'bob']);
+
+    await sleep(1500);                                  // 2.5 TTLs: refreshes keep everyone
+    assert.equal(clients.map.size, 3);
+    assert.equal(users.map.size, 2);
+
+    tab2.c.disconnect();                                // a tab closes: its entry goes at once
+    await until(() => clients.removed.includes(tab2.client), 3000, 'tab2 removed');
+    assert.equal(users.map.has('alice'), true);         // alice is still here (tab1)
+    bob.kill();                                         // a killed connection: no close frame
+    await until(() => clients.removed.includes(bob.client), 3000, 'bob removed');
+    await until(() => !users.map.has('bob'), 3000, 'bob expires from the users map');
+    await sleep(700);
+    assert.deepEqual([...users.map.keys()], ['alice']);
+    for (const x of [tab1, clients, users]) x.c.disconnect();
   });
 });
