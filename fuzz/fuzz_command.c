@@ -2,7 +2,8 @@
  * command line. Any violation of these invariants abort()s:
  *   - failure leaves a non-empty error and a zeroed cmd (nothing to free);
  *   - success gives type < CMD_COUNT, id 0 exactly for pong and send, the
- *     required strings present, and raw data that has no raw newline, is
+ *     required strings present, tf an object, data present on every publish
+ *     but a map removal, and raw data that has no raw newline, is
  *     NUL-terminated at data_len, and re-encodes to itself (valid, compact). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,7 +13,9 @@
 
 static void check_data(const proto_cmd *c) {
     if (!c->data) {
-        if (c->data_len != 0 || c->type == CMD_PUBLISH) abort();
+        if (c->data_len != 0) abort();
+        /* only a map removal (publish type 1, removed) goes without data */
+        if (c->type == CMD_PUBLISH && !(c->pub_type == 1 && c->removed)) abort();
         return;
     }
     if (strlen(c->data) != c->data_len) abort();
@@ -48,6 +51,7 @@ static void check_ok(const proto_cmd *c) {
         break;
     }
     if (c->subs && !json_is_object(c->subs)) abort();
+    if (c->tf && !json_is_object(c->tf)) abort();
     check_data(c);
 }
 

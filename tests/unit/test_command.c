@@ -107,8 +107,43 @@ static void test_subscribe_all_fields(void **state) {
     assert_true(c.offset == 9007199254740992ULL);
     assert_int_equal(c.flag, 6);
     assert_int_equal(c.sub_type, 2);
-    assert_int_equal(c.limit, 0);       /* subscribe.limit is not history's */
+    assert_int_equal(c.limit, 5);       /* maps: the page size */
+    assert_int_equal(c.phase, 1);
+    assert_string_equal(c.delta, "fossil");
+    assert_non_null(c.tf);
     proto_cmd_free(&c);
+}
+
+/* Map writes: publish with type 1, key, removed (a removal needs no data). */
+static void test_map_publish(void **state) {
+    (void)state;
+    proto_cmd c;
+    decode_ok("{\"id\":9,\"publish\":{\"channel\":\"m:1\",\"type\":1,\"key\":\"k\","
+              "\"data\":{\"v\":1}}}", &c);
+    assert_int_equal(c.pub_type, 1);
+    assert_string_equal(c.key, "k");
+    assert_false(c.removed);
+    assert_string_equal(c.data, "{\"v\":1}");
+    proto_cmd_free(&c);
+    decode_ok("{\"id\":10,\"publish\":{\"channel\":\"m:1\",\"type\":1,\"key\":\"k\","
+              "\"removed\":true}}", &c);
+    assert_true(c.removed);
+    assert_null(c.data);
+    proto_cmd_free(&c);
+    decode_ok("{\"id\":11,\"subscribe\":{\"channel\":\"m:1\",\"type\":1,\"phase\":2,"
+              "\"cursor\":\"k2\",\"offset\":40,\"epoch\":\"e1\"}}", &c);
+    assert_string_equal(c.cursor, "k2");
+    assert_int_equal(c.phase, 2);
+    proto_cmd_free(&c);
+    /* a removal that is not a map write still needs data; types are checked */
+    decode_err("{\"id\":12,\"publish\":{\"channel\":\"c\",\"removed\":true}}",
+               "publish.data: required");
+    decode_err("{\"id\":13,\"publish\":{\"channel\":\"c\",\"type\":1,\"key\":5,"
+               "\"data\":1}}", "publish.key: expected a string");
+    decode_err("{\"id\":14,\"subscribe\":{\"channel\":\"c\",\"tf\":[1]}}",
+               "subscribe.tf: expected an object");
+    decode_err("{\"id\":15,\"subscribe\":{\"channel\":\"c\",\"cursor\":1}}",
+               "subscribe.cursor: expected a string");
 }
 
 static void test_subscribe_big_numbers(void **state) {
@@ -551,6 +586,7 @@ int main(void) {
         cmocka_unit_test(test_connect_full),
         cmocka_unit_test(test_subscribe_full),
         cmocka_unit_test(test_subscribe_all_fields),
+        cmocka_unit_test(test_map_publish),
         cmocka_unit_test(test_subscribe_big_numbers),
         cmocka_unit_test(test_unsubscribe),
         cmocka_unit_test(test_publish_newline_data),
