@@ -108,7 +108,8 @@ static void *producer(void *arg) {
         for (; i < due; i++) {
             char ch[32];
             snprintf(ch, sizeof(ch), "bench:%d", (int)((i * 7 + (uint64_t)p->id) % 1000));
-            store_rec r = {STORE_PUB, 1700000000000, ch, i + 1, "epoch123", payload, (size_t)p->payload};
+            store_rec r = {.kind = STORE_PUB, .time_ms = 1700000000000, .channel = ch, .offset = i + 1,
+                           .epoch = "epoch123", .payload = payload, .payload_len = (size_t)p->payload};
             if (store_append(p->s, &r, on_done, (void *)(uintptr_t)now_ns()) == STORE_OK) p->sent++;
         }
         struct timespec ts = {0, 200000};

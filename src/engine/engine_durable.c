@@ -76,7 +76,7 @@ static void report(mem_engine *me, const char *channel, const engine_pub *pub) {
 static void drop_through(mem_stream *st, uint64_t upto) {
     while (st->count && mem_ring_at(st, 0)->offset <= upto) {
         engine_pub *p = mem_ring_at(st, 0);
-        rcbuf_unref(p->payload);
+        engine_pub_unref(p);
         st->head = (st->head + 1) % st->cap;
         st->count--;
     }
@@ -85,7 +85,7 @@ static void drop_through(mem_stream *st, uint64_t upto) {
 /* Drops history entries with offset >= from (newest first). */
 static void drop_from(mem_stream *st, uint64_t from) {
     while (st->count && mem_ring_at(st, st->count - 1)->offset >= from) {
-        rcbuf_unref(mem_ring_at(st, st->count - 1)->payload);
+        engine_pub_unref(mem_ring_at(st, st->count - 1));
         st->count--;
     }
 }
@@ -302,8 +302,9 @@ void mem_durable_sweep(mem_engine *me, const char *channel, mem_stream *st, int6
 static void history_of(void *ud, const char *channel, int *size, int64_t *ttl_ms) {
     const mem_engine *me = ud;
     const ns_options *ns = ns_lookup(&me->cfg->namespaces, channel);
-    *size = ns ? ns->history_size : 0;
-    *ttl_ms = ns ? ns->history_ttl_ms : 0;
+    int map = ns && ns->subscription_type != NS_SUB_STREAM;
+    *size = !ns ? 0 : map ? ns_map_stream_size(ns) : ns->history_size;
+    *ttl_ms = !ns ? 0 : map ? ns_map_stream_ttl_ms(ns) : ns->history_ttl_ms;
 }
 
 /* --------------------------------------------------------------- replay */
@@ -351,12 +352,39 @@ static int replay_pub(replay *rp, const store_rec *r, const ns_options *ns, mem_
     return 0;
 }
 
+/* A record of a map channel: its changes, and its epochs (which leave
+ * the state as it is: a new epoch only tells clients to load it again). */
+static int replay_map(replay *rp, const store_rec *r, const ns_options *ns) {
+    mem_engine *me = rp->me;
+    mem_shard *sh = mem_lock_shard(me, r->channel);
+    int rc = 0;
+    if (r->kind == STORE_MAP_PUT || r->kind == STORE_MAP_REMOVE) {
+        rc = mem_map_replay(me, sh, r, ns);
+    } else if (r->kind == STORE_EPOCH || r->kind == STORE_REEPOCH) {
+        mem_channel *ch = mem_channel_open(sh, r->channel, strlen(r->channel));
+        if (ch && !ch->stream) ch->stream = calloc(1, sizeof(mem_stream));
+        mem_stream *st = ch ? ch->stream : NULL;
+        if (!st) rc = -1;
+        else {
+            if (r->kind == STORE_EPOCH) { mem_stream_clear(st); st->top = st->next = 0; }
+            else if (st->top < r->offset) st->top = st->next = r->offset;
+            snprintf(st->epoch, sizeof(st->epoch), "%s", r->epoch);
+        }
+    } else {
+        rp->skipped++;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return rc;
+}
+
 static int replay_rec(void *ud, const store_rec *r) {
     replay *rp = ud;
     mem_engine *me = rp->me;
     rp->records++;
     if (r->kind == STORE_PUB && r->offset == 0) return 0;
     const ns_options *ns = ns_lookup(&me->cfg->namespaces, r->channel);
+    if (ns && ns->subscription_type != NS_SUB_STREAM) return replay_map(rp, r, ns);
+    if (r->kind == STORE_MAP_PUT || r->kind == STORE_MAP_REMOVE) return 0;   /* not a map any more */
     if (!ns || ns->history_size <= 0) return 0;      /* no history here any more */
     mem_shard *sh;
     mem_stream *st = replay_stream(me, r->channel, &sh);

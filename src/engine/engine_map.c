@@ -11,6 +11,11 @@
  * (8 bytes each: 80 KB for a map of 10,000 keys), which maps of the size
  * shared state has (lots, switches, who is here) afford.
  *
+ * With the durable log (engine_map_log.c) a change is logged first and
+ * seen once committed; conditions compare with the latest change, readers
+ * see committed ones only (mem_map_entry in engine_memory_int.h). Without
+ * it, a change is made and reported at once.
+ *
  * Expiry: keys with a TTL are removed by the sweeper, and by any operation
  * on the channel that meets one first, so a read never returns an expired
  * key and the removal is reported exactly once. */
@@ -29,8 +34,7 @@ static int key_cmp(const char *a, size_t alen, const char *b, size_t blen) {
     return c ? c : (alen > blen) - (alen < blen);
 }
 
-/* The index of key, or of where it would go (*found = 0). */
-static uint32_t map_find(const mem_map *m, const char *key, size_t len, int *found) {
+uint32_t mem_map_find(const mem_map *m, const char *key, size_t len, int *found) {
     uint32_t lo = 0, hi = m->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -46,6 +50,7 @@ static uint32_t map_find(const mem_map *m, const char *key, size_t len, int *fou
 
 static void entry_free(mem_map_entry *e) {
     engine_pub_unref(&e->pub);
+    engine_pub_unref(&e->seen);
     free(e->version_epoch);
     free(e);
 }
@@ -58,7 +63,7 @@ void mem_map_free(mem_map *m) {
     free(m);
 }
 
-static int map_insert(mem_map *m, uint32_t at, mem_map_entry *e) {
+int mem_map_insert(mem_map *m, uint32_t at, mem_map_entry *e) {
     if (m->n == m->cap) {
         uint32_t cap = m->cap ? m->cap * 2 : 4;
         mem_map_entry **v = realloc(m->v, (size_t)cap * sizeof(*v));
@@ -72,7 +77,7 @@ static int map_insert(mem_map *m, uint32_t at, mem_map_entry *e) {
     return 0;
 }
 
-static void map_delete(mem_map *m, uint32_t at) {
+void mem_map_delete(mem_map *m, uint32_t at) {
     entry_free(m->v[at]);
     memmove(&m->v[at], &m->v[at + 1], (size_t)(m->n - at - 1) * sizeof(*m->v));
     m->n--;
@@ -80,7 +85,7 @@ static void map_delete(mem_map *m, uint32_t at) {
 }
 
 /* A key buffer: the bytes, NUL-terminated (not counted in len). */
-static rcbuf *key_buf(const char *key, size_t len) {
+rcbuf *mem_map_key(const char *key, size_t len) {
     rcbuf *b = rcbuf_new(len + 1);
     if (!b) return NULL;
     memcpy(b->data, key, len);
@@ -89,15 +94,36 @@ static rcbuf *key_buf(const char *key, size_t len) {
     return b;
 }
 
+int mem_map_set_version(mem_map_entry *e, uint64_t version, const char *epoch) {
+    if (!version) return 0;
+    char *ep = epoch && epoch[0] ? strdup(epoch) : NULL;
+    if (epoch && epoch[0] && !ep) return -1;
+    free(e->version_epoch);
+    e->version_epoch = ep;
+    e->version = version;
+    return 0;
+}
+
+static int expired(const mem_map_entry *e, int64_t now_ms) {
+    return e->expires_at && now_ms >= e->expires_at;
+}
+
+/* What readers see of an entry, or NULL (expired, or not committed yet). */
+static const engine_pub *entry_view(const mem_map_entry *e, int64_t now_ms) {
+    if (expired(e, now_ms)) return NULL;
+    if (e->pending) return e->seen.payload ? &e->seen : NULL;
+    return &e->pub;
+}
+
+/* The latest change is a value (not a removal on its way). */
+static int latest_present(const mem_map_entry *e) {
+    return e && !(e->pub.flags & ENGINE_PUB_REMOVED);
+}
+
 /* ------------------------------------------------------------ changes */
 
-/* Takes the next offset for a change, appends it to the stream (if the map
- * keeps one) and reports it. pub has payload and key set; the stream and
- * the event take their own references. */
-static void map_change(mem_engine *me, mem_stream *st, const mem_map *m, const char *channel,
-                       engine_pub *pub, int64_t now_ms) {
-    pub->offset = st->next = ++st->top;
-    pub->time_ms = now_ms;
+void mem_map_report(mem_engine *me, const char *channel, const mem_map *m, mem_stream *st,
+                    engine_pub *pub) {
     if (m->stream_size > 0) {
         st->ttl_ms = m->stream_ttl_ms;
         mem_stream_append(st, pub, (uint32_t)m->stream_size);
@@ -108,21 +134,51 @@ static void map_change(mem_engine *me, mem_stream *st, const mem_map *m, const c
         me->base.events.on_publication(me->base.events.ud, channel, pub);
 }
 
-/* Removes the entry at index i as a change (a removal, with its event). */
-static int map_remove_at(mem_engine *me, mem_stream *st, mem_map *m, const char *channel,
-                         uint32_t i, int64_t now_ms) {
-    engine_pub pub = {.payload = rcbuf_new(0), .key = m->v[i]->pub.key,
-                      .flags = ENGINE_PUB_REMOVED};
-    if (!pub.payload) return ENGINE_ERR_INTERNAL;
-    rcbuf_ref(pub.key);
-    map_delete(m, i);
-    map_change(me, st, m, channel, &pub, now_ms);
+/* Without the log: the change is made and reported now. */
+static int change_now(mem_engine *me, mem_stream *st, mem_map *m, const mem_map_change *c) {
+    mem_map_entry *e = c->found ? m->v[c->at] : NULL;
+    engine_pub pub = {.time_ms = c->now_ms};
+    if (!c->payload) {                                   /* a removal */
+        pub.payload = rcbuf_new(0);
+        pub.key = rcbuf_ref(e->pub.key);
+        pub.flags = ENGINE_PUB_REMOVED;
+        if (!pub.payload) { rcbuf_unref(pub.key); return ENGINE_ERR_INTERNAL; }
+        mem_map_delete(m, c->at);
+        e = NULL;
+    } else {
+        if (!e) {
+            rcbuf *key = mem_map_key(c->key, c->key_len);
+            e = key ? calloc(1, sizeof(*e)) : NULL;
+            if (!e || mem_map_insert(m, c->at, e) != 0) {
+                if (key) rcbuf_unref(key);
+                free(e);
+                return ENGINE_ERR_INTERNAL;
+            }
+            e->pub.key = key;
+        }
+        if (mem_map_set_version(e, c->version, c->version_epoch)) return ENGINE_ERR_INTERNAL;
+        if (e->pub.payload) rcbuf_unref(e->pub.payload);
+        e->pub.payload = rcbuf_ref(c->payload);
+        e->pub.flags = 0;
+        e->expires_at = c->expires_at;
+        pub = e->pub;
+        engine_pub_ref(&pub);
+    }
+    pub.offset = st->next = ++st->top;
+    pub.time_ms = c->now_ms;
+    if (e && c->payload) e->pub.offset = pub.offset, e->pub.time_ms = c->now_ms;
+    mem_map_report(me, c->channel, m, st, &pub);
+    if (e && c->payload) e->pub.flags = pub.flags;
     engine_pub_unref(&pub);
     return ENGINE_OK;
 }
 
-static int expired(const mem_map_entry *e, int64_t now_ms) {
-    return e->expires_at && now_ms >= e->expires_at;
+/* Makes a change: now, or through the log (answered later: 1). */
+static int change(mem_engine *me, mem_shard *sh, mem_channel *ch, mem_stream *st,
+                  const mem_map_change *c, engine_result *res, engine_cb cb, void *ud) {
+    if (!me->store) return change_now(me, st, ch->map, c);
+    int err = mem_map_stage(me, sh, ch, c, res, cb, ud);
+    return err ? err : 1;
 }
 
 /* Removes every expired key (a change each) and forgets expired
@@ -132,10 +188,14 @@ static void map_expire(mem_engine *me, mem_shard *sh, mem_channel *ch, const cha
     mem_map *m = ch->map;
     if (!m) return;
     mem_stream *st = NULL;
-    for (uint32_t i = 0; i < m->n;) {
-        if (!expired(m->v[i], now_ms)) { i++; continue; }
+    for (uint32_t i = 0; i < m->n; i++) {
+        mem_map_entry *e = m->v[i];
+        if (!expired(e, now_ms) || e->pending) continue;  /* a pending change decides */
         if (!st && !(st = mem_stream_open(sh, ch))) return;
-        if (map_remove_at(me, st, m, channel, i, now_ms) != ENGINE_OK) return;
+        mem_map_change c = {.channel = channel, .key = key_of(e), .key_len = e->pub.key->len,
+                            .at = i, .found = 1, .now_ms = now_ms};
+        if (change(me, sh, ch, st, &c, NULL, NULL, NULL) < 0) return;
+        if (!me->store) i--;                          /* the entry is gone: same index again */
     }
     if (m->idem) {
         dict_iter it;
@@ -158,7 +218,7 @@ static int same_epoch(const char *a, const char *b) {
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-/* Why req cannot be applied to the entry (NULL = absent), or NONE. */
+/* Why req cannot be applied to the key's latest change (NULL = absent). */
 static int suppress_reason(const engine_map_write_req *req, const mem_map_entry *e,
                            const mem_stream *st) {
     if (req->has_expected &&
@@ -174,36 +234,6 @@ static int suppress_reason(const engine_map_write_req *req, const mem_map_entry 
     return ENGINE_SUPPRESS_NONE;
 }
 
-/* Writes the key (new or replaced) as a change. */
-static int map_put(mem_engine *me, mem_stream *st, mem_map *m, const engine_map_write_req *req,
-                   uint32_t at, int found) {
-    mem_map_entry *e = found ? m->v[at] : calloc(1, sizeof(*e));
-    char *vep = req->version && req->version_epoch && req->version_epoch[0]
-                ? strdup(req->version_epoch) : NULL;
-    rcbuf *key = found ? NULL : key_buf(req->key, req->key_len);
-    if (!e || (!found && !key) || (req->version && req->version_epoch && req->version_epoch[0] && !vep)) {
-        if (!found) free(e);
-        free(vep);
-        if (key) rcbuf_unref(key);
-        return ENGINE_ERR_INTERNAL;
-    }
-    if (!found) {
-        e->pub.key = key;
-        if (map_insert(m, at, e) != 0) { free(vep); entry_free(e); return ENGINE_ERR_INTERNAL; }
-    }
-    if (e->pub.payload) rcbuf_unref(e->pub.payload);
-    e->pub.payload = rcbuf_ref(req->payload);
-    e->pub.flags = 0;
-    e->expires_at = req->map.key_ttl_ms > 0 ? req->now_ms + req->map.key_ttl_ms : 0;
-    if (req->version) {
-        free(e->version_epoch);
-        e->version_epoch = vep;
-        e->version = req->version;
-    }
-    map_change(me, st, m, req->channel, &e->pub, req->now_ms);
-    return ENGINE_OK;
-}
-
 static int idem_seen(const mem_map *m, const engine_map_write_req *req) {
     if (!req->idempotency_key || !req->idempotency_key[0] || !m->idem) return 0;
     void *v = dict_get(m->idem, req->idempotency_key);
@@ -217,33 +247,41 @@ static void idem_record(mem_map *m, const engine_map_write_req *req) {
     dict_set(m->idem, req->idempotency_key, (void *)(intptr_t)(req->now_ms + ttl));
 }
 
+/* The channel's map and stream, created if needed, set to req's options. */
+static mem_stream *open_map(mem_shard *sh, mem_channel *ch, const engine_map_opts *o) {
+    if (!ch->map && !(ch->map = calloc(1, sizeof(mem_map)))) return NULL;
+    ch->map->stream_size = o->stream_size;
+    ch->map->stream_ttl_ms = o->stream_ttl_ms;
+    ch->map->key_ttl_ms = o->key_ttl_ms;
+    return mem_stream_open(sh, ch);
+}
+
+/* Returns ENGINE_OK (answered: res filled), 1 (answered later), or an error. */
 static int write_locked(mem_engine *me, mem_shard *sh, const engine_map_write_req *req,
-                        engine_result *res) {
+                        engine_result *res, engine_cb cb, void *ud) {
     mem_channel *ch = mem_channel_open(sh, req->channel, strlen(req->channel));
-    if (!ch) return ENGINE_ERR_INTERNAL;
-    if (!ch->map && !(ch->map = calloc(1, sizeof(mem_map)))) return ENGINE_ERR_INTERNAL;
-    mem_stream *st = mem_stream_open(sh, ch);
+    mem_stream *st = ch ? open_map(sh, ch, &req->map) : NULL;
     if (!st) return ENGINE_ERR_INTERNAL;
     mem_map *m = ch->map;
-    m->stream_size = req->map.stream_size;
-    m->stream_ttl_ms = req->map.stream_ttl_ms;
     map_expire(me, sh, ch, req->channel, req->now_ms);
     mem_stream_expire(st, req->now_ms);
-    int found;
-    uint32_t at = map_find(m, req->key, req->key_len, &found);
-    mem_map_entry *e = found ? m->v[at] : NULL;
-    int why = idem_seen(m, req) ? ENGINE_SUPPRESS_IDEMPOTENCY : suppress_reason(req, e, st);
-    int err = ENGINE_OK;
-    if (why == ENGINE_SUPPRESS_KEY_EXISTS && req->refresh_ttl_on_suppress && req->map.key_ttl_ms > 0)
-        e->expires_at = req->now_ms + req->map.key_ttl_ms;
-    if (why == ENGINE_SUPPRESS_NONE) {
-        err = req->remove ? map_remove_at(me, st, m, req->channel, at, req->now_ms)
-                          : map_put(me, st, m, req, at, found);
-        if (!err) idem_record(m, req);
-    }
+    mem_map_change c = {.channel = req->channel, .key = req->key, .key_len = req->key_len,
+                        .payload = req->remove ? NULL : req->payload, .version = req->version,
+                        .version_epoch = req->version_epoch, .now_ms = req->now_ms,
+                        .expires_at = req->map.key_ttl_ms > 0 ? req->now_ms + req->map.key_ttl_ms : 0};
+    c.at = mem_map_find(m, req->key, req->key_len, &c.found);
+    mem_map_entry *e = c.found ? m->v[c.at] : NULL;
+    int why = idem_seen(m, req) ? ENGINE_SUPPRESS_IDEMPOTENCY
+                                : suppress_reason(req, latest_present(e) ? e : NULL, st);
     res->suppressed = why;
     mem_top_of(st, &res->top);
-    return err;
+    if (why == ENGINE_SUPPRESS_KEY_EXISTS && req->refresh_ttl_on_suppress && req->map.key_ttl_ms > 0)
+        e->expires_at = req->now_ms + req->map.key_ttl_ms;
+    if (why != ENGINE_SUPPRESS_NONE) return ENGINE_OK;
+    int rc = change(me, sh, ch, st, &c, res, cb, ud);
+    if (rc >= 0) idem_record(m, req);
+    if (rc == ENGINE_OK) mem_top_of(st, &res->top);
+    return rc;
 }
 
 void mem_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud) {
@@ -256,45 +294,56 @@ void mem_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, voi
         return;
     }
     mem_shard *sh = mem_lock_shard(me, req->channel);
-    res->err = write_locked(me, sh, req, res);
+    int rc = write_locked(me, sh, req, res, cb, ud);
     mem_channel *ch = dict_get(sh->channels, req->channel);
     if (ch) mem_channel_gc(sh, req->channel, ch);
     pthread_mutex_unlock(&sh->lock);
+    if (rc == 1) return;                         /* answered once committed */
+    res->err = rc;
     engine_answer(cb, ud, ENGINE_OP_MAP_WRITE, res);
 }
 
 /* --------------------------------------------------------------- read */
 
-/* References entries [from, from + k) into res->pubs. */
-static int copy_entries(const mem_map *m, uint32_t from, uint32_t k, engine_result *res) {
-    if (!k) return ENGINE_OK;
-    engine_pub *pubs = malloc((size_t)k * sizeof(*pubs));
-    if (!pubs) return ENGINE_ERR_INTERNAL;
-    for (uint32_t i = 0; i < k; i++) {
-        pubs[i] = m->v[from + i]->pub;
-        engine_pub_ref(&pubs[i]);
+/* Copies (references) what readers see of up to limit entries from index
+ * from on (limit < 0: all); *next = the index after the last one looked at. */
+static int copy_visible(const mem_map *m, uint32_t from, int limit, int64_t now_ms,
+                        engine_result *res, uint32_t *next) {
+    size_t cap = limit < 0 || (uint32_t)limit > m->n - from ? m->n - from : (size_t)limit;
+    engine_pub *pubs = cap ? malloc(cap * sizeof(*pubs)) : NULL;
+    if (cap && !pubs) return ENGINE_ERR_INTERNAL;
+    size_t k = 0;
+    uint32_t i = from;
+    for (; i < m->n && k < cap; i++) {
+        const engine_pub *v = entry_view(m->v[i], now_ms);
+        if (!v) continue;
+        pubs[k] = *v;
+        engine_pub_ref(&pubs[k++]);
     }
+    if (!k) { free(pubs); pubs = NULL; }
     res->pubs = pubs;
     res->npubs = k;
+    *next = i;
     return ENGINE_OK;
 }
 
 static int state_page(const mem_map *m, const engine_map_state_req *req, engine_result *res) {
     int found = 0;
+    uint32_t from = 0, next;
     if (!m) return ENGINE_OK;
     if (req->key) {
-        uint32_t at = map_find(m, req->key, strlen(req->key), &found);
-        return found ? copy_entries(m, at, 1, res) : ENGINE_OK;
+        from = mem_map_find(m, req->key, strlen(req->key), &found);
+        return found ? copy_visible(m, from, 1, req->now_ms, res, &next) : ENGINE_OK;
     }
-    uint32_t from = 0;
     if (req->cursor && req->cursor[0]) {
-        from = map_find(m, req->cursor, strlen(req->cursor), &found);
+        from = mem_map_find(m, req->cursor, strlen(req->cursor), &found);
         if (found) from++;                          /* the cursor is the last key given */
     }
-    uint32_t left = m->n - from;
-    uint32_t k = req->limit < 0 || (uint32_t)req->limit > left ? left : (uint32_t)req->limit;
-    if (copy_entries(m, from, k, res) != ENGINE_OK) return ENGINE_ERR_INTERNAL;
-    if (k && from + k < m->n && !(res->cursor = strdup(key_of(m->v[from + k - 1]))))
+    if (copy_visible(m, from, req->limit, req->now_ms, res, &next) != ENGINE_OK)
+        return ENGINE_ERR_INTERNAL;
+    while (next < m->n && !entry_view(m->v[next], req->now_ms)) next++;
+    if (res->npubs && next < m->n &&
+        !(res->cursor = strdup((const char *)res->pubs[res->npubs - 1].key->data)))
         return ENGINE_ERR_INTERNAL;
     return ENGINE_OK;
 }
@@ -305,8 +354,10 @@ void mem_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, voi
     if (!res) { engine_answer(cb, ud, ENGINE_OP_MAP_STATE, NULL); return; }
     mem_shard *sh = mem_lock_shard(me, req->channel);
     mem_channel *ch = mem_channel_open(sh, req->channel, strlen(req->channel));
+    int fresh = ch && !ch->stream;
     mem_stream *st = ch ? mem_stream_open(sh, ch) : NULL;
     if (st) {
+        if (fresh && me->store) mem_durable_epoch(me, req->channel, st, req->now_ms);
         map_expire(me, sh, ch, req->channel, req->now_ms);
         mem_top_of(st, &res->top);
         if (req->epoch && req->epoch[0] && strcmp(req->epoch, st->epoch))
@@ -329,7 +380,8 @@ void mem_map_stats(engine *e, const char *channel, int64_t now_ms, engine_cb cb,
     mem_channel *ch = dict_get(sh->channels, channel);
     if (ch && ch->map) {
         map_expire(me, sh, ch, channel, now_ms);
-        res->num_keys = ch->map ? ch->map->n : 0;
+        for (uint32_t i = 0; ch->map && i < ch->map->n; i++)
+            res->num_keys += entry_view(ch->map->v[i], now_ms) != NULL;
         mem_channel_gc(sh, channel, ch);
     }
     pthread_mutex_unlock(&sh->lock);
@@ -337,7 +389,8 @@ void mem_map_stats(engine *e, const char *channel, int64_t now_ms, engine_cb cb,
 }
 
 /* Every key is removed as a change of its own, so live subscribers see
- * the map empty without a resync, and offsets go on. */
+ * the map empty without a resync, and offsets go on. With the log, the
+ * answer comes with the last removal's commit. */
 void mem_map_clear(engine *e, const char *channel, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
     engine_result *res = engine_result_new(ENGINE_OP_MAP_CLEAR, ENGINE_OK);
@@ -346,14 +399,26 @@ void mem_map_clear(engine *e, const char *channel, engine_cb cb, void *ud) {
     mem_shard *sh = mem_lock_shard(me, channel);
     mem_channel *ch = dict_get(sh->channels, channel);
     mem_stream *st = ch && ch->map ? mem_stream_open(sh, ch) : NULL;
-    while (st && ch->map->n && !res->err)
-        res->err = map_remove_at(me, st, ch->map, channel, ch->map->n - 1, now_ms);
+    int rc = ENGINE_OK;
+    uint32_t first = 0;                            /* the last removal (lowest index) answers */
+    while (st && first < ch->map->n && !latest_present(ch->map->v[first])) first++;
+    for (uint32_t i = st ? ch->map->n : 0; i-- > first && rc == ENGINE_OK;) {
+        mem_map_entry *en = ch->map->v[i];
+        if (!latest_present(en)) continue;
+        int last = i == first;
+        mem_map_change c = {.channel = channel, .key = key_of(en), .key_len = en->pub.key->len,
+                            .at = i, .found = 1, .now_ms = now_ms};
+        rc = change(me, sh, ch, st, &c, last ? res : NULL, last ? cb : NULL, last ? ud : NULL);
+        if (rc == 1) { rc = ENGINE_OK; if (last) res = NULL; }
+    }
     if (ch && ch->map) {
         dict_free(ch->map->idem, NULL);
         ch->map->idem = NULL;
     }
-    if (st) mem_top_of(st, &res->top);
+    if (res && st) mem_top_of(st, &res->top);
     if (ch) mem_channel_gc(sh, channel, ch);
     pthread_mutex_unlock(&sh->lock);
+    if (!res) return;                               /* the last removal answers */
+    res->err = rc;
     engine_answer(cb, ud, ENGINE_OP_MAP_CLEAR, res);
 }

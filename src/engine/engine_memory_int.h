@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include "core/dict.h"
+#include "core/namespace.h"
 #include "engine/engine.h"
 #include "store/store.h"
 
@@ -45,11 +46,17 @@ typedef struct mem_member {        /* a presence entry; the client id is the dic
     char data[];                   /* user NUL info NUL */
 } mem_member;
 
-/* A map channel's entry: the key, the payload and the offset of its last
- * change, in pub (the same buffers the stream and events share). */
+/* A map channel's entry. pub is its latest change (what conditional
+ * writes compare with): the key, the payload and the offset. With the
+ * durable log, changes wait for their commit before anyone sees them:
+ * while pending > 0, readers see `seen` (the last committed change; no
+ * payload = not visible yet) and pub may be a removal (ENGINE_PUB_REMOVED)
+ * still on its way to disk. Without the log, pending is always 0. */
 typedef struct mem_map_entry {
     engine_pub pub;
-    int64_t expires_at;            /* unix ms; 0 = never */
+    engine_pub seen;
+    uint32_t pending;              /* changes of this key waiting for their commit */
+    int64_t expires_at;            /* unix ms; 0 = never (of the latest write) */
     uint64_t version;              /* of the last versioned write; 0 = none */
     char *version_epoch;           /* NULL = "" */
 } mem_map_entry;
@@ -59,8 +66,23 @@ typedef struct mem_map {
     uint32_t n, cap;
     int stream_size;               /* of the last write: removals by expiry use them */
     int64_t stream_ttl_ms;
+    int64_t key_ttl_ms;
     dict *idem;                    /* idempotency key -> expiry (unix ms, in the pointer) */
 } mem_map;
+
+/* A change to make to a map: a write (payload) or a removal (NULL). */
+typedef struct mem_map_change {
+    const char *channel;
+    const char *key;
+    size_t key_len;
+    uint32_t at;                   /* the key's index (or where it goes) */
+    int found;                     /* the key has an entry */
+    rcbuf *payload;                /* NULL: a removal */
+    int64_t expires_at;
+    uint64_t version;
+    const char *version_epoch;
+    int64_t now_ms;
+} mem_map_change;
 
 typedef struct mem_channel {
     mem_stream *stream;            /* NULL: no history meta */
@@ -118,8 +140,28 @@ void mem_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, voi
 void mem_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud);
 void mem_map_stats(engine *e, const char *channel, int64_t now_ms, engine_cb cb, void *ud);
 void mem_map_clear(engine *e, const char *channel, engine_cb cb, void *ud);
+/* The entry parts engine_map_log.c shares. */
+uint32_t mem_map_find(const mem_map *m, const char *key, size_t len, int *found);
+int mem_map_insert(mem_map *m, uint32_t at, mem_map_entry *e);
+void mem_map_delete(mem_map *m, uint32_t at);
+rcbuf *mem_map_key(const char *key, size_t len);
+/* Sets the entry's version from a write (0: left as it is). -1 if out of memory. */
+int mem_map_set_version(mem_map_entry *e, uint64_t version, const char *epoch);
+/* A committed change: into the stream's ring (if the map keeps one) and
+ * reported to the hub. pub has its offset and time. */
+void mem_map_report(mem_engine *me, const char *channel, const mem_map *m, mem_stream *st,
+                    engine_pub *pub);
 
-/* The durable log (engine_durable.c). */
+/* Maps through the durable log (engine_map_log.c). */
+/* Logs the change; it becomes visible (and cb is answered, if any) once
+ * committed. Under the shard lock. Returns ENGINE_OK (answered later) or
+ * an error (cb not called). */
+int mem_map_stage(mem_engine *me, mem_shard *sh, mem_channel *ch, const mem_map_change *c,
+                  engine_result *res, engine_cb cb, void *ud);
+/* Replays a map record into the channel. Under the shard lock. */
+int mem_map_replay(mem_engine *me, mem_shard *sh, const store_rec *r, const ns_options *ns);
+
+/* The durable log (engine_durable.c). *//* The durable log (engine_durable.c). */
 
 /* Opens cfg's store, replays it into me, and starts it. 0, or -1 with err. */
 int mem_durable_open(mem_engine *me, const config *cfg, char *err, size_t errlen);

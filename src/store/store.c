@@ -23,7 +23,7 @@ typedef struct srec {               /* a queued record and its callback */
     store_rec r;
     store_done_fn done;
     void *ud;
-    char data[];                    /* channel NUL epoch NUL payload */
+    char data[];                    /* channel NUL epoch NUL payload key aux */
 } srec;
 
 struct store {
@@ -70,13 +70,42 @@ int store_quick_check(sqlite3 *db, char *err, size_t errlen) {
     return ok ? 0 : -1;
 }
 
+/* key and aux come last: schema 1 ended at payload, and ALTER TABLE can
+ * only add columns at the end, so old and new databases look the same. */
 const char STORE_SCHEMA_SQL[] =
     "CREATE TABLE IF NOT EXISTS log ("
     " seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
-    " channel TEXT NOT NULL, offset INTEGER NOT NULL, epoch TEXT NOT NULL, payload BLOB);"
+    " channel TEXT NOT NULL, offset INTEGER NOT NULL, epoch TEXT NOT NULL, payload BLOB,"
+    " key BLOB, aux BLOB);"
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO meta VALUES ('schema', 1);"
+    "INSERT OR IGNORE INTO meta VALUES ('schema', 2);"
     "INSERT OR IGNORE INTO meta VALUES ('clean', 1);";
+
+int store_has_map_columns(sqlite3 *db, const char *schema) {
+    char *q = sqlite3_mprintf("SELECT count(*) FROM pragma_table_info('log', %Q) "
+                              "WHERE name IN ('key', 'aux')", schema);
+    int64_t n = q ? store_query_int(db, q, -1) : -1;
+    sqlite3_free(q);
+    return n == 2 ? 1 : n < 0 ? -1 : 0;
+}
+
+/* The version is read inside the write transaction: two processes opening
+ * the same old store at once must not both add the columns. */
+int store_migrate(sqlite3 *db, char *err, size_t errlen) {
+    if (exec(db, "BEGIN IMMEDIATE", err, errlen)) return -1;
+    int64_t v = store_query_int(db, "SELECT value FROM meta WHERE key = 'schema'", -1);
+    if (v == 1 && (exec(db, "ALTER TABLE log ADD COLUMN key BLOB;"
+                            "ALTER TABLE log ADD COLUMN aux BLOB;"
+                            "UPDATE meta SET value = 2 WHERE key = 'schema'", err, errlen))) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    if (exec(db, "COMMIT", err, errlen)) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
 
 /* The integer a query returns (its first column), or def. */
 int64_t store_query_int(sqlite3 *db, const char *sql, int64_t def) {
@@ -109,7 +138,8 @@ static int setup(store *s, char *err, size_t errlen) {
                  "restore a backup, or move the file away to start empty", why);
         return STORE_ERR_CORRUPT;
     }
-    if (exec(s->db, pragmas, why, sizeof(why)) || exec(s->db, STORE_SCHEMA_SQL, why, sizeof(why))) {
+    if (exec(s->db, pragmas, why, sizeof(why)) || exec(s->db, STORE_SCHEMA_SQL, why, sizeof(why)) ||
+        store_migrate(s->db, why, sizeof(why))) {
         snprintf(err, errlen, "cannot set up the database: %s", why);
         return STORE_ERR_IO;
     }
@@ -126,9 +156,9 @@ static int setup(store *s, char *err, size_t errlen) {
     }
     atomic_store(&s->rows, (uint64_t)store_query_int(s->db, "SELECT count(*) FROM log", 0));
     update_bytes(s);
-    if (prepare(s, "INSERT INTO log (time_ms, kind, channel, offset, epoch, payload) "
-                   "VALUES (?, ?, ?, ?, ?, ?)", &s->insert) ||
-        prepare(s, "SELECT seq, time_ms, kind, channel, offset, epoch FROM log "
+    if (prepare(s, "INSERT INTO log (time_ms, kind, channel, offset, epoch, payload, key, aux) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", &s->insert) ||
+        prepare(s, "SELECT seq, time_ms, kind, channel, offset, epoch, key FROM log "
                    "WHERE seq >= ? ORDER BY seq LIMIT ?", &s->scan) ||
         prepare(s, "DELETE FROM log WHERE seq = ?", &s->del)) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
@@ -206,9 +236,19 @@ int store_start(store *s) {
     return rc;
 }
 
+/* Copies len bytes of p to *at and moves *at past them; NULL stays NULL. */
+static const void *copy_bytes(char **at, const void *p, size_t len) {
+    if (!p) return NULL;
+    void *out = memcpy(*at, p, len);
+    *at += len;
+    return out;
+}
+
 int store_append(store *s, const store_rec *r, store_done_fn done, void *ud) {
     size_t cl = strlen(r->channel) + 1, el = strlen(r->epoch ? r->epoch : "") + 1;
-    srec *q = malloc(sizeof(*q) + cl + el + r->payload_len);
+    size_t pl = r->payload ? r->payload_len : 0, kl = r->key ? r->key_len : 0,
+           al = r->aux ? r->aux_len : 0;
+    srec *q = malloc(sizeof(*q) + cl + el + pl + kl + al);
     if (!q) return STORE_ERR_NOMEM;
     q->next = NULL;
     q->enq_ns = uv_hrtime();
@@ -217,7 +257,13 @@ int store_append(store *s, const store_rec *r, store_done_fn done, void *ud) {
     q->ud = ud;
     q->r.channel = memcpy(q->data, r->channel, cl);
     q->r.epoch = memcpy(q->data + cl, r->epoch ? r->epoch : "", el);
-    q->r.payload = r->payload ? memcpy(q->data + cl + el, r->payload, r->payload_len) : NULL;
+    char *at = q->data + cl + el;
+    q->r.payload = copy_bytes(&at, r->payload, pl);
+    q->r.key = copy_bytes(&at, r->key, kl);
+    q->r.aux = copy_bytes(&at, r->aux, al);
+    q->r.payload_len = pl;
+    q->r.key_len = kl;
+    q->r.aux_len = al;
     uv_mutex_lock(&s->lock);
     int rc = s->stop ? STORE_ERR_CLOSED : start_locked(s);
     if (rc) { uv_mutex_unlock(&s->lock); free(q); return rc; }
@@ -233,6 +279,12 @@ int store_append(store *s, const store_rec *r, store_done_fn done, void *ud) {
     return STORE_OK;
 }
 
+/* A blob column: NULL stays NULL (what replay gives back for it). */
+static void bind_bytes(sqlite3_stmt *st, int col, const void *p, size_t len) {
+    if (p) sqlite3_bind_blob(st, col, p, (int)len, SQLITE_STATIC);
+    else sqlite3_bind_null(st, col);
+}
+
 static int insert(store *s, const store_rec *r) {
     sqlite3_stmt *st = s->insert;
     sqlite3_reset(st);
@@ -241,8 +293,9 @@ static int insert(store *s, const store_rec *r) {
     sqlite3_bind_text(st, 3, r->channel, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)r->offset);
     sqlite3_bind_text(st, 5, r->epoch, -1, SQLITE_STATIC);
-    if (r->payload) sqlite3_bind_blob(st, 6, r->payload, (int)r->payload_len, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 6);
+    bind_bytes(st, 6, r->payload, r->payload_len);
+    bind_bytes(st, 7, r->key, r->key_len);
+    bind_bytes(st, 8, r->aux, r->aux_len);
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -359,7 +412,7 @@ static void store_thread(void *arg) {
 int store_replay(store *s, int (*fn)(void *ud, const store_rec *r), void *ud,
                  char *err, size_t errlen) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT time_ms, kind, channel, offset, epoch, payload "
+    if (sqlite3_prepare_v2(s->db, "SELECT time_ms, kind, channel, offset, epoch, payload, key, aux "
                            "FROM log ORDER BY seq", -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
         return STORE_ERR_IO;
@@ -372,8 +425,12 @@ int store_replay(store *s, int (*fn)(void *ud, const store_rec *r), void *ud,
             .channel = (const char *)sqlite3_column_text(st, 2),
             .offset = (uint64_t)sqlite3_column_int64(st, 3),
             .epoch = (const char *)sqlite3_column_text(st, 4),
-            .payload = sqlite3_column_blob(st, 5),
+            .payload = sqlite3_column_blob(st, 5),      /* NULL or empty: NULL, 0 */
             .payload_len = (size_t)sqlite3_column_bytes(st, 5),
+            .key = sqlite3_column_blob(st, 6),
+            .key_len = (size_t)sqlite3_column_bytes(st, 6),
+            .aux = sqlite3_column_blob(st, 7),
+            .aux_len = (size_t)sqlite3_column_bytes(st, 7),
         };
         if (!r.channel || !r.epoch) { rc = SQLITE_NOMEM; break; }
         if (fn(ud, &r)) { rc = SQLITE_DONE; break; }

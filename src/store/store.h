@@ -1,10 +1,11 @@
 /* store: the durable log under the engine, on SQLite (WAL). Every write the
- * engine makes durable (a publication, a history removal, a new epoch) is
- * one record appended with its time to one append-only table keyed by a
- * global sequence; nothing in the commit path is indexed per channel
- * (measured: a (channel, offset) key tops out near 20k commits/s, the
- * global sequence near 200k). The engine keeps serving recent history from
- * memory and rebuilds it from the log at start (store_replay).
+ * engine makes durable (a publication, a history removal, a new epoch, a
+ * map change) is one record appended with its time to one append-only
+ * table keyed by a global sequence; nothing in the commit path is indexed
+ * per channel (measured: a (channel, offset) key tops out near 20k
+ * commits/s, the global sequence near 200k). The engine keeps serving
+ * recent history from memory and rebuilds it from the log at start
+ * (store_replay).
  *
  * Commits happen on the store's own thread, never on a network loop, and
  * are grouped: every record that arrives while one commit runs goes into
@@ -15,15 +16,25 @@
  * its commit is on disk (or failed: err != 0, nothing of the group was
  * kept), in append order.
  *
+ * Map records (STORE_MAP_PUT, STORE_MAP_REMOVE) are a map channel's
+ * changes: each takes the channel's next stream offset like a publication,
+ * and carries the map key and, for a PUT, the value (payload) and opaque
+ * engine bytes (aux, e.g. a version). Replaying them in order rebuilds the
+ * map: a key's state is its latest PUT, unless a REMOVE came after it.
+ * (Schema 2 of the log added the key and aux columns; a schema-1 database
+ * is migrated when it is opened.)
+ *
  * Retention runs on the same thread between commits, a small batch at a
  * time (store_retain.c): a record older than retain_ms is deleted once it
  * was useless for replay already retain_ms ago (trimmed from history by
- * the channel's size or TTL, removed, superseded). So the log can be
- * replayed as of any moment in that window (store_admin.c: restore at a
- * time), and stays bounded.
+ * the channel's size or TTL, removed, superseded). A map record is useless
+ * once out of its stream's window and no longer its key's state (a REMOVE,
+ * or a PUT with a later change of its key), so a key's latest PUT stays
+ * however old. So the log can be replayed as of any moment in that window
+ * (store_admin.c: restore at a time), and stays bounded.
  *
- * The store knows nothing of connections, hubs or JSON: channels, epochs
- * and payloads are bytes to it. */
+ * The store knows nothing of connections, hubs or JSON: channels, epochs,
+ * keys, payloads and aux are bytes to it. */
 #ifndef PLAZA_STORE_H
 #define PLAZA_STORE_H
 
@@ -46,6 +57,8 @@ enum {
     STORE_REEPOCH = 4,          /* the stream keeps top and history under a new epoch */
     STORE_LEASE = 5,            /* async: the channel's lease opens (before its publications) */
     STORE_RELEASE = 6,          /* the channel's async lease ended: all before it is on disk */
+    STORE_MAP_PUT = 7,          /* a map key written: channel, offset, epoch, key, payload, aux */
+    STORE_MAP_REMOVE = 8,       /* a map key removed (or expired): channel, offset, epoch, key */
 };
 
 typedef struct store_rec {
@@ -54,10 +67,15 @@ typedef struct store_rec {
     const char *channel;
     uint64_t offset;
     const char *epoch;
-    const void *payload;        /* STORE_PUB, STORE_LEASE; NULL otherwise */
+    const void *payload;        /* STORE_PUB, STORE_LEASE, STORE_MAP_PUT; NULL otherwise */
     size_t payload_len;
+    const void *key;            /* STORE_MAP_*: the map key (bytes); NULL otherwise */
+    size_t key_len;
+    const void *aux;            /* STORE_MAP_PUT: the engine's own bytes (version); may be NULL */
+    size_t aux_len;
 } store_rec;
 
+/* A channel's history size and TTL; for a map channel, its stream's. */
 typedef void (*store_history_fn)(void *ud, const char *channel, int *size, int64_t *ttl_ms);
 
 typedef struct store_opts {

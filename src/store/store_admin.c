@@ -60,12 +60,28 @@ static int new_folder(const char *to, char *file, size_t filelen, char *err, siz
     return 0;
 }
 
+/* A store these functions can read: the current schema, or schema 1
+ * (a backup or store of an older Plaza: read as is, its map columns are
+ * NULL; what they write is a new database of the current schema). */
 static int schema_ok(sqlite3 *db, const char *file, char *err, size_t errlen) {
     int64_t v = store_query_int(db, "SELECT value FROM meta WHERE key = 'schema'", -1);
-    if (v == STORE_SCHEMA) return 0;
+    if (v >= 1 && v <= STORE_SCHEMA) return 0;
     snprintf(err, errlen, "%s: not a Plaza store of schema %d (found %lld)", file, STORE_SCHEMA,
              (long long)v);
     return -1;
+}
+
+/* The columns of a log row, for copies from a database of any schema. */
+#define LOG_COLUMNS "seq, time_ms, kind, channel, offset, epoch, payload, key, aux"
+#define LOG_NCOLUMNS 9
+
+/* What to select from `log` of database `schema` for LOG_COLUMNS: a
+ * schema-1 log has no key and aux (NULL). When that cannot be told (a
+ * damaged schema) all columns are asked for: reading map records without
+ * their keys would lose them quietly. */
+static const char *log_select(sqlite3 *db, const char *schema) {
+    return store_has_map_columns(db, schema) == 0
+           ? "seq, time_ms, kind, channel, offset, epoch, payload, NULL, NULL" : LOG_COLUMNS;
 }
 
 static void epoch_random(char *out) {
@@ -77,18 +93,22 @@ static void epoch_random(char *out) {
     out[STORE_EPOCH_LEN] = '\0';
 }
 
-/* Appends a new epoch (STORE_REEPOCH) for every channel with a stream in
- * db's log. Returns how many, or -1. */
+/* The records that give a channel its stream position: publications,
+ * epochs, leases, and map changes (7, 8: a map keeps its entries across a
+ * new epoch, and its clients must load them again). */
+#define POSITIONED "kind IN (1, 3, 4, 5, 7, 8) AND NOT (kind IN (1, 5) AND offset = 0)"
+
+/* Appends a new epoch (STORE_REEPOCH) for every channel with a stream or a
+ * map in db's log. Returns how many, or -1. */
 static int64_t reepoch_all(sqlite3 *db, int64_t t) {
     static const char q[] =
         "INSERT INTO log (time_ms, kind, channel, offset, epoch, payload) "
         "SELECT ?, 4, l.channel, l.offset, ?, NULL FROM log l JOIN "
-        " (SELECT channel, max(seq) AS s FROM log WHERE kind IN (1, 3, 4, 5) "
-        "  AND NOT (kind IN (1, 5) AND offset = 0) GROUP BY channel) m "
+        " (SELECT channel, max(seq) AS s FROM log WHERE " POSITIONED " GROUP BY channel) m "
         " ON l.seq = m.s WHERE l.channel = ?";
     sqlite3_stmt *chans, *ins;
-    if (sqlite3_prepare_v2(db, "SELECT DISTINCT channel FROM log WHERE kind IN (1, 3, 4, 5) "
-                           "AND NOT (kind IN (1, 5) AND offset = 0)", -1, &chans, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT DISTINCT channel FROM log WHERE " POSITIONED,
+                           -1, &chans, NULL) != SQLITE_OK)
         return -1;
     if (sqlite3_prepare_v2(db, q, -1, &ins, NULL) != SQLITE_OK) { sqlite3_finalize(chans); return -1; }
     /* channels first (the insert must not feed the query it reads) */
@@ -175,8 +195,12 @@ int store_backup(const char *from, const char *to, FILE *out, char *err, size_t 
         sqlite3_close(b);
         goto done;
     }
-    /* the copy is a consistent snapshot: nothing of it was in flight */
+    /* the copy is a consistent snapshot: nothing of it was in flight; a copy
+     * of an older store is brought to the current schema (it is ours) */
+    char why[200];
     sqlite3_exec(b, "PRAGMA journal_mode=WAL; UPDATE meta SET value = 1 WHERE key = 'clean'", NULL, NULL, NULL);
+    if (store_migrate(b, why, sizeof(why)))      /* restore reads it as it is anyway */
+        fprintf(out, "note: the copy keeps the older schema (%s)\n", why);
     int64_t rows = store_query_int(b, "SELECT count(*) FROM log", 0);
     int64_t last = store_query_int(b, "SELECT time_ms FROM log ORDER BY seq DESC LIMIT 1", 0);
     int64_t seq = store_query_int(b, "SELECT max(seq) FROM log", 0);
@@ -235,10 +259,11 @@ int store_restore(const char *from, const char *to, int64_t at_ms, FILE *out,
         sqlite3_finalize(st);
     }
     ok = ok && sqlite3_exec(db, "BEGIN", NULL, NULL, &msg) == SQLITE_OK;
-    ok = ok && sqlite3_prepare_v2(db,
-        "INSERT INTO main.log SELECT * FROM src.log WHERE seq < "
-        "coalesce((SELECT min(seq) FROM src.log WHERE time_ms > ?1), 9223372036854775807) "
-        "ORDER BY seq", -1, &st, NULL) == SQLITE_OK;
+    char copy[512];                             /* explicit columns: src may be schema 1 */
+    snprintf(copy, sizeof(copy), "INSERT INTO main.log (" LOG_COLUMNS ") SELECT %s FROM src.log "
+             "WHERE seq < coalesce((SELECT min(seq) FROM src.log WHERE time_ms > ?1), "
+             "9223372036854775807) ORDER BY seq", ok ? log_select(db, "src") : "");
+    ok = ok && sqlite3_prepare_v2(db, copy, -1, &st, NULL) == SQLITE_OK;
     if (ok) {
         sqlite3_bind_int64(st, 1, at_ms);
         ok = sqlite3_step(st) == SQLITE_DONE;
@@ -298,15 +323,18 @@ int store_check(const char *dir, FILE *out, char *err, size_t errlen) {
         problems = 1;
     }
     if (!problems) {
+        int64_t v = store_query_int(db, "SELECT value FROM meta WHERE key = 'schema'", -1);
         fprintf(out, "%s: sound; %lld records, %lld channels, from %lld to %lld (unix ms); "
-                "complete since %lld; %s\n", file,
+                "complete since %lld; %s%s\n", file,
                 (long long)store_query_int(db, "SELECT count(*) FROM log", 0),
                 (long long)store_query_int(db, "SELECT count(DISTINCT channel) FROM log", 0),
                 (long long)store_query_int(db, "SELECT min(time_ms) FROM log", 0),
                 (long long)store_query_int(db, "SELECT max(time_ms) FROM log", 0),
                 (long long)store_query_int(db, "SELECT value FROM meta WHERE key = 'complete_since'", 0),
                 store_query_int(db, "SELECT value FROM meta WHERE key = 'clean'", 1)
-                    ? "closed cleanly" : "open, or not closed cleanly");
+                    ? "closed cleanly" : "open, or not closed cleanly",
+                v < STORE_SCHEMA ? "; an older schema (Plaza brings it up to date when it opens it)"
+                                 : "");
     } else {
         fprintf(out, "%s: run `plaza store repair --store %s` with the server stopped (it keeps "
                 "the damaged file), or restore a backup\n", file, dir);
@@ -319,18 +347,20 @@ int store_check(const char *dir, FILE *out, char *err, size_t errlen) {
 
 /* Copies the rows of src readable from seq `from` on into ins; returns the
  * seq to probe next after an unreadable stretch, or -1 at the end. */
-static int64_t copy_run(sqlite3 *src, sqlite3_stmt *ins, int64_t from, int64_t *copied) {
+static int64_t copy_run(sqlite3 *src, const char *cols, sqlite3_stmt *ins, int64_t from,
+                        int64_t *copied) {
+    char q[256];
+    snprintf(q, sizeof(q), "SELECT %s FROM log WHERE seq >= ? ORDER BY seq", cols);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(src, "SELECT seq, time_ms, kind, channel, offset, epoch, payload "
-                           "FROM log WHERE seq >= ? ORDER BY seq", -1, &st, NULL) != SQLITE_OK)
-        return from + 1;
+    if (sqlite3_prepare_v2(src, q, -1, &st, NULL) != SQLITE_OK) return from + 1;
     sqlite3_bind_int64(st, 1, from);
     int64_t last = from - 1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         last = sqlite3_column_int64(st, 0);
         sqlite3_reset(ins);
-        for (int c = 0; c < 7; c++) sqlite3_bind_value(ins, c + 1, sqlite3_column_value(st, c));
+        for (int c = 0; c < LOG_NCOLUMNS; c++)
+            sqlite3_bind_value(ins, c + 1, sqlite3_column_value(st, c));
         if (sqlite3_step(ins) == SQLITE_DONE) ++*copied;
     }
     sqlite3_finalize(st);
@@ -369,10 +399,12 @@ int store_repair(const char *dir, FILE *out, char *err, size_t errlen) {
     if (!db) { sqlite3_close(src); return -1; }
     sqlite3_stmt *ins = NULL;
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?, ?, ?, ?)", -1, &ins, NULL);
+    sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO log (" LOG_COLUMNS ") "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &ins, NULL);
+    const char *cols = log_select(src, "main");          /* the damaged file may be schema 1 */
     int64_t max = store_query_int(src, "SELECT max(seq) FROM log", INT64_MAX / 4), copied = 0, holes = 0;
     for (int64_t at = 0; at >= 0 && ins;) {
-        int64_t bad = copy_run(src, ins, at, &copied);
+        int64_t bad = copy_run(src, cols, ins, at, &copied);
         if (bad < 0) break;
         holes++;
         at = probe_next(src, bad, max);

@@ -13,7 +13,34 @@
  * cutoff, and the log restores every moment from the cutoff on exactly:
  * meta 'complete_since' says from when, in the same transaction as the
  * deletes. What a pass keeps (history tails, open leases, epoch marks of
- * empty streams) is read again by the next pass. */
+ * empty streams) is read again by the next pass.
+ *
+ * Map channels (a channel is one from its first STORE_MAP_PUT/REMOVE in
+ * the pass) follow their own rule, because a map is state, not only a
+ * stream. Each change is a stream entry, kept while in the stream window
+ * (the size and TTL the history callback gives for the channel; size 0: a
+ * map without a stream, nothing is in the window); a PUT is moreover its
+ * key's current state until a later PUT or REMOVE of the key, and the
+ * channel's latest change or EPOCH (with a REEPOCH after it, which only
+ * raises the top) says its epoch and top. A map record goes once none of
+ * the three holds any more: out of the window, and a REMOVE or a
+ * superseded PUT, and not the position. So the latest PUT of a live key is
+ * kept however old. A new epoch (EPOCH, REEPOCH) restarts the stream or
+ * not as replay does, but leaves the entries; a history removal (REMOVE)
+ * and the no-history rule do not touch map records. Stream records of a
+ * channel that is a map (its type changed) are kept. One loss: an empty
+ * map without a stream whose only record left is an epoch mark cannot be
+ * told from a stream channel without history, and is forgotten (the
+ * engine then gives it a new epoch: its clients load it again).
+ *
+ * Replay of a map channel therefore meets offset gaps (deleted changes
+ * between the kept ones): a change past a gap must be taken, its stream
+ * window started again. Here a gap is not taken for a voided record, as it
+ * is for publications, since the pass cannot tell one from the other.
+ *
+ * The key tracking costs memory during a pass: per map channel seen, a
+ * dict of its live keys (key -> seq of its current PUT). That is the size
+ * of the maps' state, which the engine holds in memory anyway. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +49,10 @@
 #include "store/store.h"
 #include "store/store_retain.h"
 
-typedef struct cand {                  /* a publication that may be in history */
+typedef struct cand {                  /* a publication (or map change) that may be in history */
     int64_t seq, time_ms;
     uint64_t offset;
+    int live;                          /* map: a key's current PUT (out of the window, still kept) */
 } cand;
 
 typedef struct chan {                  /* one channel as the pass has followed it */
@@ -36,7 +64,15 @@ typedef struct chan {                  /* one channel as the pass has followed i
     int known;                         /* top and epoch known (a record set them in this pass) */
     int64_t epoch_seq, lease_seq;      /* the epoch mark and open lease kept, or 0 */
     char epoch[32];
+    /* map channels only */
+    dict *keys;                        /* non-NULL: a map; key -> seq of its current PUT */
+    int64_t pos_seq;                   /* the last change or EPOCH: it sets the epoch and top */
+    int pos_live;                      /* ... and is a key's current PUT */
+    int64_t reepoch_seq;               /* a REEPOCH after it, or 0 */
+    int stuck;                         /* out of memory: nothing more of it is deleted this pass */
 } chan;
+
+_Static_assert(sizeof(void *) >= sizeof(int64_t), "a seq is kept as a dict value");
 
 struct store_retainer {
     store_history_fn history;
@@ -63,6 +99,7 @@ store_retainer *store_retainer_new(store_history_fn history, void *ud, int64_t r
 
 static void chan_free(void *p) {
     chan *c = p;
+    dict_free(c->keys, NULL);
     free(c->c);
     free(c);
 }
@@ -95,15 +132,35 @@ static void kill(store_retainer *r, int64_t seq) {
 
 static cand *cand_at(chan *c, uint32_t i) { return &c->c[(c->head + i) % c->cap]; }
 
+/* A candidate leaves the history (the stream window). A publication is
+ * then useless; a map change may still be its key's state, or the position. */
+static void leave(store_retainer *r, chan *c, const cand *k) {
+    if (!c->keys) kill(r, k->seq);
+    else if (!c->stuck && !k->live && k->seq != c->pos_seq) kill(r, k->seq);
+}
+
 static void drop_oldest(store_retainer *r, chan *c) {
-    kill(r, cand_at(c, 0)->seq);
+    leave(r, c, cand_at(c, 0));
     c->head = (c->head + 1) % c->cap;
     c->n--;
 }
 
 static void drop_newest(store_retainer *r, chan *c) {
-    kill(r, cand_at(c, c->n - 1)->seq);
+    leave(r, c, cand_at(c, c->n - 1));
     c->n--;
+}
+
+/* The candidate of record seq, or NULL (candidates are in log order). */
+static cand *cand_of(chan *c, int64_t seq) {
+    uint32_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        cand *k = cand_at(c, mid);
+        if (k->seq == seq) return k;
+        if (k->seq < seq) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
 }
 
 static void drop_all(store_retainer *r, chan *c) {
@@ -164,12 +221,114 @@ static void on_pub(store_retainer *r, chan *c, const store_rec *x, int64_t seq) 
     expire(r, c);
 }
 
+/* ------------------------------------------------------------ map channels */
+
+static int is_map_change(int kind) { return kind == STORE_MAP_PUT || kind == STORE_MAP_REMOVE; }
+
+/* The channel turns out to be a map (its first change in this pass). What
+ * was followed as a stream is kept as it is: the candidates are forgotten,
+ * not deleted, and a kept epoch mark becomes the position. */
+static int become_map(chan *c) {
+    if (!(c->keys = dict_new())) return -1;
+    c->n = c->head = 0;
+    c->pos_seq = c->epoch_seq;
+    c->epoch_seq = 0;
+    return 0;
+}
+
+/* Record seq (a change or an EPOCH) sets the channel's position now, on
+ * its own; the previous one goes unless the window or its key still holds
+ * it, and so does a REEPOCH after it. */
+static void move_pos(store_retainer *r, chan *c, int64_t seq, int live) {
+    if (c->pos_seq && !c->pos_live && !cand_of(c, c->pos_seq)) kill(r, c->pos_seq);
+    kill(r, c->reepoch_seq);
+    c->pos_seq = seq;
+    c->pos_live = live;
+    c->reepoch_seq = 0;
+}
+
+/* PUT s is no longer its key's state: it goes, unless the window or being
+ * the position still holds it. */
+static void supersede(store_retainer *r, chan *c, int64_t s) {
+    cand *k = cand_of(c, s);
+    if (k) k->live = 0;
+    if (s == c->pos_seq) c->pos_live = 0;
+    else if (!k) kill(r, s);
+}
+
+/* The stream's position before a change, as replay has it: a new epoch
+ * restarts the window unless it continues the top; a reused offset (after
+ * a failed commit) drops what it replaces. A change past a gap is taken
+ * as it is (see the top of the file). */
+static void map_position(store_retainer *r, chan *c, const store_rec *x) {
+    if (strcmp(c->epoch, x->epoch) != 0) {
+        if (x->offset != c->top + 1 || x->offset == 1) while (c->n) drop_oldest(r, c);
+        snprintf(c->epoch, sizeof(c->epoch), "%s", x->epoch);
+    } else if (c->known && x->offset <= c->top) {
+        while (c->n && cand_at(c, c->n - 1)->offset >= x->offset) drop_newest(r, c);
+    }
+    c->top = x->offset;
+    c->known = 1;
+}
+
+/* A PUT or REMOVE: it ends its key's previous PUT, becomes the position,
+ * and enters the window. */
+static void map_change(store_retainer *r, chan *c, const store_rec *x, int64_t seq) {
+    int put = x->kind == STORE_MAP_PUT, added = 0;
+    void **slot = put ? dict_slot(c->keys, x->key, x->key_len, &added)
+                      : dict_find(c->keys, x->key, x->key_len);
+    if (put && !slot) { c->stuck = 1; return; }
+    map_position(r, c, x);
+    if (slot && !added) supersede(r, c, (int64_t)(intptr_t)*slot);
+    if (put) *slot = (void *)(intptr_t)seq;
+    else if (slot) dict_deln(c->keys, x->key, x->key_len, NULL);
+    move_pos(r, c, seq, put);
+    if (c->size <= 0) return;                      /* no stream: no window */
+    cand k = {.seq = seq, .time_ms = x->time_ms, .offset = x->offset, .live = put};
+    if (push(r, c, &k)) { c->stuck = 1; return; }  /* untracked: keep all of it */
+    expire(r, c);
+}
+
+static void follow_map(store_retainer *r, chan *c, const store_rec *x, int64_t seq) {
+    if (c->stuck) return;
+    switch (x->kind) {
+    case STORE_MAP_PUT:
+    case STORE_MAP_REMOVE:
+        if (!x->key || !x->key_len) kill(r, seq);  /* replay skips a change without a key */
+        else map_change(r, c, x, seq);
+        break;
+    case STORE_EPOCH:                              /* a new stream; the entries stay */
+        while (c->n) drop_oldest(r, c);
+        c->top = 0;
+        c->known = 1;
+        snprintf(c->epoch, sizeof(c->epoch), "%s", x->epoch);
+        move_pos(r, c, seq, 0);
+        break;
+    case STORE_REEPOCH:
+        /* replay raises the top to the record's at most: the record that
+         * set the position before (an EPOCH's top 0, a reused offset)
+         * stays with it; a later REEPOCH replaces it */
+        if (c->top < x->offset) c->top = x->offset;
+        c->known = 1;
+        snprintf(c->epoch, sizeof(c->epoch), "%s", x->epoch);
+        kill(r, c->reepoch_seq);
+        c->reepoch_seq = seq;
+        break;
+    default:
+        break;                                     /* a stream record of a map: kept */
+    }
+}
+
+/* ------------------------------------------------------------------ follow */
+
 static void follow(store_retainer *r, const store_rec *x, int64_t seq) {
     if (x->kind == STORE_PUB && x->offset == 0) { kill(r, seq); return; }
     int fresh = 0;
     chan *c = chan_of(r, x->channel, &fresh);
     (void)fresh;
     if (!c) return;
+    if (is_map_change(x->kind) && !c->keys && become_map(c)) return;
+    if (c->keys) { follow_map(r, c, x, seq); return; }
     if (c->size <= 0) { kill(r, seq); return; }    /* the channel keeps no history now */
     switch (x->kind) {
     case STORE_PUB: on_pub(r, c, x, seq); break;
@@ -251,6 +410,8 @@ int store_retain_step(store_retainer *r, sqlite3 *db, sqlite3_stmt *scan, sqlite
             .channel = (const char *)sqlite3_column_text(scan, 3),
             .offset = (uint64_t)sqlite3_column_int64(scan, 4),
             .epoch = (const char *)sqlite3_column_text(scan, 5),
+            .key = sqlite3_column_blob(scan, 6),
+            .key_len = (size_t)sqlite3_column_bytes(scan, 6),
         };
         if (x.time_ms >= r->cutoff) { done = 1; break; }
         r->cursor = seq + 1;

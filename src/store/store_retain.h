@@ -15,8 +15,8 @@ typedef struct store_retainer store_retainer;
 store_retainer *store_retainer_new(store_history_fn history, void *ud, int64_t retain_ms, int batch);
 void store_retainer_free(store_retainer *r);
 
-/* One step: reads up to a batch of records with `scan` (seq >= ?1 ORDER BY
- * seq LIMIT ?2), deletes the useless ones found so far with `del` (seq =
+/* One step: reads up to a batch of records with `scan` (seq, time_ms, kind,
+ * channel, offset, epoch, key; seq >= ?1 ORDER BY seq LIMIT ?2), deletes the useless ones found so far with `del` (seq =
  * ?1) in one transaction, adds them to *deleted. Returns how many records
  * it read, 0 once a pass is complete (the next step starts a new one). */
 int store_retain_step(store_retainer *r, sqlite3 *db, sqlite3_stmt *scan, sqlite3_stmt *del,

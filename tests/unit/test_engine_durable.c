@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "engine/engine.h"
+#include "engine/engine_memory.h"
 #include "store/store.h"
 
 static char dir[64];
@@ -176,8 +177,9 @@ static void craft(const char *path, const store_rec *recs, size_t n, int unclean
     }
 }
 
-#define PUB(ch, off, ep, data) {STORE_PUB, 1000, ch, off, ep, data, sizeof(data) - 1}
-#define REC(kind, ch, off, ep) {kind, 1000, ch, off, ep, NULL, 0}
+#define PUB(ch, off, ep, data) {.kind = STORE_PUB, .time_ms = 1000, .channel = ch, .offset = off, \
+    .epoch = ep, .payload = data, .payload_len = sizeof(data) - 1}
+#define REC(k, ch, off, ep) {.kind = k, .time_ms = 1000, .channel = ch, .offset = off, .epoch = ep}
 
 static void test_replay_rules(void **state) {
     (void)state;
@@ -272,12 +274,114 @@ static void test_bad_store_path(void **state) {
     assert_non_null(strstr(err, "store.path"));
 }
 
+
+/* ---- maps through the log ---- */
+
+static int suppressed_last;
+
+static void on_write(void *ud, engine_result *res) {
+    waiter *w = ud;
+    pthread_mutex_lock(&w->lock);
+    if (res->suppressed) suppressed_last = res->suppressed;
+    pthread_mutex_unlock(&w->lock);
+    on_answer(ud, res);
+}
+
+static void map_write(engine *e, waiter *w, const char *ch, const char *key, const char *data,
+                      int key_mode, int64_t key_ttl_ms, int wait) {
+    rcbuf *p = data ? rcbuf_copy(data, strlen(data)) : NULL;
+    engine_map_write_req req = {.channel = ch, .key = key, .key_len = strlen(key), .remove = !data,
+                                .payload = p, .key_mode = key_mode,
+                                .map = {.stream_size = 10, .key_ttl_ms = key_ttl_ms},
+                                .now_ms = clock_now_ms()};
+    int before = w->calls;
+    e->ops->map_write(e, &req, on_write, w);
+    if (p) rcbuf_unref(p);
+    if (wait) wait_calls(w, before + 1);
+}
+
+static void keep(void *ud, engine_result *r) { *(engine_result **)ud = r; }
+
+/* The map's keys (state, key order) into out ("k1=3,k9=x"); returns top. */
+static engine_stream_top map_state(engine *e, const char *ch, char *out, size_t len) {
+    engine_map_state_req req = {.channel = ch, .limit = -1, .now_ms = clock_now_ms()};
+    engine_result *res = NULL;
+    e->ops->map_state(e, &req, keep, &res);       /* reads answer inline */
+    assert_non_null(res);
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < res->npubs; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s=%.*s", i ? "," : "",
+                              (const char *)res->pubs[i].key->data, (int)res->pubs[i].payload->len,
+                              (const char *)res->pubs[i].payload->data);
+    engine_stream_top top = res->top;
+    engine_result_free(res);
+    return top;
+}
+
+static void test_maps_through_the_log(void **state) {
+    (void)state;
+    char path[128], got[256];
+    config c = cfg_for("maps", path, sizeof(path), "async");   /* maps commit first even so */
+    ns_options spaces[2] = {
+        {.name = "m", .subscription_type = NS_SUB_MAP, .map_mode = NS_MAP_PERSISTENT, .map_stream_size = 10},
+        {.name = "t", .subscription_type = NS_SUB_MAP, .map_mode = NS_MAP_RECOVERABLE,
+         .map_key_ttl_ms = 300, .map_stream_size = 10},
+    };
+    c.namespaces.spaces = spaces;
+    c.namespaces.nspaces = 2;
+    waiter w;
+    engine *e = open_engine(&c, &w);
+    map_write(e, &w, "m:a", "k1", "1", ENGINE_KEY_ANY, 0, 1);
+    map_write(e, &w, "m:a", "k2", "2", ENGINE_KEY_ANY, 0, 1);
+    map_write(e, &w, "m:a", "k1", "3", ENGINE_KEY_ANY, 0, 1);
+    map_write(e, &w, "m:a", "k2", NULL, ENGINE_KEY_ANY, 0, 1);
+    assert_int_equal(w.err, ENGINE_OK);
+    assert_int_equal(w.top.offset, 4);
+    assert_int_equal(w.events, 4);                  /* reported once committed */
+    /* two if_new writes back to back: the second sees the first, still
+     * waiting for its commit, and is suppressed */
+    suppressed_last = 0;
+    int before = w.calls;
+    map_write(e, &w, "m:a", "k9", "x", ENGINE_KEY_IF_NEW, 0, 0);
+    map_write(e, &w, "m:a", "k9", "y", ENGINE_KEY_IF_NEW, 0, 0);
+    wait_calls(&w, before + 2);
+    assert_int_equal(suppressed_last, ENGINE_SUPPRESS_KEY_EXISTS);
+    engine_stream_top t = map_state(e, "m:a", got, sizeof(got));
+    assert_string_equal(got, "k1=3,k9=x");
+    assert_int_equal(t.offset, 5);
+    map_write(e, &w, "t:x", "soon", "1", ENGINE_KEY_ANY, 300, 1);
+    close_engine(e);
+
+    e = open_engine(&c, &w);                         /* replayed from the log */
+    engine_stream_top t2 = map_state(e, "m:a", got, sizeof(got));
+    assert_string_equal(got, "k1=3,k9=x");
+    assert_int_equal(t2.offset, 5);
+    assert_string_equal(t2.epoch, t.epoch);
+    engine_stream_top top;
+    uint64_t offs[16];
+    assert_int_equal(history(e, &w, "m:a", &top, offs), 5);     /* the stream too */
+    assert_int_equal(offs[4], 5);
+    map_write(e, &w, "m:a", "k1", "4", ENGINE_KEY_ANY, 0, 1);
+    assert_int_equal(w.top.offset, 6);
+    /* a key that expired while the engine was closed goes as a change */
+    usleep(350 * 1000);
+    int events = w.events;
+    engine_memory_sweep(e, clock_now_ms());
+    for (int i = 0; i < 200 && w.events == events; i++) usleep(5000);
+    assert_int_equal(w.events, events + 1);
+    map_state(e, "t:x", got, sizeof(got));
+    assert_string_equal(got, "");
+    close_engine(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_publish_survives_reopen),
         cmocka_unit_test(test_replay_rules),
         cmocka_unit_test(test_unclean_async_leases_get_new_epochs),
         cmocka_unit_test(test_bad_store_path),
+        cmocka_unit_test(test_maps_through_the_log),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }

@@ -1,8 +1,11 @@
-/* Unit tests for src/store/store.c: records come back from replay as they
- * were appended (every field, in order, across a reopen), every callback
- * runs once after its commit, concurrent appends are grouped into fewer
- * commits, and a damaged file, a foreign database or an unwritable place
- * are refused with a clear error. Real files in a temporary folder. */
+/* Unit tests for src/store/: records come back from replay as they were
+ * appended (every field, map keys and aux included, in order, across a
+ * reopen), every callback runs once after its commit, concurrent appends
+ * are grouped into fewer commits, a damaged file, a foreign database or an
+ * unwritable place are refused with a clear error, a schema-1 store is
+ * migrated, retention keeps what replay needs (a map's latest PUTs however
+ * old), and restore and repair give map channels a new epoch. Real files
+ * in a temporary folder. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -17,6 +20,19 @@
 #include <sys/stat.h>
 #include <sqlite3.h>
 #include "store/store.h"
+#include "store/store_admin.h"
+
+/* A record without map fields. */
+#define REC(k, t, ch, off, ep, p, pl) \
+    {.kind = (k), .time_ms = (t), .channel = (ch), .offset = (off), .epoch = (ep), \
+     .payload = (p), .payload_len = (pl)}
+/* Map changes; key and payload are strings. */
+#define MPUT(t, ch, off, ep, k, p) \
+    {.kind = STORE_MAP_PUT, .time_ms = (t), .channel = (ch), .offset = (off), .epoch = (ep), \
+     .payload = (p), .payload_len = strlen(p), .key = (k), .key_len = strlen(k)}
+#define MREM(t, ch, off, ep, k) \
+    {.kind = STORE_MAP_REMOVE, .time_ms = (t), .channel = (ch), .offset = (off), .epoch = (ep), \
+     .key = (k), .key_len = strlen(k)}
 
 static const store_opts OPTS = {.sync = 1, .commit_window_us = 500, .checkpoint_pages = 100};
 
@@ -114,7 +130,7 @@ static void append_numbered(store *s, int i, waiter *w, cb_arg *arg) {
     snprintf(ch, sizeof(ch), "chan:%d", i % 7);
     snprintf(ep, sizeof(ep), "e%d", i % 3);
     int pn = snprintf(pl, sizeof(pl), "{\"n\":%d}", i);
-    store_rec r = {STORE_PUB, 1700000000000 + i, ch, (uint64_t)i, ep, pl, (size_t)pn};
+    store_rec r = REC(STORE_PUB, 1700000000000 + i, ch, (uint64_t)i, ep, pl, (size_t)pn);
     arg->w = w;
     arg->index = i;
     assert_int_equal(store_append(s, &r, on_done, arg), STORE_OK);
@@ -159,8 +175,8 @@ static void test_replay_stops_early_and_kinds(void **state) {
     waiter w;
     waiter_init(&w);
     cb_arg a = {&w, -1};
-    store_rec trim = {STORE_EPOCH, 5, "x", 0, "ep", NULL, 0};
-    store_rec rm = {STORE_REMOVE, 6, "x", 12, "ep", NULL, 0};
+    store_rec trim = REC(STORE_EPOCH, 5, "x", 0, "ep", NULL, 0);
+    store_rec rm = REC(STORE_REMOVE, 6, "x", 12, "ep", NULL, 0);
     for (int i = 0; i < 5; i++) assert_int_equal(store_append(s, i % 2 ? &trim : &rm, on_done, &a), 0);
     wait_for(&w, 5);
     int seen = 0;
@@ -177,7 +193,7 @@ static void *appender(void *p) {
     for (int i = 0; i < 400; i++) {
         char ch[32];
         snprintf(ch, sizeof(ch), "t%d", t->id);
-        store_rec r = {STORE_PUB, i, ch, (uint64_t)i + 1, "e", "x", 1};
+        store_rec r = REC(STORE_PUB, i, ch, (uint64_t)i + 1, "e", "x", 1);
         t->args[i].w = t->w;
         t->args[i].index = -1;
         if (store_append(t->s, &r, on_done, &t->args[i]) != STORE_OK) abort();
@@ -298,7 +314,7 @@ static int count_recs(void *ud, const store_rec *r) {
 static void test_null_callback(void **state) {
     (void)state;
     store *s = open_ok("e.db");
-    store_rec r = {STORE_PUB, 1, "c", 1, "e", "p", 1};
+    store_rec r = REC(STORE_PUB, 1, "c", 1, "e", "p", 1);
     assert_int_equal(store_append(s, &r, NULL, NULL), STORE_OK);
     store_close(s);
     s = open_ok("e.db");
@@ -311,11 +327,13 @@ static void test_null_callback(void **state) {
 
 /* Retention: follows the log as replay does and deletes what was useless
  * at the cutoff, nothing younger than the window. Channel "h3" keeps 3
- * publications; "none" keeps no history; "ttl" keeps them 1 s. */
+ * publications; "none" keeps no history; "ttl" keeps them 1 s. Maps: "m"
+ * has a stream of 2, "m0" none, "mt" a stream of 100 for 1 s. */
 static void hist(void *ud, const char *ch, int *size, int64_t *ttl_ms) {
     ++*(int *)ud;
-    *size = strcmp(ch, "none") == 0 ? 0 : strcmp(ch, "ttl") == 0 ? 100 : 3;
-    *ttl_ms = strcmp(ch, "ttl") == 0 ? 1000 : 0;
+    int timed = !strcmp(ch, "ttl") || !strcmp(ch, "mt");
+    *size = !strcmp(ch, "none") || !strcmp(ch, "m0") ? 0 : !strcmp(ch, "m") ? 2 : timed ? 100 : 3;
+    *ttl_ms = timed ? 1000 : 0;
 }
 
 static int collect_seqs(void *ud, const store_rec *r) {
@@ -339,18 +357,18 @@ static void test_retention(void **state) {
     assert_non_null(s);
     int64_t old = 1000, young = 4102444800000;       /* 1970 and 2100 */
     store_rec recs[] = {
-        {STORE_EPOCH, old, "h3", 0, "e1", NULL, 0},      /* dead: a publication carries e1 */
-        {STORE_PUB, old, "h3", 1, "e1", "x", 1},         /* dead: trimmed by 4 (size 3) */
-        {STORE_PUB, old, "h3", 2, "e1", "x", 1},
-        {STORE_PUB, old, "h3", 3, "e1", "x", 1},
-        {STORE_PUB, old, "h3", 4, "e1", "x", 1},
-        {STORE_PUB, old, "none", 1, "e", "x", 1},        /* dead: no history */
-        {STORE_PUB, old, "h3", 0, "", "x", 1},           /* dead: offset 0 */
-        {STORE_PUB, old, "ttl", 1, "t", "x", 1},         /* dead: expired long before the cutoff */
-        {STORE_PUB, old, "r", 1, "q", "x", 1},           /* dead: removed */
-        {STORE_REMOVE, old, "r", 1, "q", NULL, 0},       /* dead once applied */
-        {STORE_PUB, young, "r", 2, "q", "x", 1},         /* young: kept, and stops the pass */
-        {STORE_PUB, old, "h3", 5, "e1", "x", 1},         /* after the stop: kept */
+        REC(STORE_EPOCH, old, "h3", 0, "e1", NULL, 0),   /* dead: a publication carries e1 */
+        REC(STORE_PUB, old, "h3", 1, "e1", "x", 1),      /* dead: trimmed by 4 (size 3) */
+        REC(STORE_PUB, old, "h3", 2, "e1", "x", 1),
+        REC(STORE_PUB, old, "h3", 3, "e1", "x", 1),
+        REC(STORE_PUB, old, "h3", 4, "e1", "x", 1),
+        REC(STORE_PUB, old, "none", 1, "e", "x", 1),     /* dead: no history */
+        REC(STORE_PUB, old, "h3", 0, "", "x", 1),        /* dead: offset 0 */
+        REC(STORE_PUB, old, "ttl", 1, "t", "x", 1),      /* dead: expired long before the cutoff */
+        REC(STORE_PUB, old, "r", 1, "q", "x", 1),        /* dead: removed */
+        REC(STORE_REMOVE, old, "r", 1, "q", NULL, 0),    /* dead once applied */
+        REC(STORE_PUB, young, "r", 2, "q", "x", 1),      /* young: kept, and stops the pass */
+        REC(STORE_PUB, old, "h3", 5, "e1", "x", 1),      /* after the stop: kept */
     };
     size_t n = sizeof(recs) / sizeof(recs[0]);
     for (size_t i = 0; i < n; i++) assert_int_equal(store_append(s, &recs[i], NULL, NULL), STORE_OK);
@@ -391,6 +409,280 @@ static void test_clean_mark(void **state) {
     store_close(s);
 }
 
+/* ------------------------------------------------------------- map records */
+
+static int same_bytes(const void *got, size_t got_len, const void *want, size_t want_len) {
+    if (!want || !want_len) return !got && got_len == 0;          /* NULL and empty: NULL, 0 */
+    return got && got_len == want_len && memcmp(got, want, want_len) == 0;
+}
+
+typedef struct expect { const store_rec *want; size_t n, i; int bad; } expect;
+
+static int check_against(void *ud, const store_rec *r) {
+    expect *e = ud;
+    const store_rec *w = e->i < e->n ? &e->want[e->i] : NULL;
+    e->i++;
+    if (!w || r->kind != w->kind || r->time_ms != w->time_ms || strcmp(r->channel, w->channel) ||
+        r->offset != w->offset || strcmp(r->epoch, w->epoch) ||
+        !same_bytes(r->payload, r->payload_len, w->payload, w->payload_len) ||
+        !same_bytes(r->key, r->key_len, w->key, w->key_len) ||
+        !same_bytes(r->aux, r->aux_len, w->aux, w->aux_len))
+        e->bad++;
+    return 0;
+}
+
+static void test_map_records_round_trip(void **state) {
+    (void)state;
+    static const unsigned char ver[] = {7, 0, 0, 0, 0, 0, 0, 0, 'v', '1'};
+    store_rec want[] = {
+        {.kind = STORE_MAP_PUT, .time_ms = 10, .channel = "m:a", .offset = 1, .epoch = "e",
+         .payload = "{\"p\":1}", .payload_len = 7, .key = "lot\0one", .key_len = 7,   /* binary key */
+         .aux = ver, .aux_len = sizeof(ver)},
+        MPUT(11, "m:a", 2, "e", "k2", "2"),                          /* no aux */
+        MREM(12, "m:a", 3, "e", "lot\0one"),
+        REC(STORE_PUB, 13, "s", 1, "e", "x", 1),                     /* no key */
+        MPUT(14, "m:a", 4, "e", "k3", ""),                           /* an empty value */
+    };
+    want[2].key_len = 7;
+    size_t n = sizeof(want) / sizeof(want[0]);
+    store *s = open_ok("map.db");
+    for (size_t i = 0; i < n; i++) {
+        /* the store copies: the caller's bytes may change at once */
+        char key[16], val[16];
+        store_rec r = want[i];
+        if (r.key) r.key = memcpy(key, want[i].key, want[i].key_len);
+        if (r.payload) r.payload = memcpy(val, want[i].payload, want[i].payload_len);
+        assert_int_equal(store_append(s, &r, NULL, NULL), STORE_OK);
+        memset(key, 'X', sizeof(key));
+        memset(val, 'X', sizeof(val));
+    }
+    store_close(s);
+    s = open_ok("map.db");
+    expect e = {want, n, 0, 0};
+    char err[256];
+    assert_int_equal(store_replay(s, check_against, &e, err, sizeof(err)), STORE_OK);
+    assert_int_equal(e.i, n);
+    assert_int_equal(e.bad, 0);
+    store_close(s);
+}
+
+/* A store as Plaza wrote it before maps (schema 1: seven columns). */
+static void make_schema1(const char *path) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "CREATE TABLE log (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, kind INTEGER NOT NULL,"
+        " channel TEXT NOT NULL, offset INTEGER NOT NULL, epoch TEXT NOT NULL, payload BLOB);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) WITHOUT ROWID;"
+        "INSERT INTO meta VALUES ('schema', 1), ('clean', 1);"
+        "INSERT INTO log VALUES (1, 100, 3, 'c', 0, 'e1', NULL), (2, 101, 1, 'c', 1, 'e1', x'6869');",
+        NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static int64_t sql_int(const char *path, const char *sql) {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_schema1_migrated(void **state) {
+    (void)state;
+    char p[128];
+    path_of(p, sizeof(p), "old.db");
+    make_schema1(p);
+    store *s = open_ok("old.db");
+    assert_true(store_was_clean(s));
+    store_rec put = MPUT(102, "m", 1, "e", "k", "v");
+    assert_int_equal(store_append(s, &put, NULL, NULL), STORE_OK);
+    store_close(s);
+    assert_int_equal(sql_int(p, "SELECT value FROM meta WHERE key = 'schema'"), 2);
+    assert_int_equal(sql_int(p, "SELECT count(*) FROM pragma_table_info('log')"), 9);
+    s = open_ok("old.db");                            /* once migrated, opens as it is */
+    store_rec want[] = {
+        REC(STORE_EPOCH, 100, "c", 0, "e1", NULL, 0),
+        REC(STORE_PUB, 101, "c", 1, "e1", "hi", 2),
+        MPUT(102, "m", 1, "e", "k", "v"),
+    };
+    expect e = {want, 3, 0, 0};
+    char err[256];
+    assert_int_equal(store_replay(s, check_against, &e, err, sizeof(err)), STORE_OK);
+    assert_int_equal(e.i, 3);
+    assert_int_equal(e.bad, 0);
+    store_close(s);
+}
+
+/* Map retention: a change is kept while in its stream's window, a PUT
+ * while it is its key's state, and the channel's last record (its epoch
+ * and top); passes run again and again and must agree. */
+static void test_map_retention(void **state) {
+    (void)state;
+    char p[128], err[512];
+    path_of(p, sizeof(p), "mret.db");
+    int asked = 0;
+    store_opts o = OPTS;
+    o.retain_ms = 60000;
+    o.retain_every_ms = 20;                          /* many passes */
+    o.history = hist;
+    o.history_ud = &asked;
+    store *s = store_open(p, &o, err, sizeof(err));
+    assert_non_null(s);
+    int64_t old = 1000, young = 4102444800000;
+    store_rec recs[] = {
+        MPUT(old, "m", 1, "e", "a", "1"),            /* dead: a@3 supersedes it */
+        MPUT(old, "m", 2, "e", "b", "2"),            /* dead: removed by 4 */
+        MPUT(old, "m", 3, "e", "a", "3"),            /* kept: a's state, far out of the window */
+        MREM(old, "m", 4, "e", "b"),                 /* dead: out of the window */
+        MPUT(old, "m", 5, "e", "c", "5"),            /* kept: c's state (8 comes after the cutoff) */
+        MREM(old, "m", 6, "e", "d"),                 /* kept: in the window (2) */
+        MREM(old, "m", 7, "e", "e"),                 /* kept: in the window, the last */
+        REC(STORE_REMOVE, old, "m", 7, "e", NULL, 0),   /* kept: a history removal is not for maps */
+        MPUT(old, "m0", 1, "g", "x", "1"),           /* dead: x@1 of h supersedes it */
+        MPUT(old, "m0", 2, "g", "y", "2"),           /* kept: a new epoch leaves the entries */
+        REC(STORE_EPOCH, old, "m0", 0, "h", NULL, 0),   /* dead: the next change carries h */
+        MPUT(old, "m0", 1, "h", "x", "3"),           /* kept */
+        MPUT(old, "m0", 2, "h", "z", "4"),           /* dead: removed, and no stream */
+        MREM(old, "m0", 3, "h", "z"),                /* kept: the last (epoch h, top 3) */
+        MPUT(old, "mt", 1, "t", "k", "1"),           /* dead */
+        MPUT(old, "mt", 2, "t", "k", "2"),           /* kept: expired from the stream, k's state */
+        MREM(old, "mt", 3, "t", "j"),                /* dead: expired, not the last */
+        MPUT(old, "mt", 4, "t", "j", "4"),           /* kept */
+        MPUT(young, "m", 8, "e", "c", "8"),          /* young: kept, stops the pass */
+        MPUT(old, "m", 9, "e", "a", "9"),            /* after the stop: kept, and a@3 too */
+    };
+    size_t n = sizeof(recs) / sizeof(recs[0]);
+    for (size_t i = 0; i < n; i++) assert_int_equal(store_append(s, &recs[i], NULL, NULL), STORE_OK);
+    store_stats st;
+    for (int t = 0; t < 300; t++) {
+        store_get_stats(s, &st);
+        if (st.deleted >= 8) break;
+        usleep(10000);
+    }
+    usleep(400000);                                  /* later passes delete nothing more */
+    store_get_stats(s, &st);
+    assert_int_equal(st.deleted, 8);
+    assert_int_equal(st.rows, n - 8);
+    store_close(s);
+    s = open_ok("mret.db");
+    char seen[1024] = "";
+    assert_int_equal(store_replay(s, collect_seqs, seen, err, sizeof(err)), STORE_OK);
+    assert_string_equal(seen, "m/7/3 m/7/5 m/8/6 m/8/7 m/2/7 m0/7/2 m0/7/1 m0/8/3 "
+                              "mt/7/2 mt/7/4 m/7/8 m/7/9 ");
+    store_close(s);
+}
+
+/* ----------------------------------------------------- restore and repair */
+
+static void store_dir_of(char *out, size_t len, const char *name) {
+    path_of(out, len, name);
+    mkdir(out, 0750);
+}
+
+/* Writes recs into a new store in folder name (plaza.db). */
+static void make_store(const char *name, const store_rec *recs, size_t n) {
+    char d[128], f[160], err[256];
+    store_dir_of(d, sizeof(d), name);
+    assert_int_equal(store_file(d, f, sizeof(f)), 0);
+    store *s = store_open(f, &OPTS, err, sizeof(err));
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++) assert_int_equal(store_append(s, &recs[i], NULL, NULL), STORE_OK);
+    store_close(s);
+}
+
+static void test_restore_old_backup_and_maps(void **state) {
+    (void)state;
+    char from[128], to[128], f[160], err[512];
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    /* a backup made by an older Plaza (schema 1) */
+    store_dir_of(from, sizeof(from), "bk-old");
+    assert_int_equal(store_file(from, f, sizeof(f)), 0);
+    make_schema1(f);
+    path_of(to, sizeof(to), "restored-old");
+    assert_int_equal(store_restore(from, to, INT64_MAX, out, err, sizeof(err)), 0);
+    assert_int_equal(store_file(to, f, sizeof(f)), 0);
+    assert_int_equal(sql_int(f, "SELECT value FROM meta WHERE key = 'schema'"), 2);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE seq <= 2 "
+                                "AND key IS NULL AND aux IS NULL"), 2);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 4 "
+                                "AND channel = 'c' AND offset = 1"), 1);
+    /* a store with maps: every map channel gets a new epoch at its top too */
+    static const unsigned char ver[] = {1, 0, 0, 0, 0, 0, 0, 0};
+    store_rec recs[] = {
+        {.kind = STORE_MAP_PUT, .time_ms = 10, .channel = "m:a", .offset = 1, .epoch = "e",
+         .payload = "1", .payload_len = 1, .key = "k", .key_len = 1, .aux = ver, .aux_len = sizeof(ver)},
+        MPUT(11, "m:a", 2, "e", "k2", "2"),
+        MREM(12, "m:a", 3, "e", "k"),
+        MREM(13, "m:b", 1, "f", "gone"),
+        REC(STORE_PUB, 14, "s", 1, "e", "x", 1),
+        REC(STORE_PUB, 15, "live", 0, "", "x", 1),   /* no history: no epoch */
+        MPUT(2000, "m:a", 4, "e", "late", "4"),      /* after --at */
+    };
+    make_store("maps", recs, sizeof(recs) / sizeof(recs[0]));
+    path_of(from, sizeof(from), "maps");
+    assert_int_equal(store_file(from, f, sizeof(f)), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE key = CAST('late' AS BLOB)"), 1);
+    path_of(to, sizeof(to), "restored-maps");
+    assert_int_equal(store_restore(from, to, 100, out, err, sizeof(err)), 0);
+    assert_int_equal(store_file(to, f, sizeof(f)), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 4"), 3);
+    assert_int_equal(sql_int(f, "SELECT offset FROM log WHERE kind = 4 AND channel = 'm:a'"), 3);
+    assert_int_equal(sql_int(f, "SELECT offset FROM log WHERE kind = 4 AND channel = 'm:b'"), 1);
+    assert_int_equal(sql_int(f, "SELECT offset FROM log WHERE kind = 4 AND channel = 's'"), 1);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE key = CAST('late' AS BLOB)"), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 7 AND key = x'6b' "
+                                "AND aux = x'0100000000000000' AND payload = x'31'"), 1);
+    fclose(out);
+}
+
+static void test_repair_keeps_map_records(void **state) {
+    (void)state;
+    char d[128], f[160], err[256];
+    /* enough publications for many pages, then map changes (the last pages) */
+    enum { NPUB = 300 };
+    static store_rec recs[NPUB + 2];
+    static char pad[200];
+    memset(pad, 'x', sizeof(pad));
+    for (int i = 0; i < NPUB; i++) {
+        store_rec r = REC(STORE_PUB, 10, "s", (uint64_t)i + 1, "e", pad, sizeof(pad));
+        recs[i] = r;
+    }
+    store_rec put = MPUT(11, "m:a", 1, "e", "k", "v"), rem = MREM(12, "m:a", 2, "e", "j");
+    recs[NPUB] = put;
+    recs[NPUB + 1] = rem;
+    make_store("damaged", recs, NPUB + 2);
+    store_dir_of(d, sizeof(d), "damaged");
+    assert_int_equal(store_file(d, f, sizeof(f)), 0);
+    struct stat sb;
+    assert_int_equal(stat(f, &sb), 0);
+    FILE *fp = fopen(f, "r+b");
+    assert_non_null(fp);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof(junk));
+    fseek(fp, (long)(sb.st_size / 4096 / 2) * 4096, SEEK_SET);
+    fwrite(junk, 1, sizeof(junk), fp);
+    fclose(fp);
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    assert_int_equal(store_repair(d, out, err, sizeof(err)), 0);
+    char said[2048] = "";
+    rewind(out);
+    assert_true(fread(said, 1, sizeof(said) - 1, out) > 0);
+    fclose(out);
+    assert_non_null(strstr(said, "repaired"));
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 7 AND key = CAST('k' AS BLOB) "
+                                "AND payload = CAST('v' AS BLOB)"), 1);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 8 "
+                                "AND key = CAST('j' AS BLOB)"), 1);
+    assert_int_equal(sql_int(f, "SELECT offset FROM log WHERE kind = 4 AND channel = 'm:a'"), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_replay_reopen),
@@ -403,6 +695,11 @@ int main(void) {
         cmocka_unit_test(test_null_callback),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_clean_mark),
+        cmocka_unit_test(test_map_records_round_trip),
+        cmocka_unit_test(test_schema1_migrated),
+        cmocka_unit_test(test_map_retention),
+        cmocka_unit_test(test_restore_old_backup_and_maps),
+        cmocka_unit_test(test_repair_keeps_map_records),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }
