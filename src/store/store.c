@@ -317,24 +317,26 @@ static int commit_group(store *s, srec *g) {
 }
 
 /* Tells each record of the group how its commit went, in order. */
+/* Counts the group first, then runs its callbacks: whoever sees an ack
+ * also sees it in the stats. */
 static void finish_group(store *s, srec *g, int err) {
     uint64_t n = 0, now = uv_hrtime();
     if (g && now - g->enq_ns > atomic_load(&s->lag_us_max) * 1000)
         atomic_store(&s->lag_us_max, (now - g->enq_ns) / 1000);
-    while (g) {
-        srec *next = g->next;
-        if (g->done) g->done(g->ud, err, &g->r);
-        free(g);
-        g = next;
-        n++;
-    }
-    atomic_fetch_sub(&s->queued, n);
+    for (srec *x = g; x; x = x->next) n++;
     atomic_store(&s->failing, err != 0);
     if (err) atomic_fetch_add(&s->failed, n);
     else {
         atomic_fetch_add(&s->records, n);
         atomic_fetch_add(&s->rows, n);
         atomic_fetch_add(&s->commits, 1);
+    }
+    atomic_fetch_sub(&s->queued, n);
+    while (g) {
+        srec *next = g->next;
+        if (g->done) g->done(g->ud, err, &g->r);
+        free(g);
+        g = next;
     }
 }
 
