@@ -359,7 +359,7 @@ static int replay_map(replay *rp, const store_rec *r, const ns_options *ns) {
     mem_shard *sh = mem_lock_shard(me, r->channel);
     int rc = 0;
     if (r->kind == STORE_MAP_PUT || r->kind == STORE_MAP_REMOVE) {
-        rc = mem_map_replay(me, sh, r, ns);
+        rc = mem_map_replay(sh, r, ns);
     } else if (r->kind == STORE_EPOCH || r->kind == STORE_REEPOCH) {
         mem_channel *ch = mem_channel_open(sh, r->channel, strlen(r->channel));
         if (ch && !ch->stream) ch->stream = calloc(1, sizeof(mem_stream));

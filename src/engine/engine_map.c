@@ -174,10 +174,10 @@ static int change_now(mem_engine *me, mem_stream *st, mem_map *m, const mem_map_
 }
 
 /* Makes a change: now, or through the log (answered later: 1). */
-static int change(mem_engine *me, mem_shard *sh, mem_channel *ch, mem_stream *st,
+static int change(mem_engine *me, mem_channel *ch, mem_stream *st,
                   const mem_map_change *c, engine_result *res, engine_cb cb, void *ud) {
     if (!me->store) return change_now(me, st, ch->map, c);
-    int err = mem_map_stage(me, sh, ch, c, res, cb, ud);
+    int err = mem_map_stage(me, ch, c, res, cb, ud);
     return err ? err : 1;
 }
 
@@ -194,7 +194,7 @@ static void map_expire(mem_engine *me, mem_shard *sh, mem_channel *ch, const cha
         if (!st && !(st = mem_stream_open(sh, ch))) return;
         mem_map_change c = {.channel = channel, .key = key_of(e), .key_len = e->pub.key->len,
                             .at = i, .found = 1, .now_ms = now_ms};
-        if (change(me, sh, ch, st, &c, NULL, NULL, NULL) < 0) return;
+        if (change(me, ch, st, &c, NULL, NULL, NULL) < 0) return;
         if (!me->store) i--;                          /* the entry is gone: same index again */
     }
     if (m->idem) {
@@ -278,7 +278,7 @@ static int write_locked(mem_engine *me, mem_shard *sh, const engine_map_write_re
     if (why == ENGINE_SUPPRESS_KEY_EXISTS && req->refresh_ttl_on_suppress && req->map.key_ttl_ms > 0)
         e->expires_at = req->now_ms + req->map.key_ttl_ms;
     if (why != ENGINE_SUPPRESS_NONE) return ENGINE_OK;
-    int rc = change(me, sh, ch, st, &c, res, cb, ud);
+    int rc = change(me, ch, st, &c, res, cb, ud);
     if (rc >= 0) idem_record(m, req);
     if (rc == ENGINE_OK) mem_top_of(st, &res->top);
     return rc;
@@ -354,10 +354,8 @@ void mem_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, voi
     if (!res) { engine_answer(cb, ud, ENGINE_OP_MAP_STATE, NULL); return; }
     mem_shard *sh = mem_lock_shard(me, req->channel);
     mem_channel *ch = mem_channel_open(sh, req->channel, strlen(req->channel));
-    int fresh = ch && !ch->stream;
-    mem_stream *st = ch ? mem_stream_open(sh, ch) : NULL;
+    mem_stream *st = ch ? mem_stream_open_read(me, sh, ch, req->channel, req->now_ms) : NULL;
     if (st) {
-        if (fresh && me->store) mem_durable_epoch(me, req->channel, st, req->now_ms);
         map_expire(me, sh, ch, req->channel, req->now_ms);
         mem_top_of(st, &res->top);
         if (req->epoch && req->epoch[0] && strcmp(req->epoch, st->epoch))
@@ -408,7 +406,7 @@ void mem_map_clear(engine *e, const char *channel, engine_cb cb, void *ud) {
         int last = i == first;
         mem_map_change c = {.channel = channel, .key = key_of(en), .key_len = en->pub.key->len,
                             .at = i, .found = 1, .now_ms = now_ms};
-        rc = change(me, sh, ch, st, &c, last ? res : NULL, last ? cb : NULL, last ? ud : NULL);
+        rc = change(me, ch, st, &c, last ? res : NULL, last ? cb : NULL, last ? ud : NULL);
         if (rc == 1) { rc = ENGINE_OK; if (last) res = NULL; }
     }
     if (ch && ch->map) {

@@ -143,9 +143,8 @@ static int make_latest(mem_map *m, const mem_map_change *c, const engine_pub *pu
     return 0;
 }
 
-int mem_map_stage(mem_engine *me, mem_shard *sh, mem_channel *ch, const mem_map_change *c,
+int mem_map_stage(mem_engine *me, mem_channel *ch, const mem_map_change *c,
                   engine_result *res, engine_cb cb, void *ud) {
-    (void)sh;
     mem_stream *st = ch->stream;
     mem_map *m = ch->map;
     mem_map_entry *e = c->found ? m->v[c->at] : NULL;
@@ -225,8 +224,7 @@ static int replay_change(mem_map *m, const store_rec *r, int64_t key_ttl_ms, eng
     return 0;
 }
 
-int mem_map_replay(mem_engine *me, mem_shard *sh, const store_rec *r, const ns_options *ns) {
-    (void)me;
+int mem_map_replay(mem_shard *sh, const store_rec *r, const ns_options *ns) {
     if (!r->key || !r->key_len) return 0;
     mem_channel *ch = mem_channel_open(sh, r->channel, strlen(r->channel));
     if (!ch) return -1;

@@ -199,6 +199,17 @@ mem_stream *mem_stream_open(mem_shard *sh, mem_channel *ch) {
     return ch->stream;
 }
 
+/* The channel's stream for a read (history, a map's state): created with a
+ * new epoch if missing, and that epoch goes into the durable log, so the
+ * epoch a reader sees first survives a restart. */
+mem_stream *mem_stream_open_read(mem_engine *me, mem_shard *sh, mem_channel *ch,
+                                 const char *channel, int64_t now_ms) {
+    int fresh = !ch->stream;
+    mem_stream *st = mem_stream_open(sh, ch);
+    if (st && fresh && me->store) mem_durable_epoch(me, channel, st, now_ms);
+    return st;
+}
+
 /* Locks the channel's shard. */
 mem_shard *mem_lock_shard(mem_engine *me, const char *channel) {
     mem_shard *sh = shard_of(me, channel, strlen(channel));
@@ -305,10 +316,8 @@ static void mem_history(engine *e, const engine_history_req *req,
     if (!res) { engine_answer(cb, ud, ENGINE_OP_HISTORY, NULL); return; }
     mem_shard *sh = mem_lock_shard(me, req->channel);
     mem_channel *ch = mem_channel_open(sh, req->channel, strlen(req->channel));
-    int fresh = ch && !ch->stream;
-    mem_stream *st = ch ? mem_stream_open(sh, ch) : NULL;
+    mem_stream *st = ch ? mem_stream_open_read(me, sh, ch, req->channel, req->now_ms) : NULL;
     if (st) {
-        if (fresh && me->store) mem_durable_epoch(me, req->channel, st, req->now_ms);
         mem_stream_expire(st, req->now_ms);
         mem_top_of(st, &res->top);
         if (req->since_epoch && req->since_epoch[0] && strcmp(req->since_epoch, st->epoch))

@@ -122,6 +122,8 @@ mem_shard *mem_lock_shard(mem_engine *me, const char *channel);
 mem_channel *mem_channel_open(mem_shard *sh, const char *name, size_t len);
 void mem_channel_gc(mem_shard *sh, const char *name, mem_channel *ch);
 mem_stream *mem_stream_open(mem_shard *sh, mem_channel *ch);
+mem_stream *mem_stream_open_read(mem_engine *me, mem_shard *sh, mem_channel *ch,
+                                 const char *channel, int64_t now_ms);
 void mem_stream_append(mem_stream *st, const engine_pub *pub, uint32_t size);
 void mem_stream_clear(mem_stream *st);
 void mem_stream_expire(mem_stream *st, int64_t now_ms);
@@ -156,10 +158,10 @@ void mem_map_report(mem_engine *me, const char *channel, const mem_map *m, mem_s
 /* Logs the change; it becomes visible (and cb is answered, if any) once
  * committed. Under the shard lock. Returns ENGINE_OK (answered later) or
  * an error (cb not called). */
-int mem_map_stage(mem_engine *me, mem_shard *sh, mem_channel *ch, const mem_map_change *c,
+int mem_map_stage(mem_engine *me, mem_channel *ch, const mem_map_change *c,
                   engine_result *res, engine_cb cb, void *ud);
 /* Replays a map record into the channel. Under the shard lock. */
-int mem_map_replay(mem_engine *me, mem_shard *sh, const store_rec *r, const ns_options *ns);
+int mem_map_replay(mem_shard *sh, const store_rec *r, const ns_options *ns);
 
 /* The durable log (engine_durable.c). *//* The durable log (engine_durable.c). */
 

@@ -369,7 +369,7 @@ static int m_presence_stats(api_ctx *a) {
     return API_LATER;
 }
 
-static void history_answer(void *ud, engine_result *r) {
+void api_history_answer(void *ud, engine_result *r) {
     api_ctx *a = ud;
     int rc = 0;
     if (r->err == ENGINE_ERR_EPOCH) rc = api_fail(a, ERR_UNRECOVERABLE_POSITION, "%s", "unrecoverable position");
@@ -395,7 +395,7 @@ static int history_channel(api_ctx *a, const char **ch) {
     return ns->history_size > 0 ? 0 : api_fail(a, ERR_NOT_AVAILABLE, "%s", "history is not enabled for the channel");
 }
 
-static int history_since(api_ctx *a, engine_history_req *req) {
+int api_history_since(api_ctx *a, engine_history_req *req) {
     json_t *since = json_object_get(a->p, "since");
     if (!since || json_is_null(since)) return 0;
     json_t *off = json_object_get(since, "offset"), *ep = json_object_get(since, "epoch");
@@ -419,8 +419,8 @@ static int m_history(api_ctx *a) {
         return api_fail(a, ERR_BAD_REQUEST, "%s: expected -1 (all), 0 (only the position) or a positive number", "limit");
     engine_history_req req = {.channel = ch, .limit = limit > 1000000 ? 1000000 : (int)limit,
                               .reverse = reverse, .now_ms = clock_now_ms()};
-    if ((rc = history_since(a, &req))) return rc;
-    void *call = api_engine_call(a, history_answer);
+    if ((rc = api_history_since(a, &req))) return rc;
+    void *call = api_engine_call(a, api_history_answer);
     if (!call) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     a->h->eng->ops->history(a->h->eng, &req, hub_call_cb, call);
     return API_LATER;

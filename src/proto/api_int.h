@@ -61,6 +61,12 @@ int api_data_field(api_ctx *a, char **data, size_t *len);
 /* An engine call whose answer runs fn on this worker (NULL: out of memory). */
 void *api_engine_call(api_ctx *a, hub_answer_fn fn);
 
+/* history's `since` {offset, epoch} into req (107 if malformed), and its
+ * answer ({publications, offset, epoch}; 112 on another epoch): shared with
+ * map_read_stream, which is history on a map channel. */
+int api_history_since(api_ctx *a, engine_history_req *req);
+void api_history_answer(void *ud, engine_result *r);
+
 /* api_map.c */
 int api_map_publish(api_ctx *a);
 int api_map_remove(api_ctx *a);

@@ -134,19 +134,14 @@ int api_map_remove(api_ctx *a) {
 
 /* ---- reads ---- */
 
-static void write_pubs(sbuf *sb, const engine_result *r) {
-    sb_puts(sb, "\"publications\":");
-    push_write_publications(sb, r->pubs, r->npubs);
-}
-
 static void state_read(void *ud, engine_result *r) {
     api_ctx *a = ud;
     int rc = 0;
     if (r->err == ENGINE_ERR_EPOCH) rc = api_fail(a, ERR_UNRECOVERABLE_POSITION, "%s", "epoch: not the channel's");
     else if (r->err) rc = api_engine_fail(a, "map_read_state", r->err);
     else {
-        sb_putc(a->res, '{');
-        write_pubs(a->res, r);
+        sb_puts(a->res, "{\"publications\":");
+        push_write_publications(a->res, r->pubs, r->npubs);
         sb_putc(a->res, ',');
         write_position(a->res, &r->top);
         if (r->cursor) { sb_puts(a->res, ",\"cursor\":"); sb_json_str(a->res, r->cursor, strlen(r->cursor)); }
@@ -184,22 +179,6 @@ int api_map_read_state(api_ctx *a) {
     return API_LATER;
 }
 
-static void stream_read(void *ud, engine_result *r) {
-    api_ctx *a = ud;
-    int rc = 0;
-    if (r->err == ENGINE_ERR_EPOCH) rc = api_fail(a, ERR_UNRECOVERABLE_POSITION, "%s", "since.epoch: not the channel's");
-    else if (r->err) rc = api_engine_fail(a, "map_read_stream", r->err);
-    else {
-        sb_putc(a->res, '{');
-        write_pubs(a->res, r);
-        sb_putc(a->res, ',');
-        write_position(a->res, &r->top);
-        sb_putc(a->res, '}');
-    }
-    engine_result_free(r);
-    a->done(a, rc);
-}
-
 int api_map_read_stream(api_ctx *a) {
     const char *ch;
     const ns_options *ns;
@@ -208,19 +187,10 @@ int api_map_read_stream(api_ctx *a) {
     if ((rc = map_channel(a, &ch, &ns)) || (rc = limit_field(a, &req.limit)) ||
         (rc = api_get_bool(a, "reverse", &req.reverse)))
         return rc;
-    json_t *since = json_object_get(a->p, "since");
-    if (since && !json_is_null(since)) {
-        json_t *off = json_object_get(since, "offset"), *ep = json_object_get(since, "epoch");
-        if (!json_is_object(since) || (off && (!json_is_integer(off) || json_integer_value(off) < 0)) ||
-            (ep && !json_is_string(ep)))
-            return api_fail(a, ERR_BAD_REQUEST, "%s: expected {offset, epoch}", "since");
-        req.has_since = 1;
-        req.since_offset = off ? (uint64_t)json_integer_value(off) : 0;
-        req.since_epoch = ep ? json_string_value(ep) : NULL;
-    }
+    if ((rc = api_history_since(a, &req))) return rc;
     req.channel = ch;
     req.now_ms = clock_now_ms();
-    void *call = api_engine_call(a, stream_read);
+    void *call = api_engine_call(a, api_history_answer);
     if (!call) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     a->h->eng->ops->history(a->h->eng, &req, hub_call_cb, call);
     return API_LATER;

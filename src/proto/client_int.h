@@ -135,6 +135,8 @@ void client_presence_maps_join(client *cl, hub_sub *s);
 void client_presence_maps_leave(client *cl, hub_sub *s);
 
 /* client_ops.c */
+/* The answer of a publish (a stream publication or a map write): {} or 100. */
+void cmd_publish_done(void *ud, engine_result *res);
 int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0);
 int cmd_presence(client *cl, proto_cmd *cmd, uint64_t t0);
 int cmd_presence_stats(client *cl, proto_cmd *cmd, uint64_t t0);

@@ -339,17 +339,6 @@ int cmd_map_subscribe(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t
 
 /* ---- writes: publish with type 1 ---- */
 
-static void write_done(void *ud, engine_result *res) {
-    cmd_op *op = ud;
-    client *cl = cmd_answer(op);
-    if (cl) {
-        if (res->err) reply_engine_error(cl, op->id, res->err);
-        else reply_empty(cl, op->id, "publish");
-        cmd_finish(op, cl);
-    }
-    engine_result_free(res);
-}
-
 /* The key a client's write uses (client_key may force it); NULL = 107. */
 static const char *write_key(client *cl, proto_cmd *cmd, const ns_options *ns) {
     if (ns->client_key == NS_CLIENT_KEY_CLIENT_ID) return cl->hc.id;
@@ -381,7 +370,7 @@ int cmd_map_publish(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t
         free(info);
         if (!payload) { reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
     }
-    void *call = cmd_call(cl, cmd, t0, write_done);
+    void *call = cmd_call(cl, cmd, t0, cmd_publish_done);
     if (!call) { if (payload) rcbuf_unref(payload); reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
     engine_map_write_req req = {
         .channel = cmd->channel, .key = key, .key_len = strlen(key), .remove = cmd->removed,

@@ -63,7 +63,7 @@ static const ns_options *channel_ns(client *cl, proto_cmd *cmd) {
 
 /* ---- publish ---- */
 
-static void publish_done(void *ud, engine_result *res) {
+void cmd_publish_done(void *ud, engine_result *res) {
     cmd_op *op = ud;
     client *cl = cmd_answer(op);
     if (cl) {
@@ -90,7 +90,7 @@ int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0) {
     char *info = h->sink.client_info(&cl->hc, sub, &info_len);
     rcbuf *payload = info ? push_payload(cmd->data, cmd->data_len, info, info_len) : NULL;
     free(info);
-    void *call = payload ? cmd_call(cl, cmd, t0, publish_done) : NULL;
+    void *call = payload ? cmd_call(cl, cmd, t0, cmd_publish_done) : NULL;
     if (!call) { rcbuf_unref(payload); reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
     engine_publish_req req = {
         .channel = cmd->channel, .payload = payload,

@@ -246,3 +246,37 @@ describe('engine failures are clear errors', () => {
     assert.ok(m.plaza_engine_failures_total >= 6);
   });
 });
+
+describe('engine failures on map channels are clear errors', () => {
+  let srv;
+  before(async () => {
+    const cfg = config();
+    cfg.channel.namespaces = [{ name: 'mfail', ...anyone, subscription_type: 'map',
+      map: { mode: 'persistent' }, allow_publish_for_client: true }];
+    srv = await serverOn('delayed', cfg, ['--set', 'engine.delay_fail_prefix=mfail:', '--set', 'engine.delay_max_ms=5']);
+  });
+  after(async () => { if (srv) await srv.stop(); });
+
+  test('map subscribe and write get 100; the map API HTTP 503 with the reason', async (t) => {
+    if (!srv) { t.skip('this build has no delayed engine'); return; }
+    const c = await rawClient(srv.wsUrl);
+    for (const phase of [2, 1]) {
+      const sub = await c.cmd({ subscribe: { channel: 'mfail:a', type: 1, phase, offset: 0 } });
+      assert.deepEqual(sub.error, { code: 100, message: 'internal server error', temporary: true }, `phase ${phase}`);
+    }
+    const w = await c.cmd({ publish: { channel: 'mfail:a', type: 1, key: 'k', data: 1 } });
+    assert.equal(w.error.code, 100);
+    assert.match(w.error.message, /engine unavailable/);
+    c.close();
+    for (const [method, params] of [['map_publish', { channel: 'mfail:a', key: 'k', data: 1 }],
+                                    ['map_remove', { channel: 'mfail:a', key: 'k' }],
+                                    ['map_read_state', { channel: 'mfail:a' }],
+                                    ['map_read_stream', { channel: 'mfail:a' }],
+                                    ['map_stats', { channel: 'mfail:a' }], ['map_clear', { channel: 'mfail:a' }]]) {
+      const r = await apiCall(srv.url, method, params, { key: KEY });
+      assert.equal(r.status, 503, method);
+      assert.equal(r.body.error.code, 100, method);
+      assert.match(r.body.error.message, /failed: engine unavailable/, method);
+    }
+  });
+});
