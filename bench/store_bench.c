@@ -187,7 +187,7 @@ static void *eproducer(void *arg) {
         for (; i < due; i++) {
             char ch[32];
             snprintf(ch, sizeof(ch), "bench:%d", (int)((i * 7 + (uint64_t)p->id) % 1000));
-            engine_publish_req req = {ch, pl, 100, 0, clock_now_ms()};
+            engine_publish_req req = {ch, pl, 100, 0, clock_now_ms(), 0};
             p->e->ops->publish(p->e, &req, on_answer, (void *)(uintptr_t)now_ns());
             p->sent++;
         }

@@ -1,12 +1,13 @@
 /* fuzz_store: any log replays into streams that hold (a log written by an
  * older or broken process, or edited by hand): the input is read as a
  * sequence of records (kind, offset, epoch, channel, payload; with bit 7 of
- * the third byte, a map change with its key and maybe aux) written to a
- * fresh store. The store gives every record back as it was appended; the
- * memory engine replays the log, and every stream must come out with
- * gapless history ending at its top, and publish top + 1 next (map changes
- * of these stream channels are left out by replay). The same bytes also go
- * to the --at time parser. */
+ * the third byte, a map change with its key and maybe aux; with bit 6 and
+ * not 7, a board's batch or snapshot, the snapshot with its header unless
+ * bit 5) written to a fresh store. The store gives every record back as it
+ * was appended; the memory engine replays the log, and every stream must
+ * come out with gapless history ending at its top, and publish top + 1
+ * next (map changes of these stream channels are left out by replay). The
+ * same bytes also go to the --at time parser. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@ static const struct { const char *p; size_t len; } KEYS[] = {
     {"k1", 2}, {"k2", 2}, {"k\0z", 3}, {"", 0},                /* a NUL inside; an empty key */
 };
 static const char AUX[] = "\x01\0\0\0\0\0\0\0e1";             /* a version, as the engine writes it */
+static const char BITS[] = "\0\x0f\xf0\0";                    /* a board's pixels, NULs inside */
+static const char HEADER[] = "\x04\0\x01\0\x04";              /* a snapshot's header (size, depth) */
 
 enum { MAX_RECS = 200 };
 
@@ -40,8 +43,15 @@ static store_rec record_of(const uint8_t *d) {
         r.key = KEYS[(d[2] >> 2) % 4].p;
         r.key_len = KEYS[(d[2] >> 2) % 4].len;
         if (r.kind == STORE_MAP_PUT && d[2] & 0x40) r.aux = AUX, r.aux_len = sizeof(AUX) - 1;
+    } else if (d[2] & 0x40) {
+        r.kind = d[0] & 1 ? STORE_BOARD_SNAP : STORE_BOARD_BATCH;
+        r.payload = BITS;
+        r.payload_len = sizeof(BITS) - 1;
+        if (r.kind == STORE_BOARD_SNAP && !(d[2] & 0x20)) r.aux = HEADER, r.aux_len = sizeof(HEADER) - 1;
     }
-    if (r.kind != STORE_PUB && r.kind != STORE_MAP_PUT) r.payload = NULL, r.payload_len = 0;
+    if (r.kind != STORE_PUB && r.kind != STORE_MAP_PUT && r.kind != STORE_BOARD_BATCH &&
+        r.kind != STORE_BOARD_SNAP)
+        r.payload = NULL, r.payload_len = 0;
     return r;
 }
 
@@ -130,10 +140,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!e) abort();
     for (int k = 0; k < 4; k++) {
         uint64_t top = 0;
-        engine_history_req h = {CHANNELS[k], -1, 0, 0, NULL, 0, clock_now_ms()};
+        engine_history_req h = {.channel = CHANNELS[k], .limit = -1, .now_ms = clock_now_ms()};
         e->ops->history(e, &h, check, &top);        /* memory engine: answers inline */
         rcbuf *p = rcbuf_copy("y", 1);
-        engine_publish_req req = {CHANNELS[k], p, 5, 0, clock_now_ms()};
+        engine_publish_req req = {.channel = CHANNELS[k], .payload = p, .history_size = 5,
+                                  .now_ms = clock_now_ms()};
         e->ops->publish(e, &req, published, &top);   /* sync: answered by the store thread */
         rcbuf_unref(p);
         e->ops->quiesce(e);                          /* ... at the latest here */

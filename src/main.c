@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/ssl.h>
+#include "apps/board.h"
 #include "core/config.h"
 #include "core/version.h"
 #include "auth/token.h"
@@ -115,6 +116,7 @@ typedef struct stack {
     hub *hub;
     token_keys keys;
     proto_env env;
+    board_app *boards;
 } stack;
 
 static int stack_hub(stack *st, server *srv, const config *cfg) {
@@ -153,6 +155,8 @@ static int stack_start(stack *st, server *srv, const config *cfg) {
     srv->ws_close_on_shutdown = DISC_SHUTDOWN;
     srv->ws_slow_close_code = DISC_SLOW;
     server_add_route(srv, "/api", api_route, st->hub);
+    if (!(st->boards = board_app_new(&st->env, srv))) return -1;
+    server_add_route(srv, "/boards/", board_route, st->boards);
     server_add_metrics(srv, proto_render_metrics, st->hub);
     return 0;
 }
@@ -165,6 +169,7 @@ static void stack_quiesce(stack *st) {
 }
 
 static void stack_stop(stack *st) {
+    board_app_free(st->boards);
     proto_teardown(&st->env);
     hub_free(st->hub);
     if (st->eng) st->eng->ops->destroy(st->eng);

@@ -140,6 +140,30 @@ static int check_map(const ns_options *o, const char *prefix, char *err) {
     return 0;
 }
 
+/* The board options that must agree with each other. */
+static int check_board(const ns_options *o, const char *prefix, char *err) {
+    if (!o->board_width && !o->board_height) return 0;
+    int bits = ns_board_bits(o);
+    uint32_t rgb[256];
+    int n = ns_board_palette(o, rgb);
+    if (o->board_width < NS_BOARD_SIDE_MIN || o->board_height < NS_BOARD_SIDE_MIN)
+        return config_fail(err, "key \"%s.board.%s\": a board is %d to %d pixels on a side",
+                           prefix, o->board_width < NS_BOARD_SIDE_MIN ? "width" : "height",
+                           NS_BOARD_SIDE_MIN, NS_BOARD_SIDE_MAX);
+    if (bits != 4 && bits != 8)
+        return config_fail(err, "key \"%s.board.bits\": 4 or 8 (got %d)", prefix, bits);
+    if (n < 2 || n > 1 << bits)
+        return config_fail(err, "key \"%s.board.palette\": expected 2 to %d colours as "
+                           "\"#rrggbb,#rrggbb,...\"", prefix, 1 << bits);
+    if (o->subscription_type != NS_SUB_STREAM)
+        return config_fail(err, "key \"%s.subscription_type\": a board is a stream channel",
+                           prefix);
+    if (o->history_size <= 0)
+        return config_fail(err, "key \"%s.history_size\": a board needs history (> 0): "
+                           "viewers catch up from its batches", prefix);
+    return 0;
+}
+
 int config_ns_check_options(const ns_options *o, const char *prefix, char *err) {
     ns_options *m = (ns_options *)o; /* opt_at is not const; nothing is written */
     char exp[160];
@@ -157,7 +181,7 @@ int config_ns_check_options(const ns_options *o, const char *prefix, char *err) 
     if (o->force_recovery && o->history_size == 0)
         return config_fail(err, "key \"%s.force_recovery\": needs %s.history_size > 0 "
                     "(recovery needs history)", prefix, prefix);
-    return check_map(o, prefix, err);
+    return check_map(o, prefix, err) < 0 ? -1 : check_board(o, prefix, err);
 }
 
 /* A presence prefix must name a namespace of the right map type. */

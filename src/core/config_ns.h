@@ -16,6 +16,7 @@
 
 #define NS_HISTORY_SIZE_MAX 1000000
 #define NS_NAME_MAX 64
+#define NS_BOARD_SIDE_MAX 4096
 
 /* X(json_key, ns_options field, type, a, b, help); every default is
  * 0/false/the first choice/"". Types: INT (a..b), BOOL, ENUM (a = the
@@ -99,7 +100,31 @@
       map_users_presence_channel_prefix, STR, 0, 0,                           \
       "Stream channels: each subscribed user is an entry (key = user id) of " \
       "the map channel named by this prefix + the channel (a map_users "      \
-      "namespace). Empty: none.")
+      "namespace). Empty: none.")                                             \
+    X("board.width", board_width, INT, 0, NS_BOARD_SIDE_MAX,                  \
+      "Boards: pixels across (64 to 4096); 0 = the channels are not boards. " \
+      "A board is a stream channel whose publications are batches of pixel "  \
+      "writes; it needs history_size > 0.")                                   \
+    X("board.height", board_height, INT, 0, NS_BOARD_SIDE_MAX,                \
+      "Boards: pixels down (64 to 4096).")                                    \
+    X("board.bits", board_bits, INT, 0, 8,                                    \
+      "Boards: bits per pixel, 4 (16 colours) or 8 (256); 0 = 4.")            \
+    X("board.palette", board_palette, STR, 0, 0,                              \
+      "Boards: the colours, \"#rrggbb,#rrggbb,...\" (2 to 2^bits of them); "  \
+      "empty = the 16 colours of r/place 2017.")                              \
+    X("board.cooldown_ms", board_cooldown_ms, INT, 0, INT_MAX,                \
+      "Boards: least time between two pixels of one user (the server API "    \
+      "has none); 0 = none.")                                                 \
+    X("board.batch_ms", board_batch_ms, INT, 0, 1000,                         \
+      "Boards: pixels written within this window go out as one "              \
+      "publication; 0 = 5.")                                                  \
+    X("board.max_age_ms", board_max_age_ms, INT, 0, 3600000,                  \
+      "Boards: GET /boards/<channel> is cached this long (Cache-Control "     \
+      "max-age, and how often the snapshot is encoded again); 0 = 1000.")     \
+    X("board.snapshot_every_s", board_snapshot_every_s, INT, 0, 86400,        \
+      "Boards with the durable store: the whole board is logged this often "  \
+      "when it changed, so replay and restore read only what came after; "    \
+      "0 = 60.")
 
 /* Parses a JSON array of namespace objects ({"name": ..., <options>}) into a
  * new array *out of *n entries. key names the array in errors

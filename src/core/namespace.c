@@ -5,6 +5,7 @@
  * options. A leading ':' names the empty namespace, which is never
  * configured. Lookup is a linear scan: deployments have a handful of
  * namespaces, and the registry is read-only after start-up. */
+#include <stdlib.h>
 #include <string.h>
 #include "core/namespace.h"
 
@@ -57,4 +58,45 @@ int ns_allowed(int for_client, int for_subscriber, int for_anonymous,
                int anonymous, int subscribed) {
     if (!for_client && !(for_subscriber && subscribed)) return 0;
     return !anonymous || for_anonymous;
+}
+
+int ns_board_bits(const ns_options *o) { return o->board_bits ? o->board_bits : 4; }
+
+int ns_board_batch_ms(const ns_options *o) {
+    return o->board_batch_ms > 0 ? o->board_batch_ms : NS_BOARD_BATCH_DEFAULT_MS;
+}
+
+int ns_board_max_age_ms(const ns_options *o) {
+    return o->board_max_age_ms > 0 ? o->board_max_age_ms : NS_BOARD_MAX_AGE_DEFAULT_MS;
+}
+
+int ns_board_snapshot_every_s(const ns_options *o) {
+    return o->board_snapshot_every_s > 0 ? o->board_snapshot_every_s : NS_BOARD_SNAPSHOT_DEFAULT_S;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int ns_board_palette(const ns_options *o, uint32_t *rgb) {
+    const char *p = o->board_palette && o->board_palette[0] ? o->board_palette
+                                                            : NS_BOARD_PALETTE_DEFAULT;
+    int n = 0;
+    for (;;) {
+        while (*p == ' ') p++;
+        if (*p++ != '#' || n == 256) return -1;
+        uint32_t v = 0;
+        for (int i = 0; i < 6; i++) {
+            int h = hexval(*p++);
+            if (h < 0) return -1;
+            v = v << 4 | (uint32_t)h;
+        }
+        rgb[n++] = v;
+        while (*p == ' ') p++;
+        if (*p == '\0') return n;
+        if (*p++ != ',') return -1;
+    }
 }

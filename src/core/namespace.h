@@ -28,6 +28,15 @@ extern const char *const ns_client_keys[];
 #define NS_MAP_PAGE_SIZE_DEFAULT 100
 #define NS_MAP_PAGE_SIZE_MAX_DEFAULT 1000
 
+/* Defaults of the board options written as 0. */
+#define NS_BOARD_BATCH_DEFAULT_MS 5
+#define NS_BOARD_MAX_AGE_DEFAULT_MS 1000
+#define NS_BOARD_SNAPSHOT_DEFAULT_S 60
+#define NS_BOARD_SIDE_MIN 64
+/* The 16 colours of r/place (2017). */
+#define NS_BOARD_PALETTE_DEFAULT "#ffffff,#e4e4e4,#888888,#222222,#ffa7d1,#e50000," \
+    "#e59500,#a06a42,#e5d900,#94e044,#02be01,#00d3dd,#0083c7,#0000ea,#cf6ee4,#820080"
+
 typedef struct ns_options {
     char *name;                         /* "" for the top-level options */
     int presence;                       /* keep presence; presence/presence_stats allowed */
@@ -63,6 +72,14 @@ typedef struct ns_options {
     /* stream channels: presence as live maps ("" or NULL = none) */
     char *map_clients_presence_channel_prefix;
     char *map_users_presence_channel_prefix;
+    /* boards (board_width > 0): stream channels of pixel batches */
+    int board_width, board_height;
+    int board_bits;                     /* 0 = 4 */
+    char *board_palette;                /* "" or NULL = NS_BOARD_PALETTE_DEFAULT */
+    int board_cooldown_ms;
+    int board_batch_ms;                 /* 0 = NS_BOARD_BATCH_DEFAULT_MS */
+    int board_max_age_ms;               /* 0 = NS_BOARD_MAX_AGE_DEFAULT_MS */
+    int board_snapshot_every_s;         /* 0 = NS_BOARD_SNAPSHOT_DEFAULT_S */
 } ns_options;
 
 typedef struct ns_registry {
@@ -84,6 +101,16 @@ const ns_options *ns_lookup(const ns_registry *r, const char *channel);
 int ns_map_stream_size(const ns_options *o);     /* 0 for ephemeral maps */
 int ns_map_stream_ttl_ms(const ns_options *o);
 int ns_map_page_size(const ns_options *o, int asked);   /* asked <= 0: the default; clamped */
+
+/* Board options with their defaults applied. */
+static inline int ns_is_board(const ns_options *o) { return o->board_width > 0; }
+int ns_board_bits(const ns_options *o);
+int ns_board_batch_ms(const ns_options *o);
+int ns_board_max_age_ms(const ns_options *o);
+int ns_board_snapshot_every_s(const ns_options *o);
+/* The palette as 0xRRGGBB values into rgb (room for 256); returns how
+ * many, or -1 if the text is not "#rrggbb" items separated by commas. */
+int ns_board_palette(const ns_options *o, uint32_t *rgb);
 
 /* 1 if a client (anonymous or not, subscribed or not) passes a
  * for_client / for_subscriber / for_anonymous rule. */

@@ -21,7 +21,7 @@ const char *engine_strerror(int err) {
 static const char *const OP_NAMES[ENGINE_OP_COUNT] = {
     "publish", "join", "leave", "history", "history_remove", "presence_add",
     "presence_remove", "presence", "presence_stats", "subscribe", "unsubscribe",
-    "map_write", "map_state", "map_stats", "map_clear",
+    "map_write", "map_state", "map_stats", "map_clear", "board_put", "board_snapshot",
 };
 
 const char *engine_suppress_name(int reason) {
@@ -31,6 +31,7 @@ const char *engine_suppress_name(int reason) {
     case ENGINE_SUPPRESS_KEY_EXISTS: return "key_exists";
     case ENGINE_SUPPRESS_KEY_NOT_FOUND: return "key_not_found";
     case ENGINE_SUPPRESS_POSITION_MISMATCH: return "position_mismatch";
+    case ENGINE_SUPPRESS_COOLDOWN: return "cooldown";
     default: return "";
     }
 }
@@ -67,6 +68,7 @@ void engine_result_free(engine_result *res) {
     free(res->pubs);
     free(res->cursor);
     free(res->entries);
+    rcbuf_unref(res->blob);
     free(res);
 }
 
@@ -75,6 +77,33 @@ void engine_answer(engine_cb cb, void *ud, engine_op op, engine_result *res) {
     if (!res) res = &oom_result;
     if (cb) cb(ud, res);
     else engine_result_free(res);
+}
+
+/* ---- boards ---- */
+
+static uint64_t le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+int engine_board_next(const uint8_t *p, size_t len, size_t *pos, engine_board_pixel *px) {
+    if (*pos > len || len - *pos < ENGINE_BOARD_PIXEL_SIZE) return 0;
+    const uint8_t *r = p + *pos;
+    size_t ulen = r[5];
+    if (len - *pos - ENGINE_BOARD_PIXEL_SIZE < ulen) return 0;
+    px->x = (uint32_t)le(r, 2);
+    px->y = (uint32_t)le(r + 2, 2);
+    px->color = r[4];
+    px->user_len = ulen;
+    px->time_ms = (int64_t)le(r + 6, 8);
+    px->user = (const char *)r + ENGINE_BOARD_PIXEL_SIZE;
+    *pos += ENGINE_BOARD_PIXEL_SIZE + ulen;
+    return 1;
+}
+
+size_t engine_board_bytes(uint32_t width, uint32_t height, int bits) {
+    return ((size_t)width * (size_t)bits + 7) / 8 * height;
 }
 
 /* ---- the table ---- */

@@ -57,7 +57,8 @@ typedef enum {
     ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
     ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE,
     ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE,
-    ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR, ENGINE_OP_COUNT
+    ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR, ENGINE_OP_BOARD_PUT,
+    ENGINE_OP_BOARD_SNAPSHOT, ENGINE_OP_COUNT
 } engine_op;
 
 const char *engine_op_name(engine_op op);
@@ -66,6 +67,8 @@ const char *engine_op_name(engine_op op);
 #define ENGINE_PUB_REMOVED 1     /* a map key's removal (no payload bytes) */
 #define ENGINE_PUB_UNSTREAMED 2  /* a change of a map without a stream: its offset
                                   * orders events but is not shown to clients */
+#define ENGINE_PUB_BOARD 4       /* a board's batch of pixels: the payload is
+                                  * engine_board_pixel records (see boards) */
 
 typedef struct engine_pub {
     uint64_t offset;             /* 0 when the channel keeps no history */
@@ -106,6 +109,8 @@ typedef struct engine_result {
     char *cursor;                      /* map_state: where the next page starts
                                         * (NULL = this was the last page) */
     uint64_t num_keys;                 /* map_stats */
+    int64_t retry_after_ms;            /* board_put suppressed by the cooldown */
+    rcbuf *blob;                       /* board_snapshot: the bitfield */
 } engine_result;
 
 typedef void (*engine_cb)(void *ud, engine_result *res);
@@ -125,6 +130,7 @@ typedef struct engine_publish_req {
     int history_size;            /* keep at most this many (0 = no history) */
     int64_t history_ttl_ms;      /* drop older than this (0 = no TTL) */
     int64_t now_ms;              /* the publication's time */
+    uint32_t flags;              /* 0; ENGINE_PUB_BOARD for a board's own batches */
 } engine_publish_req;
 
 typedef struct engine_history_req {
@@ -152,10 +158,11 @@ enum {                               /* why a map write was suppressed */
     ENGINE_SUPPRESS_NONE = 0, ENGINE_SUPPRESS_IDEMPOTENCY, ENGINE_SUPPRESS_VERSION,
     ENGINE_SUPPRESS_KEY_EXISTS, ENGINE_SUPPRESS_KEY_NOT_FOUND,
     ENGINE_SUPPRESS_POSITION_MISMATCH,
+    ENGINE_SUPPRESS_COOLDOWN,        /* board_put: the user wrote too recently */
 };
 
 /* "idempotency", "version", "key_exists", "key_not_found",
- * "position_mismatch" (Centrifugo's names), or "" for NONE. */
+ * "position_mismatch" (Centrifugo's names), "cooldown", or "" for NONE. */
 const char *engine_suppress_name(int reason);
 
 typedef struct engine_map_opts {
@@ -191,6 +198,64 @@ typedef struct engine_map_state_req {
     const char *epoch;           /* non-empty: ENGINE_ERR_EPOCH unless the stream's */
     int64_t now_ms;
 } engine_map_state_req;
+
+/* ---- boards: a grid of pixels with a stream of batched writes ----
+ *
+ * A board channel holds width x height pixels of `bits` (4 or 8) each, as
+ * one bitfield: rows top to bottom, each ceil(width * bits / 8) bytes, a
+ * byte's high nibble the left pixel (PNG's packing of indexed colours). A
+ * board never written is all colour 0. board_put checks the user's
+ * cooldown, sets the pixel at once (snapshots see it), and adds it to the
+ * board's open batch; batch_ms after the batch opened, the engine publishes
+ * it as one publication of the channel (flags ENGINE_PUB_BOARD, an offset
+ * in the stream like any other, reported through on_publication) and then
+ * answers each put of it with that position (top). A put suppressed by the
+ * cooldown changes nothing and answers at once (suppressed, retry_after_ms).
+ *
+ * A batch's payload is its pixels in write order, each record
+ * ENGINE_BOARD_PIXEL_SIZE bytes and then the user: x, y (u16 little
+ * endian), colour (u8), user length (u8), time (unix ms, i64 little
+ * endian), user bytes. engine_board_next reads them.
+ *
+ * board_snapshot answers with a copy of the bitfield (res->blob) and the
+ * stream position it reflects (top): every batch up to top is in it (later
+ * ones may be too, so a viewer applies the batches after top over it and
+ * ends where everyone else does). */
+
+#define ENGINE_BOARD_PIXEL_SIZE 14
+#define ENGINE_BOARD_USER_MAX 255
+
+typedef struct engine_board_opts {
+    uint32_t width, height;      /* 1..65535 */
+    int bits;                    /* 4 or 8 */
+    int64_t batch_ms;            /* how long a batch stays open (> 0) */
+    int history_size;            /* the stream of batches (> 0) */
+    int64_t history_ttl_ms;
+    int64_t snapshot_every_ms;   /* durable log: the whole board this often when changed */
+} engine_board_opts;
+
+typedef struct engine_board_put_req {
+    const char *channel;
+    engine_board_opts board;
+    uint32_t x, y, color;        /* checked by the caller: in the board, in the palette */
+    const char *user;            /* whose cooldown (at most ENGINE_BOARD_USER_MAX bytes) */
+    int64_t cooldown_ms;         /* 0 = none (the server API) */
+    int64_t now_ms;
+} engine_board_put_req;
+
+typedef struct engine_board_pixel {
+    uint32_t x, y, color;
+    int64_t time_ms;
+    const char *user;            /* not NUL-terminated: user_len bytes */
+    size_t user_len;
+} engine_board_pixel;
+
+/* Reads the pixel at *pos of a batch payload and moves *pos past it.
+ * Returns 1, or 0 at the end (or at a truncated record). */
+int engine_board_next(const uint8_t *p, size_t len, size_t *pos, engine_board_pixel *px);
+
+/* Bytes of a board's bitfield. */
+size_t engine_board_bytes(uint32_t width, uint32_t height, int bits);
 
 /* What the engine tells the hub. The payload and info are valid during the
  * call; take a reference (rcbuf_ref) or a copy to keep them. */
@@ -255,6 +320,10 @@ typedef struct engine_ops {
     void (*map_state)(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud);
     void (*map_stats)(engine *e, const char *channel, int64_t now_ms, engine_cb cb, void *ud);
     void (*map_clear)(engine *e, const char *channel, engine_cb cb, void *ud);
+    /* Boards (see above). */
+    void (*board_put)(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud);
+    void (*board_snapshot)(engine *e, const char *channel, const engine_board_opts *opts,
+                           int64_t now_ms, engine_cb cb, void *ud);
     /* Optional (NULL = none): the engine's gauges for /metrics. */
     void (*gauges)(engine *e, engine_gauge_fn fn, void *ud);
     /* Before the workers are torn down: answer everything still in flight

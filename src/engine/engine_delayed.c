@@ -35,11 +35,11 @@
 typedef enum {
     D_PUBLISH, D_JOIN, D_LEAVE, D_HISTORY, D_HISTORY_REMOVE, D_PRESENCE_ADD,
     D_PRESENCE_REMOVE, D_PRESENCE, D_PRESENCE_STATS, D_SUBSCRIBE, D_UNSUBSCRIBE,
-    D_MAP_WRITE, D_MAP_STATE, D_MAP_STATS, D_MAP_CLEAR,
+    D_MAP_WRITE, D_MAP_STATE, D_MAP_STATS, D_MAP_CLEAR, D_BOARD_PUT, D_BOARD_SNAPSHOT,
     D_EV_PUB, D_EV_JOIN, D_EV_LEAVE,
 } d_kind;
 
-#define D_LAST_CALL D_MAP_CLEAR
+#define D_LAST_CALL D_BOARD_SNAPSHOT
 
 /* A queued call or event, with copies of everything it refers to. */
 typedef struct d_item {
@@ -58,6 +58,8 @@ typedef struct d_item {
     engine_history_req hist;
     engine_map_write_req mw;
     engine_map_state_req ms;
+    engine_board_put_req bp;
+    engine_board_opts bo;
     engine_pub evpub;
     int64_t ttl_ms, now_ms;
 } d_item;
@@ -178,7 +180,8 @@ static engine_op op_of(d_kind k) {
         ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
         ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE,
         ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE,
-        ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR,
+        ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR, ENGINE_OP_BOARD_PUT,
+        ENGINE_OP_BOARD_SNAPSHOT,
     };
     return k <= D_LAST_CALL ? ops[k] : ENGINE_OP_PUBLISH;
 }
@@ -229,6 +232,10 @@ static void item_run(d_engine *d, d_item *it) {
     case D_MAP_STATE: in->ops->map_state(in, &it->ms, it->cb, it->ud); break;
     case D_MAP_STATS: in->ops->map_stats(in, it->channel, it->now_ms, it->cb, it->ud); break;
     case D_MAP_CLEAR: in->ops->map_clear(in, it->channel, it->cb, it->ud); break;
+    case D_BOARD_PUT: in->ops->board_put(in, &it->bp, it->cb, it->ud); break;
+    case D_BOARD_SNAPSHOT:
+        in->ops->board_snapshot(in, it->channel, &it->bo, it->now_ms, it->cb, it->ud);
+        break;
     case D_EV_PUB: if (ev->on_publication) ev->on_publication(ev->ud, it->channel, &it->evpub); break;
     case D_EV_JOIN: if (ev->on_join) ev->on_join(ev->ud, it->channel, it->text, it->text_len); break;
     case D_EV_LEAVE: if (ev->on_leave) ev->on_leave(ev->ud, it->channel, it->text, it->text_len); break;
@@ -490,6 +497,26 @@ static void d_map_clear(engine *e, const char *ch, engine_cb cb, void *ud) {
     d_channel_call(e, D_MAP_CLEAR, ch, 0, cb, ud);
 }
 
+static void d_board_put(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud) {
+    d_item *it = item_new(D_BOARD_PUT, req->channel, cb, ud);
+    if (it) {
+        it->bp = *req;
+        it->bp.channel = it->channel;
+        if (item_str(it, 0, req->user, &it->bp.user)) { item_free(it); it = NULL; }
+    }
+    submit(D(e), it, D_BOARD_PUT, cb, ud);
+}
+
+static void d_board_snapshot(engine *e, const char *ch, const engine_board_opts *o,
+                             int64_t now_ms, engine_cb cb, void *ud) {
+    d_item *it = item_new(D_BOARD_SNAPSHOT, ch, cb, ud);
+    if (it) {
+        it->bo = *o;
+        it->now_ms = now_ms;
+    }
+    submit(D(e), it, D_BOARD_SNAPSHOT, cb, ud);
+}
+
 static void d_gauges(engine *e, engine_gauge_fn fn, void *ud) {
     engine *in = D(e)->inner;
     in->ops->gauges(in, fn, ud);
@@ -535,6 +562,8 @@ static const engine_ops d_ops = {
     .map_state = d_map_state,
     .map_stats = d_map_stats,
     .map_clear = d_map_clear,
+    .board_put = d_board_put,
+    .board_snapshot = d_board_snapshot,
     .gauges = d_gauges,
     .quiesce = d_quiesce,
     .destroy = d_destroy,

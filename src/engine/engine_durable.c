@@ -157,12 +157,17 @@ static void async_done(void *ud, int err, const store_rec *r) {
     pthread_mutex_unlock(&sh->lock);
 }
 
+/* A board's batch is logged as such (replay applies it to the board). */
+static int pub_kind(const engine_publish_req *req) {
+    return req->flags & ENGINE_PUB_BOARD ? STORE_BOARD_BATCH : STORE_PUB;
+}
+
 /* async, lease on disk, nothing in flight: visible and answered now. */
 static int publish_now(mem_engine *me, const engine_publish_req *req, mem_stream *st,
                        engine_result *res) {
     engine_pub pub = {.offset = st ? st->top + 1 : 0, .time_ms = req->now_ms,
-                      .payload = req->payload};
-    store_rec r = {.kind = STORE_PUB, .time_ms = req->now_ms, .channel = req->channel,
+                      .payload = req->payload, .flags = req->flags};
+    store_rec r = {.kind = pub_kind(req), .time_ms = req->now_ms, .channel = req->channel,
                    .offset = pub.offset, .epoch = st ? st->epoch : "",
                    .payload = req->payload->data, .payload_len = req->payload->len};
     int rc = store_append(me->store, &r, async_done, me);
@@ -182,10 +187,10 @@ static int publish_later(mem_engine *me, const engine_publish_req *req, mem_stre
                          engine_result *res, engine_cb cb, void *ud) {
     dwait *d = dwait_new(me, req->channel, res, cb, ud);
     if (!d) return ENGINE_ERR_INTERNAL;
-    d->kind = STORE_PUB;
+    d->kind = pub_kind(req);
     d->lease = me->async && st && !st->leased && !st->leasing;
     d->pub = (engine_pub){.offset = st ? st->next + 1 : 0, .time_ms = req->now_ms,
-                          .payload = rcbuf_ref(req->payload)};
+                          .payload = rcbuf_ref(req->payload), .flags = req->flags};
     d->gen = st ? st->gen : 0;
     d->size = (uint32_t)req->history_size;
     store_rec r = {.kind = d->kind, .time_ms = req->now_ms, .channel = req->channel,
@@ -343,7 +348,8 @@ static int replay_pub(replay *rp, const store_rec *r, const ns_options *ns, mem_
     }
     rcbuf *payload = rcbuf_copy(r->payload ? r->payload : "", r->payload_len);
     if (!payload) return -1;
-    engine_pub pub = {.offset = r->offset, .time_ms = r->time_ms, .payload = payload};
+    engine_pub pub = {.offset = r->offset, .time_ms = r->time_ms, .payload = payload,
+                      .flags = r->kind == STORE_BOARD_BATCH ? ENGINE_PUB_BOARD : 0};
     mem_stream_append(st, &pub, (uint32_t)ns->history_size);
     rcbuf_unref(payload);
     st->top = st->next = r->offset;
@@ -377,6 +383,25 @@ static int replay_map(replay *rp, const store_rec *r, const ns_options *ns) {
     return rc;
 }
 
+static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+
+/* A board's records: its state (a snapshot), and each batch applied to it
+ * (the batch goes to the stream like a publication as well). */
+static int replay_board(const store_rec *r, const ns_options *ns, mem_channel *ch) {
+    uint32_t w = (uint32_t)ns->board_width, h = (uint32_t)ns->board_height;
+    int bits = ns_board_bits(ns);
+    if (r->kind == STORE_BOARD_BATCH) {
+        mem_board *b = mem_board_open(ch, w, h, bits);
+        if (!b) return -1;
+        mem_board_apply(b, r->payload, r->payload_len);
+        return 0;
+    }
+    const uint8_t *hdr = r->aux;
+    if (r->aux_len < 5 || !r->payload) return 0;     /* not one of ours: skipped */
+    return mem_board_load(ch, w, h, bits, r->payload, r->payload_len, le16(hdr), le16(hdr + 2),
+                          hdr[4]);
+}
+
 static int replay_rec(void *ud, const store_rec *r) {
     replay *rp = ud;
     mem_engine *me = rp->me;
@@ -386,10 +411,23 @@ static int replay_rec(void *ud, const store_rec *r) {
     if (ns && ns->subscription_type != NS_SUB_STREAM) return replay_map(rp, r, ns);
     if (r->kind == STORE_MAP_PUT || r->kind == STORE_MAP_REMOVE) return 0;   /* not a map any more */
     if (!ns || ns->history_size <= 0) return 0;      /* no history here any more */
+    int board = r->kind == STORE_BOARD_BATCH || r->kind == STORE_BOARD_SNAP;
+    if (board && !ns_is_board(ns)) return 0;         /* not a board any more */
     mem_shard *sh;
     mem_stream *st = replay_stream(me, r->channel, &sh);
     int rc = st ? 0 : -1, same = st && strcmp(st->epoch, r->epoch) == 0;
-    if (st) switch (r->kind) {
+    if (st && board) {
+        mem_channel *ch = dict_get(sh->channels, r->channel);
+        rc = ch ? replay_board(r, ns, ch) : -1;
+    }
+    if (st && !rc) switch (r->kind) {
+    case STORE_BOARD_SNAP:              /* the first record left of the channel: its position */
+        if (!st->epoch[0]) {
+            snprintf(st->epoch, sizeof(st->epoch), "%s", r->epoch);
+            st->top = st->next = r->offset;
+        }
+        break;
+    case STORE_BOARD_BATCH:
     case STORE_PUB: rc = replay_pub(rp, r, ns, st); break;
     case STORE_LEASE: st->leased = 1; break;
     case STORE_REMOVE: if (same) drop_through(st, r->offset); break;

@@ -151,6 +151,7 @@ static void channel_free(void *p) {
     mem_channel *ch = p;
     mem_stream_free(ch->stream);
     mem_map_free(ch->map);
+    mem_board_free(ch->board);
     dict_free(ch->presence, member_free);
     free(ch);
 }
@@ -167,12 +168,12 @@ void mem_channel_gc(mem_shard *sh, const char *name, mem_channel *ch) {
         mem_map_free(ch->map);
         ch->map = NULL;
     }
-    if (ch->stream && ch->stream->count == 0 && !ch->interest && !ch->map && !ch->stream->pending &&
+    if (ch->stream && ch->stream->count == 0 && !ch->interest && !ch->map && !ch->board && !ch->stream->pending &&
         !ch->stream->leasing && !ch->stream->leased && (!sh->keep_until || clock_now_ms() >= sh->keep_until)) {
         mem_stream_free(ch->stream);
         ch->stream = NULL;
     }
-    if (ch->stream || ch->map || ch->presence || ch->interest) return;
+    if (ch->stream || ch->map || ch->board || ch->presence || ch->interest) return;
     dict_del(sh->channels, name, NULL);
     free(ch);
 }
@@ -222,7 +223,8 @@ mem_shard *mem_lock_shard(mem_engine *me, const char *channel) {
 /* The atomic step, under the shard lock: offset, ring, event. */
 static int publish_locked(mem_engine *me, mem_shard *sh, const engine_publish_req *req,
                           engine_stream_top *pos) {
-    engine_pub pub = { .offset = 0, .time_ms = req->now_ms, .payload = req->payload };
+    engine_pub pub = { .offset = 0, .time_ms = req->now_ms, .payload = req->payload,
+                       .flags = req->flags };
     if (req->history_size > 0) {
         mem_channel *ch = mem_channel_open(sh, req->channel, strlen(req->channel));
         mem_stream *st = ch ? mem_stream_open(sh, ch) : NULL;
@@ -568,6 +570,7 @@ static size_t shard_sweep(mem_engine *me, mem_shard *sh, int64_t now_ms) {
     while (dict_next(&it, &name, &v)) {
         mem_channel *ch = v;
         if (ch->map) mem_map_sweep(me, sh, ch, name, now_ms);
+        if (ch->board) mem_board_sweep(ch->board, now_ms);
         if (ch->stream) mem_stream_expire(ch->stream, now_ms);
         if (ch->stream && me->async) mem_durable_sweep(me, name, ch->stream, now_ms);
         presence_prune(ch, now_ms);
@@ -647,7 +650,10 @@ static void mem_gauges(engine *e, engine_gauge_fn fn, void *ud) {
 
 /* Answers are never late, but for publications waiting for their commit:
  * the store commits what it has and answers them now. */
-static void mem_quiesce(engine *e) { mem_durable_close((mem_engine *)e); }
+static void mem_quiesce(engine *e) {
+    mem_boards_stop((mem_engine *)e);     /* open batches out, boards logged */
+    mem_durable_close((mem_engine *)e);
+}
 
 static void sweeper_stop(mem_engine *me) {
     if (!me->sweeping) return;
@@ -663,6 +669,7 @@ static void mem_destroy(engine *e) {
     mem_engine *me = (mem_engine *)e;
     if (!me) return;
     sweeper_stop(me);
+    mem_boards_stop(me);
     mem_durable_close(me);            /* answers what waits for a commit */
     store_close(me->store);
     uv_cond_destroy(&me->sweep_cond);
@@ -691,6 +698,8 @@ static const engine_ops mem_ops = {
     .map_state = mem_map_state,
     .map_stats = mem_map_stats,
     .map_clear = mem_map_clear,
+    .board_put = mem_board_put,
+    .board_snapshot = mem_board_snapshot,
     .gauges = mem_gauges,
     .quiesce = mem_quiesce,
     .destroy = mem_destroy,
@@ -747,6 +756,7 @@ engine *engine_memory_new(const config *cfg, const engine_events *events) {
     if (shards_init(me)) { free(me); return NULL; }
     uv_mutex_init(&me->sweep_lock);
     uv_cond_init(&me->sweep_cond);
+    if (mem_boards_start(me)) { mem_destroy(&me->base); return NULL; }
     int interval = cfg ? cfg->engine_sweep_interval_ms : 0;   /* 0: no thread (tests sweep by hand) */
     if (interval > 0) {
         me->sweep_interval_ns = (uint64_t)interval * 1000000u;

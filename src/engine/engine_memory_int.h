@@ -84,8 +84,11 @@ typedef struct mem_map_change {
     int64_t now_ms;
 } mem_map_change;
 
+typedef struct mem_board mem_board;   /* engine_board.c */
+
 typedef struct mem_channel {
     mem_stream *stream;            /* NULL: no history meta */
+    mem_board *board;              /* board channels: the pixels (kept for good) */
     mem_map *map;                  /* map channels with keys (or idempotency records) */
     dict *presence;                /* client id -> mem_member; NULL when empty */
     uint8_t interest;              /* this node has subscribers (engine.subscribe) */
@@ -114,6 +117,13 @@ typedef struct mem_engine {
     const config *cfg;             /* namespaces, for replay */
     _Atomic uint64_t store_errors; /* publications refused because a commit failed */
     _Atomic uint64_t reepochs;     /* streams given a new epoch after a lost tail */
+    /* boards (engine_board.c): the flusher publishes batches when due */
+    uv_thread_t board_flusher;
+    uv_mutex_t board_lock;         /* guards board_q and board_stop, with board_cond */
+    uv_cond_t board_cond;
+    void *board_q;                 /* boards with a batch due, earliest first */
+    _Atomic int board_stop;        /* puts are refused (ENGINE_ERR_SHUTDOWN) */
+    int board_running;
 } mem_engine;
 
 /* Stream and channel operations (engine_memory.c); the caller holds the
@@ -163,7 +173,25 @@ int mem_map_stage(mem_engine *me, mem_channel *ch, const mem_map_change *c,
 /* Replays a map record into the channel. Under the shard lock. */
 int mem_map_replay(mem_shard *sh, const store_rec *r, const ns_options *ns);
 
-/* The durable log (engine_durable.c). *//* The durable log (engine_durable.c). */
+/* Boards (engine_board.c). */
+void mem_board_put(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud);
+void mem_board_snapshot(engine *e, const char *channel, const engine_board_opts *o,
+                        int64_t now_ms, engine_cb cb, void *ud);
+/* Starts the flusher thread; stops it, publishing what is still open and
+ * logging each board's state (before the store closes). */
+int mem_boards_start(mem_engine *me);
+void mem_boards_stop(mem_engine *me);
+void mem_board_free(mem_board *b);
+void mem_board_sweep(mem_board *b, int64_t now_ms);
+/* Replay, under the shard lock: the channel's board (blank if new), a
+ * logged state loaded into it (converted if the dimensions changed), a
+ * batch applied to it. */
+mem_board *mem_board_open(mem_channel *ch, uint32_t width, uint32_t height, int bits);
+int mem_board_load(mem_channel *ch, uint32_t width, uint32_t height, int bits,
+                   const uint8_t *px, size_t len, uint32_t from_w, uint32_t from_h, int from_bits);
+void mem_board_apply(mem_board *b, const uint8_t *batch, size_t len);
+
+/* The durable log (engine_durable.c). */
 
 /* Opens cfg's store, replays it into me, and starts it. 0, or -1 with err. */
 int mem_durable_open(mem_engine *me, const config *cfg, char *err, size_t errlen);

@@ -573,7 +573,7 @@ static int m_batch(api_ctx *a) {
 
 /* ---- HTTP ---- */
 
-static const char *query_param(const char *query, const char *name, size_t *len) {
+const char *api_query_param(const char *query, const char *name, size_t *len) {
     size_t nl = strlen(name);
     for (const char *p = query; p && *p;) {
         const char *amp = strchr(p, '&');
@@ -591,8 +591,7 @@ static int key_matches(const char *given, size_t len, const char *key) {
     return given && len == kl && CRYPTO_memcmp(given, key, kl) == 0;
 }
 
-static int authorized(hub *h, const http_request *req) {
-    const config *cfg = h->cfg;
+int api_key_ok(const config *cfg, const http_request *req) {
     if (cfg->api_insecure) return 1;
     if (!cfg->api_key[0]) return 0;
     const http_header *x = http_request_header(req, "X-API-Key");
@@ -602,7 +601,7 @@ static int authorized(hub *h, const http_request *req) {
         key_matches(auth->value + 7, auth->value_len - 7, cfg->api_key))
         return 1;
     size_t ql = 0;
-    const char *q = query_param(req->query, "api_key", &ql);
+    const char *q = api_query_param(req->query, "api_key", &ql);
     return key_matches(q, ql, cfg->api_key);
 }
 
@@ -680,7 +679,7 @@ int api_route(conn *c, const http_request *req, void *ud) {
         sb_free(&out);
         return HTTP_ROUTE_DONE;
     }
-    if (!authorized(h, req)) {
+    if (!api_key_ok(h->cfg, req)) {
         write_error(&out, ERR_UNAUTHORIZED, h->cfg->api_key[0] || h->cfg->api_insecure
                     ? "unauthorized: missing or wrong API key" : "unauthorized: the API is disabled (no api.key)");
         respond_json(c, req, 401, &out);

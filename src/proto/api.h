@@ -13,6 +13,13 @@
 #include "net/conn.h"
 #include "net/http_reader.h"
 
+/* 1 if the request carries the API key (X-API-Key, `Authorization: apikey
+ * KEY` or ?api_key=), or api.insecure is set. */
+int api_key_ok(const config *cfg, const http_request *req);
+
+/* The value of a query parameter (not decoded; *len bytes), or NULL. */
+const char *api_query_param(const char *query, const char *name, size_t *len);
+
 /* The route handler for "/api" (ud = hub). */
 int api_route(conn *c, const http_request *req, void *ud);
 

@@ -343,7 +343,7 @@ static int run_command(client *cl, proto_cmd *cmd, uint64_t t0) {
     case CMD_PRESENCE: return cmd_presence(cl, cmd, t0);
     case CMD_PRESENCE_STATS: return cmd_presence_stats(cl, cmd, t0);
     case CMD_HISTORY: return cmd_history(cl, cmd, t0);
-    case CMD_RPC: return cmd_rpc(cl, cmd);
+    case CMD_RPC: return cmd_rpc(cl, cmd, t0);
     case CMD_REFRESH: return cmd_refresh(cl, cmd);
     case CMD_SUB_REFRESH: return cmd_sub_refresh(cl, cmd);
     case CMD_PING: reply_empty(cl, cmd->id, "ping"); return CMD_DONE;

@@ -141,7 +141,7 @@ int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0);
 int cmd_presence(client *cl, proto_cmd *cmd, uint64_t t0);
 int cmd_presence_stats(client *cl, proto_cmd *cmd, uint64_t t0);
 int cmd_history(client *cl, proto_cmd *cmd, uint64_t t0);
-int cmd_rpc(client *cl, proto_cmd *cmd);
+int cmd_rpc(client *cl, proto_cmd *cmd, uint64_t t0);
 int cmd_refresh(client *cl, proto_cmd *cmd);
 
 /* Makes a cmd_op for an engine call (a reference on cl); NULL if out of

@@ -224,20 +224,44 @@ int cmd_history(client *cl, proto_cmd *cmd, uint64_t t0) {
 
 /* ---- rpc, refresh ---- */
 
-int cmd_rpc(client *cl, proto_cmd *cmd) {
-    rpc_call call = {cl->hc.user, cl->hc.id, cmd->data, cmd->data_len};
+static void rpc_answer(client *cl, uint32_t id, int code, const char *data, size_t len,
+                       const char *msg) {
+    if (code) { reply_error_why(cl, id, code, msg); return; }
+    reply_begin(cl, id, "rpc");
+    sb_puts(&cl->out, "{\"data\":");
+    if (data && len) sb_append(&cl->out, data, len);
+    else sb_puts(&cl->out, "null");
+    sb_putc(&cl->out, '}');
+    reply_end(cl);
+}
+
+/* A method answers later (RPC_LATER): the command waits like one that asks
+ * the engine, holding a reference to the client. */
+void rpc_reply(void *reply, int code, const char *data, size_t len, const char *msg) {
+    cmd_op *op = reply;
+    client *cl = cmd_answer(op);
+    if (!cl) return;
+    rpc_answer(cl, op->id, code, data, len, msg);
+    cmd_finish(op, cl);
+}
+
+int cmd_rpc(client *cl, proto_cmd *cmd, uint64_t t0) {
+    cmd_op *op = malloc(sizeof(*op));
+    if (!op) { reply_error(cl, cmd->id, ERR_INTERNAL); return CMD_DONE; }
+    *op = (cmd_op){.cl = cl, .id = cmd->id, .type = cmd->type, .t0 = t0};
+    rpc_call call = {cl->hc.user, cl->hc.id, cmd->data, cmd->data_len, cl->hc.hl, &cl->hc, op};
     sbuf out;
     sb_init(&out);
     const char *msg = NULL;
+    client_ref(cl);                 /* before the call: the answer may be on its way at once */
+    cl->busy = 1;
     int rc = rpc_invoke(&client_env(cl)->rpc, cmd->method ? cmd->method : "", &call, &out, &msg);
-    if (rc) { sb_free(&out); reply_error(cl, cmd->id, rc); return CMD_DONE; }
-    reply_begin(cl, cmd->id, "rpc");
-    sb_puts(&cl->out, "{\"data\":");
-    if (out.len) sb_append(&cl->out, out.p, out.len);
-    else sb_puts(&cl->out, "null");
-    sb_putc(&cl->out, '}');
+    if (rc == RPC_LATER) { sb_free(&out); return CMD_LATER; }
+    cl->busy = 0;
+    client_unref(cl);
+    free(op);
+    rpc_answer(cl, cmd->id, rc, out.p, out.len, msg);
     sb_free(&out);
-    reply_end(cl);
     return CMD_DONE;
 }
 

@@ -49,10 +49,28 @@ rcbuf *push_payload_info(const char *info, size_t info_len) {
     return b;
 }
 
+/* A board's batch: "data":{"p":[x,y,colour,x,y,colour,...]}, the pixels
+ * in the order they were written (the log keeps who and when). */
+static void write_board_batch(sbuf *sb, const rcbuf *batch) {
+    sb_puts(sb, "\"data\":{\"p\":[");
+    size_t pos = 0;
+    engine_board_pixel px;
+    for (int i = 0; batch && engine_board_next(batch->data, batch->len, &pos, &px); i++) {
+        if (i) sb_putc(sb, ',');
+        sb_u64(sb, px.x);
+        sb_putc(sb, ',');
+        sb_u64(sb, px.y);
+        sb_putc(sb, ',');
+        sb_u64(sb, px.color);
+    }
+    sb_puts(sb, "]}");
+}
+
 void push_write_publication(sbuf *sb, const engine_pub *pub) {
     size_t start = sb->len;
     sb_putc(sb, '{');
-    if (pub->payload && pub->payload->len) sb_append(sb, pub->payload->data, pub->payload->len);
+    if (pub->flags & ENGINE_PUB_BOARD) write_board_batch(sb, pub->payload);
+    else if (pub->payload && pub->payload->len) sb_append(sb, pub->payload->data, pub->payload->len);
     if (pub->key) {
         if (sb->len > start + 1) sb_putc(sb, ',');
         sb_puts(sb, "\"key\":");

@@ -12,15 +12,26 @@
 #include <stddef.h>
 #include "core/sbuf.h"
 
+struct hub_local;
+struct hub_client;
+
 typedef struct rpc_call {
     const char *user;            /* caller's user id ("" = anonymous) */
     const char *client;          /* caller's client id */
     const char *data;            /* raw JSON params, or NULL */
     size_t data_len;
+    struct hub_local *hl;        /* the caller's worker (engine answers come back to it) */
+    const struct hub_client *hc; /* the caller (its subscriptions) */
+    void *reply;                 /* for rpc_reply, after RPC_LATER */
 } rpc_call;
 
+#define RPC_LATER (-1)
+
 /* Writes the result's raw JSON data into out and returns 0, or returns an
- * error code (e.g. 107 bad request, 103 permission denied) with a message. */
+ * error code (e.g. 107 bad request, 103 permission denied) with a message
+ * (plain text, no quotes), or RPC_LATER: the method answers later, once,
+ * with rpc_reply(call->reply, ...) on the caller's worker (hub_call brings
+ * an engine answer there); the caller's commands wait until then. */
 typedef int (*rpc_fn)(void *ud, const rpc_call *call, sbuf *out,
                       const char **errmsg);
 
@@ -37,8 +48,13 @@ void rpc_init(rpc_registry *r);
 /* Adds a method (method is kept by pointer). -1 if full or taken. */
 int rpc_register(rpc_registry *r, const char *method, rpc_fn fn, void *ud);
 
-/* Calls method. Returns 0, an error code, or 108 if unknown. */
+/* Calls method. Returns 0, an error code, 108 if unknown, or RPC_LATER. */
 int rpc_invoke(const rpc_registry *r, const char *method, const rpc_call *call,
                sbuf *out, const char **errmsg);
+
+/* The later answer of a method that returned RPC_LATER: code 0 with data
+ * (raw JSON; NULL = null), or an error code with a message (plain text, or
+ * NULL). Implemented by the client protocol (client_ops.c). */
+void rpc_reply(void *reply, int code, const char *data, size_t len, const char *msg);
 
 #endif

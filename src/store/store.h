@@ -24,13 +24,23 @@
  * (Schema 2 of the log added the key and aux columns; a schema-1 database
  * is migrated when it is opened.)
  *
+ * Board records are a pixel board's: a STORE_BOARD_BATCH is a batch of
+ * pixel writes, a stream entry of its channel exactly like a publication
+ * (offset, epoch, payload = the engine's bytes); a STORE_BOARD_SNAP is the
+ * board's whole state (payload: the bitfield, aux: the engine's header)
+ * as of its stream position (offset, epoch). A snapshot holds every batch
+ * of its channel logged before it, so replay rebuilds a board from its
+ * latest snapshot and the batches logged after it, in order.
+ *
  * Retention runs on the same thread between commits, a small batch at a
  * time (store_retain.c): a record older than retain_ms is deleted once it
  * was useless for replay already retain_ms ago (trimmed from history by
  * the channel's size or TTL, removed, superseded). A map record is useless
  * once out of its stream's window and no longer its key's state (a REMOVE,
  * or a PUT with a later change of its key), so a key's latest PUT stays
- * however old. So the log can be replayed as of any moment in that window
+ * however old. A board's batch is useless once out of its stream's window
+ * and covered by a later snapshot, a snapshot once a later one follows.
+ * So the log can be replayed as of any moment in that window
  * (store_admin.c: restore at a time), and stays bounded.
  *
  * The store knows nothing of connections, hubs or JSON: channels, epochs,
@@ -59,6 +69,12 @@ enum {
     STORE_RELEASE = 6,          /* the channel's async lease ended: all before it is on disk */
     STORE_MAP_PUT = 7,          /* a map key written: channel, offset, epoch, key, payload, aux */
     STORE_MAP_REMOVE = 8,       /* a map key removed (or expired): channel, offset, epoch, key */
+    STORE_BOARD_BATCH = 9,      /* a board's batch of pixel writes: exactly like STORE_PUB (channel,
+                                   offset, epoch, payload = the engine's bytes) for the stream, and
+                                   part of the board's state */
+    STORE_BOARD_SNAP = 10,      /* a board's whole state: channel, offset and epoch (the stream
+                                   position it reflects), payload (the bitfield), aux (the engine's
+                                   header bytes) */
 };
 
 typedef struct store_rec {
@@ -67,11 +83,13 @@ typedef struct store_rec {
     const char *channel;
     uint64_t offset;
     const char *epoch;
-    const void *payload;        /* STORE_PUB, STORE_LEASE, STORE_MAP_PUT; NULL otherwise */
+    const void *payload;        /* STORE_PUB, STORE_LEASE, STORE_MAP_PUT, STORE_BOARD_BATCH,
+                                   STORE_BOARD_SNAP; NULL otherwise */
     size_t payload_len;
     const void *key;            /* STORE_MAP_*: the map key (bytes); NULL otherwise */
     size_t key_len;
-    const void *aux;            /* STORE_MAP_PUT: the engine's own bytes (version); may be NULL */
+    const void *aux;            /* the engine's own bytes: STORE_MAP_PUT (version), STORE_BOARD_SNAP
+                                   (header); may be NULL; NULL for other kinds */
     size_t aux_len;
 } store_rec;
 

@@ -93,13 +93,15 @@ static void epoch_random(char *out) {
     out[STORE_EPOCH_LEN] = '\0';
 }
 
-/* The records that give a channel its stream position: publications,
- * epochs, leases, and map changes (7, 8: a map keeps its entries across a
- * new epoch, and its clients must load them again). */
-#define POSITIONED "kind IN (1, 3, 4, 5, 7, 8) AND NOT (kind IN (1, 5) AND offset = 0)"
+/* The records that give a channel its stream position: publications and
+ * board batches (1, 9: alike for the stream), epochs, leases, map changes
+ * (7, 8: a map keeps its entries across a new epoch, and its clients must
+ * load them again) and board snapshots (10: the position the state
+ * reflects; the same holds for a board). */
+#define POSITIONED "kind IN (1, 3, 4, 5, 7, 8, 9, 10) AND NOT (kind IN (1, 5, 9) AND offset = 0)"
 
-/* Appends a new epoch (STORE_REEPOCH) for every channel with a stream or a
- * map in db's log. Returns how many, or -1. */
+/* Appends a new epoch (STORE_REEPOCH) for every channel with a stream, a map or a
+ * board in db's log. Returns how many, or -1. */
 static int64_t reepoch_all(sqlite3 *db, int64_t t) {
     static const char q[] =
         "INSERT INTO log (time_ms, kind, channel, offset, epoch, payload) "

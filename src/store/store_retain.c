@@ -27,11 +27,12 @@
  * superseded PUT, and not the position. So the latest PUT of a live key is
  * kept however old. A new epoch (EPOCH, REEPOCH) restarts the stream or
  * not as replay does, but leaves the entries; a history removal (REMOVE)
- * and the no-history rule do not touch map records. Stream records of a
- * channel that is a map (its type changed) are kept. One loss: an empty
- * map without a stream whose only record left is an epoch mark cannot be
- * told from a stream channel without history, and is forgotten (the
- * engine then gives it a new epoch: its clients load it again).
+ * and the no-history rule do not touch map records. Stream and board
+ * records of a channel that is a map (its type changed) are kept. One
+ * loss: an empty map without a stream whose only record left is an epoch
+ * mark cannot be told from a stream channel without history, and is
+ * forgotten (the engine then gives it a new epoch: its clients load it
+ * again).
  *
  * Replay of a map channel therefore meets offset gaps (deleted changes
  * between the kept ones): a change past a gap must be taken, its stream
@@ -40,7 +41,31 @@
  *
  * The key tracking costs memory during a pass: per map channel seen, a
  * dict of its live keys (key -> seq of its current PUT). That is the size
- * of the maps' state, which the engine holds in memory anyway. */
+ * of the maps' state, which the engine holds in memory anyway.
+ *
+ * Board channels (a channel is one from its first STORE_BOARD_BATCH or
+ * STORE_BOARD_SNAP in the pass) are a stream and a state: replay rebuilds
+ * the board from its latest SNAP and every BATCH logged after it. A BATCH
+ * is followed exactly like a publication (window by size and TTL, REMOVE,
+ * EPOCH, REEPOCH, voided and reused offsets, no history) to tell when it
+ * is out of the stream; it goes only once it is out of the stream and
+ * covered, i.e. a SNAP of its channel with a greater seq was read in the
+ * pass (so before the cutoff). A batch out of the stream but not yet
+ * covered waits in its channel's list until the next SNAP, which deletes
+ * the list; a batch still in the window stays even if covered. A SNAP
+ * goes once a later SNAP of its channel is read: the latest before the
+ * cutoff stays (the next pass reads it again). So any moment from the
+ * cutoff on has, in the log cut there, its latest SNAP and every batch
+ * after it. Other records of a board channel follow the stream rules, in
+ * turn: while batches wait, a record the stream no longer needs (a
+ * publication out of the window, a REMOVE, a replaced epoch mark) waits
+ * with them and goes at the same SNAP, after them. Deleting it first
+ * would change the replayed stream: a gap after a kept batch (replay
+ * skips what follows a gap), or batches a REMOVE or a new stream had
+ * dropped back in history. What a board deletes stays a prefix of its
+ * stream, as for publications. The list costs 8 bytes per record between
+ * two snapshots (the engine writes one every minute or so); out of
+ * memory, the channel is stuck: nothing more of it is deleted this pass. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +74,11 @@
 #include "store/store.h"
 #include "store/store_retain.h"
 
-typedef struct cand {                  /* a publication (or map change) that may be in history */
+typedef struct cand {                  /* a publication (map change, batch) that may be in history */
     int64_t seq, time_ms;
     uint64_t offset;
     int live;                          /* map: a key's current PUT (out of the window, still kept) */
+    int batch;                         /* a board's batch: out of the window, it waits for a SNAP */
 } cand;
 
 typedef struct chan {                  /* one channel as the pass has followed it */
@@ -69,6 +95,10 @@ typedef struct chan {                  /* one channel as the pass has followed i
     int64_t pos_seq;                   /* the last change or EPOCH: it sets the epoch and top */
     int pos_live;                      /* ... and is a key's current PUT */
     int64_t reepoch_seq;               /* a REEPOCH after it, or 0 */
+    /* board channels only */
+    int64_t snap_seq;                  /* the latest SNAP read, or 0 */
+    int64_t *wait;                     /* batches out of the stream that no SNAP covers yet */
+    size_t nwait, wcap;
     int stuck;                         /* out of memory: nothing more of it is deleted this pass */
 } chan;
 
@@ -84,6 +114,7 @@ struct store_retainer {
     int64_t cursor, cutoff;            /* next seq to read; the pass's cutoff */
     int64_t *dead;                     /* seqs to delete at the end of the step */
     size_t ndead, dcap;
+    int full;                          /* out of memory for dead: nothing more is deleted this pass */
     int in_pass;
 };
 
@@ -100,6 +131,7 @@ store_retainer *store_retainer_new(store_history_fn history, void *ud, int64_t r
 static void chan_free(void *p) {
     chan *c = p;
     dict_free(c->keys, NULL);
+    free(c->wait);
     free(c->c);
     free(c);
 }
@@ -108,6 +140,7 @@ static void pass_end(store_retainer *r) {
     dict_free(r->chans, chan_free);
     r->chans = NULL;
     r->in_pass = 0;
+    r->full = 0;
     r->cursor = 0;
 }
 
@@ -118,12 +151,16 @@ void store_retainer_free(store_retainer *r) {
     free(r);
 }
 
+/* Deletes record seq at the end of the step. Out of memory, it and every
+ * later decision of the pass are dropped (retried by a later pass): what
+ * goes stays a prefix of the decisions, so a record that undoes others (a
+ * REMOVE, a new epoch) never goes before them. */
 static void kill(store_retainer *r, int64_t seq) {
-    if (!seq) return;
+    if (!seq || r->full) return;
     if (r->ndead == r->dcap) {
         size_t cap = r->dcap ? r->dcap * 2 : 256;
         int64_t *d = realloc(r->dead, cap * sizeof(*d));
-        if (!d) return;                /* kept: retried by a later pass */
+        if (!d) { r->full = 1; return; }
         r->dead = d;
         r->dcap = cap;
     }
@@ -132,11 +169,77 @@ static void kill(store_retainer *r, int64_t seq) {
 
 static cand *cand_at(chan *c, uint32_t i) { return &c->c[(c->head + i) % c->cap]; }
 
+/* ---------------------------------------------------------- board channels */
+
+/* Out of memory: the channel keeps all it has from here on (this pass). */
+static void set_stuck(chan *c) {
+    c->stuck = 1;
+    free(c->wait);
+    c->wait = NULL;
+    c->nwait = c->wcap = 0;
+}
+
+/* Record seq goes with the channel's next SNAP. */
+static void wait_snap(chan *c, int64_t seq) {
+    if (c->stuck) return;
+    if (c->nwait == c->wcap) {
+        size_t cap = c->wcap ? c->wcap * 2 : 16;
+        int64_t *w = realloc(c->wait, cap * sizeof(*w));
+        if (!w) { set_stuck(c); return; }          /* the record stays, untracked */
+        c->wait = w;
+        c->wcap = cap;
+    }
+    c->wait[c->nwait++] = seq;
+}
+
+/* Batch seq is out of the stream: it goes if a SNAP read after it covers
+ * it, else it waits for the next one. */
+static void batch_out(store_retainer *r, chan *c, int64_t seq) {
+    if (c->snap_seq > seq) kill(r, seq);
+    else wait_snap(c, seq);
+}
+
+/* Record seq is of no use to the stream any more, but while batches wait
+ * it waits with them: deleting a publication after a kept batch would
+ * leave a gap in the replayed stream, deleting a REMOVE or a replaced
+ * epoch mark would bring the batches it dropped back into history. */
+static void kill_in_turn(store_retainer *r, chan *c, int64_t seq) {
+    if (!seq) return;
+    if (c->nwait) wait_snap(c, seq);
+    else kill(r, seq);
+}
+
+/* SNAP seq covers every batch before it: what waits goes (in order), and
+ * so does the previous SNAP. A big list's memory is given back. */
+static void board_snap(store_retainer *r, chan *c, int64_t seq) {
+    for (size_t i = 0; i < c->nwait; i++) kill(r, c->wait[i]);
+    c->nwait = 0;
+    if (c->wcap > 4096) {
+        free(c->wait);
+        c->wait = NULL;
+        c->wcap = 0;
+    }
+    kill(r, c->snap_seq);
+    c->snap_seq = seq;
+}
+
+/* Record seq is no use to the stream (any more): a publication goes, a
+ * batch once covered. */
+static void unneeded(store_retainer *r, chan *c, int64_t seq, int batch) {
+    if (batch) batch_out(r, c, seq);
+    else kill(r, seq);
+}
+
+/* ------------------------------------------------------------------ stream */
+
 /* A candidate leaves the history (the stream window). A publication is
- * then useless; a map change may still be its key's state, or the position. */
+ * then useless (in turn); a batch once covered; a map change may still be
+ * its key's state, or the position. */
 static void leave(store_retainer *r, chan *c, const cand *k) {
-    if (!c->keys) kill(r, k->seq);
-    else if (!c->stuck && !k->live && k->seq != c->pos_seq) kill(r, k->seq);
+    if (c->stuck) return;
+    if (k->batch) batch_out(r, c, k->seq);
+    else if (!c->keys) kill_in_turn(r, c, k->seq);
+    else if (!k->live && k->seq != c->pos_seq) kill(r, k->seq);
 }
 
 static void drop_oldest(store_retainer *r, chan *c) {
@@ -201,13 +304,15 @@ static chan *chan_of(store_retainer *r, const char *name, int *fresh) {
     return *slot;
 }
 
-/* A publication, followed as replay does (engine_durable.c). */
+/* A publication (or a board's batch), followed as replay does
+ * (engine_durable.c). */
 static void on_pub(store_retainer *r, chan *c, const store_rec *x, int64_t seq) {
+    int batch = x->kind == STORE_BOARD_BATCH;
     if (strcmp(c->epoch, x->epoch) != 0) {
         if (x->offset != c->top + 1 || x->offset == 1) drop_all(r, c);
         snprintf(c->epoch, sizeof(c->epoch), "%s", x->epoch);
     } else if (c->known && x->offset > c->top + 1) {
-        kill(r, seq);                              /* voided by a failed commit: skipped */
+        unneeded(r, c, seq, batch);                /* voided by a failed commit: skipped */
         return;
     } else if (c->known && x->offset <= c->top) {
         while (c->n && cand_at(c, c->n - 1)->offset >= x->offset) drop_newest(r, c);
@@ -216,8 +321,8 @@ static void on_pub(store_retainer *r, chan *c, const store_rec *x, int64_t seq) 
     c->epoch_seq = 0;
     c->top = x->offset;
     c->known = 1;
-    cand k = {.seq = seq, .time_ms = x->time_ms, .offset = x->offset};
-    if (push(r, c, &k)) return;
+    cand k = {.seq = seq, .time_ms = x->time_ms, .offset = x->offset, .batch = batch};
+    if (push(r, c, &k)) { set_stuck(c); return; }  /* untracked: keep all of it */
     expire(r, c);
 }
 
@@ -315,7 +420,7 @@ static void follow_map(store_retainer *r, chan *c, const store_rec *x, int64_t s
         c->reepoch_seq = seq;
         break;
     default:
-        break;                                     /* a stream record of a map: kept */
+        break;                                     /* a stream or board record of a map: kept */
     }
 }
 
@@ -329,12 +434,19 @@ static void follow(store_retainer *r, const store_rec *x, int64_t seq) {
     if (!c) return;
     if (is_map_change(x->kind) && !c->keys && become_map(c)) return;
     if (c->keys) { follow_map(r, c, x, seq); return; }
+    if (c->stuck) return;
+    if (x->kind == STORE_BOARD_SNAP) { board_snap(r, c, seq); return; }
+    if (x->kind == STORE_BOARD_BATCH && (x->offset == 0 || c->size <= 0)) {
+        batch_out(r, c, seq);                      /* never in the stream */
+        return;
+    }
     if (c->size <= 0) { kill(r, seq); return; }    /* the channel keeps no history now */
     switch (x->kind) {
-    case STORE_PUB: on_pub(r, c, x, seq); break;
+    case STORE_PUB:
+    case STORE_BOARD_BATCH: on_pub(r, c, x, seq); break;
     case STORE_REMOVE:
         while (c->n && cand_at(c, 0)->offset <= x->offset) drop_oldest(r, c);
-        kill(r, seq);
+        kill_in_turn(r, c, seq);
         break;
     case STORE_EPOCH:                              /* a new stream */
         drop_all(r, c);
@@ -344,7 +456,7 @@ static void follow(store_retainer *r, const store_rec *x, int64_t seq) {
         if (c->top < x->offset) c->top = x->offset;
         if (c->n && cand_at(c, c->n - 1)->offset != c->top) drop_all(r, c);   /* as replay */
         c->known = 1;
-        kill(r, c->epoch_seq);
+        kill_in_turn(r, c, c->epoch_seq);
         c->epoch_seq = seq;
         snprintf(c->epoch, sizeof(c->epoch), "%s", x->epoch);
         break;

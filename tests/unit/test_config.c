@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "core/config.h"
 
-#define NKEYS 94
+#define NKEYS 102
 
 /* Fixture: a config at its defaults, freed after each test. */
 static int setup(void **state) {
@@ -450,6 +450,51 @@ static void test_namespace_errors(void **state) {
 
 /* Map channels: subscription_type, the nested "map" object, enums by name,
  * and the checks that tie them together (issue 12). */
+static void test_board_namespaces(void **state) {
+    config *c = *state;
+    char err[CONFIG_ERR_MAX] = "";
+    assert_int_equal(load(c, "{\"channel\": {\"namespaces\": [{\"name\": \"board\", "
+                          "\"history_size\": 100, \"board\": {\"width\": 1024, \"height\": 512, "
+                          "\"cooldown_ms\": 5000}}, {\"name\": \"b8\", \"history_size\": 10, "
+                          "\"board\": {\"width\": 64, \"height\": 64, \"bits\": 8, "
+                          "\"palette\": \"#000000, #FFffff,#123abc\"}}]}}", err), 0);
+    assert_int_equal(config_validate(c, err), 0);
+    const ns_options *b = &c->namespaces.spaces[0], *b8 = &c->namespaces.spaces[1];
+    uint32_t rgb[256];
+    assert_true(ns_is_board(b));
+    assert_false(ns_is_board(&c->namespaces.top));
+    assert_int_equal(ns_board_bits(b), 4);
+    assert_int_equal(ns_board_batch_ms(b), NS_BOARD_BATCH_DEFAULT_MS);
+    assert_int_equal(ns_board_max_age_ms(b), NS_BOARD_MAX_AGE_DEFAULT_MS);
+    assert_int_equal(ns_board_palette(b, rgb), 16);
+    assert_int_equal(rgb[5], 0xe50000);
+    assert_int_equal(ns_board_palette(b8, rgb), 3);
+    assert_int_equal(rgb[1], 0xffffff);
+    assert_int_equal(rgb[2], 0x123abc);
+    /* the checks name the key */
+    assert_set_error(c, "channel.options.board.width", "5000",
+                     "key \"channel.options.board.width\": expected an integer between 0 and 4096, got \"5000\"");
+    assert_int_equal(config_set(c, "channel.options.board.width", "32", err), 0);
+    assert_int_equal(config_set(c, "channel.options.board.height", "64", err), 0);
+    assert_int_equal(config_set(c, "channel.options.history_size", "10", err), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_string_equal(err, "key \"channel.options.board.width\": a board is 64 to 4096 pixels on a side");
+    assert_int_equal(config_set(c, "channel.options.board.width", "64", err), 0);
+    assert_int_equal(config_set(c, "channel.options.board.bits", "6", err), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_string_equal(err, "key \"channel.options.board.bits\": 4 or 8 (got 6)");
+    assert_int_equal(config_set(c, "channel.options.board.bits", "4", err), 0);
+    assert_int_equal(config_set(c, "channel.options.board.palette", "#fff", err), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "board.palette"));
+    assert_int_equal(config_set(c, "channel.options.board.palette", "", err), 0);
+    assert_int_equal(config_set(c, "channel.options.history_size", "0", err), 0);
+    assert_int_equal(config_validate(c, err), -1);
+    assert_non_null(strstr(err, "\"channel.options.history_size\": a board needs history"));
+    assert_int_equal(config_set(c, "channel.options.history_size", "10", err), 0);
+    assert_int_equal(config_validate(c, err), 0);
+}
+
 static void test_map_namespaces(void **state) {
 #define NS(body) "{\"channel\": {\"namespaces\": " body "}}"
     config *c = *state;
@@ -1070,6 +1115,7 @@ int main(void) {
         T(test_namespaces_from_env_and_set),
         T(test_namespace_errors),
         T(test_map_namespaces),
+        T(test_board_namespaces),
         T(test_validate_rechecks_namespaces),
         T(test_namespaces_deep_copy),
         T(test_free_twice),

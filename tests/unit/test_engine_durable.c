@@ -110,7 +110,7 @@ static void close_engine(engine *e) {
 
 static engine_stream_top publish(engine *e, waiter *w, const char *channel, const char *data) {
     rcbuf *p = rcbuf_copy(data, strlen(data));
-    engine_publish_req req = {channel, p, 10, 0, clock_now_ms()};
+    engine_publish_req req = {channel, p, 10, 0, clock_now_ms(), 0};
     int before = w->calls;
     e->ops->publish(e, &req, on_answer, w);
     rcbuf_unref(p);

@@ -4,8 +4,9 @@
  * are grouped into fewer commits, a damaged file, a foreign database or an
  * unwritable place are refused with a clear error, a schema-1 store is
  * migrated, retention keeps what replay needs (a map's latest PUTs however
- * old), and restore and repair give map channels a new epoch. Real files
- * in a temporary folder. */
+ * old, a board's latest snapshot and the batches after it), and restore
+ * and repair give map and board channels a new epoch. Real files in a
+ * temporary folder. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -33,6 +34,13 @@
 #define MREM(t, ch, off, ep, k) \
     {.kind = STORE_MAP_REMOVE, .time_ms = (t), .channel = (ch), .offset = (off), .epoch = (ep), \
      .key = (k), .key_len = strlen(k)}
+/* Board records; payload (and a snapshot's header) are strings. */
+#define BATCH(t, ch, off, ep) \
+    {.kind = STORE_BOARD_BATCH, .time_ms = (t), .channel = (ch), .offset = (off), .epoch = (ep), \
+     .payload = "px", .payload_len = 2}
+#define SNAP(t, ch, off, ep) \
+    {.kind = STORE_BOARD_SNAP, .time_ms = (t), .channel = (ch), .offset = (off), .epoch = (ep), \
+     .payload = "bits", .payload_len = 4, .aux = "hdr", .aux_len = 3}
 
 static const store_opts OPTS = {.sync = 1, .commit_window_us = 500, .checkpoint_pages = 100};
 
@@ -328,11 +336,13 @@ static void test_null_callback(void **state) {
 /* Retention: follows the log as replay does and deletes what was useless
  * at the cutoff, nothing younger than the window. Channel "h3" keeps 3
  * publications; "none" keeps no history; "ttl" keeps them 1 s. Maps: "m"
- * has a stream of 2, "m0" none, "mt" a stream of 100 for 1 s. */
+ * has a stream of 2, "m0" none, "mt" a stream of 100 for 1 s. Boards: "bd"
+ * has a stream of 2, "b0" none, others 3. */
 static void hist(void *ud, const char *ch, int *size, int64_t *ttl_ms) {
     ++*(int *)ud;
     int timed = !strcmp(ch, "ttl") || !strcmp(ch, "mt");
-    *size = !strcmp(ch, "none") || !strcmp(ch, "m0") ? 0 : !strcmp(ch, "m") ? 2 : timed ? 100 : 3;
+    int none = !strcmp(ch, "none") || !strcmp(ch, "m0") || !strcmp(ch, "b0");
+    *size = none ? 0 : !strcmp(ch, "m") || !strcmp(ch, "bd") ? 2 : timed ? 100 : 3;
     *ttl_ms = timed ? 1000 : 0;
 }
 
@@ -577,6 +587,168 @@ static void test_map_retention(void **state) {
     store_close(s);
 }
 
+/* ----------------------------------------------------------- board records */
+
+static void test_board_records_round_trip(void **state) {
+    (void)state;
+    static const unsigned char bits[] = {0x00, 0xff, 0x00, 0x0f, 0xf0, 0x00};   /* NULs inside */
+    static const unsigned char hdr[] = {0x10, 0, 0x08, 0, 4, 0, 0, 0, 0, 0};
+    store_rec want[] = {
+        {.kind = STORE_BOARD_BATCH, .time_ms = 20, .channel = "b:1", .offset = 1, .epoch = "e",
+         .payload = bits, .payload_len = 4},
+        {.kind = STORE_BOARD_SNAP, .time_ms = 21, .channel = "b:1", .offset = 1, .epoch = "e",
+         .payload = bits, .payload_len = sizeof(bits), .aux = hdr, .aux_len = sizeof(hdr)},
+        {.kind = STORE_BOARD_BATCH, .time_ms = 22, .channel = "b:1", .offset = 2, .epoch = "e",
+         .payload = "\x01\x02", .payload_len = 2},
+        {.kind = STORE_BOARD_SNAP, .time_ms = 23, .channel = "b:2", .offset = 0, .epoch = "f",
+         .payload = bits, .payload_len = sizeof(bits)},                    /* no header */
+        REC(STORE_PUB, 24, "s", 1, "e", "x", 1),
+    };
+    size_t n = sizeof(want) / sizeof(want[0]);
+    store *s = open_ok("board.db");
+    for (size_t i = 0; i < n; i++) {
+        /* the store copies: the caller's bytes may change at once */
+        unsigned char val[16], aux[16];
+        store_rec r = want[i];
+        r.payload = memcpy(val, want[i].payload, want[i].payload_len);
+        if (r.aux) r.aux = memcpy(aux, want[i].aux, want[i].aux_len);
+        assert_int_equal(store_append(s, &r, NULL, NULL), STORE_OK);
+        memset(val, 'X', sizeof(val));
+        memset(aux, 'X', sizeof(aux));
+    }
+    store_close(s);
+    s = open_ok("board.db");
+    expect e = {want, n, 0, 0};
+    char err[256];
+    assert_int_equal(store_replay(s, check_against, &e, err, sizeof(err)), STORE_OK);
+    assert_int_equal(e.i, n);
+    assert_int_equal(e.bad, 0);
+    store_close(s);
+}
+
+/* Appends recs to store `name` opened with retention (a 60 s window, a
+ * pass every 20 ms), waits until the passes deleted `want` records, then
+ * a while more: later passes must delete nothing else. */
+static void retain_run(const char *name, const store_rec *recs, size_t n, uint64_t want) {
+    char p[128], err[512];
+    path_of(p, sizeof(p), name);
+    int asked = 0;
+    store_opts o = OPTS;
+    o.retain_ms = 60000;
+    o.retain_every_ms = 20;
+    o.history = hist;
+    o.history_ud = &asked;
+    store *s = store_open(p, &o, err, sizeof(err));
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++) assert_int_equal(store_append(s, &recs[i], NULL, NULL), STORE_OK);
+    store_stats st;
+    for (int t = 0; t < 300; t++) {
+        store_get_stats(s, &st);
+        if (st.deleted >= want) break;
+        usleep(10000);
+    }
+    usleep(400000);
+    store_get_stats(s, &st);
+    assert_int_equal(st.deleted, want);
+    store_close(s);
+}
+
+/* What store `name` replays, as channel/kind/offset words. */
+static void replayed(const char *name, char *seen) {
+    char err[256];
+    seen[0] = '\0';
+    store *s = open_ok(name);
+    assert_int_equal(store_replay(s, collect_seqs, seen, err, sizeof(err)), STORE_OK);
+    store_close(s);
+}
+
+/* A board's batch goes once out of its stream's window and covered by a
+ * later snapshot; a snapshot once a later one is read. */
+static void test_board_retention(void **state) {
+    (void)state;
+    int64_t old = 1000;
+    store_rec recs[11];
+    for (int i = 0; i < 6; i++) {
+        store_rec b = BATCH(old, "bd", (uint64_t)i + 1, "e");
+        recs[i] = b;
+    }
+    store_rec snap = SNAP(old, "bd", 6, "e");
+    recs[6] = snap;
+    for (int i = 6; i < 10; i++) {
+        store_rec b = BATCH(old, "bd", (uint64_t)i + 1, "e");
+        recs[i + 1] = b;
+    }
+    /* 1..6 out of the window (2) and covered: deleted; 7..8 out of the
+     * window, not covered: kept; 9..10 in the window; the snapshot kept */
+    retain_run("bret.db", recs, 11, 6);
+    char seen[1024];
+    replayed("bret.db", seen);
+    assert_string_equal(seen, "bd/10/6 bd/9/7 bd/9/8 bd/9/9 bd/9/10 ");
+    /* a later snapshot covers 7..8 and replaces the first */
+    store_rec snap2 = SNAP(old, "bd", 10, "e");
+    retain_run("bret.db", &snap2, 1, 3);
+    replayed("bret.db", seen);
+    assert_string_equal(seen, "bd/9/9 bd/9/10 bd/10/10 ");
+}
+
+/* A history removal puts a board's batches out of the stream, but they
+ * still wait for a snapshot, and so does the REMOVE (without it, replay
+ * would bring them back into history). */
+static void test_board_remove_waits(void **state) {
+    (void)state;
+    int64_t old = 1000;
+    store_rec recs[] = {
+        BATCH(old, "br", 1, "e"),
+        BATCH(old, "br", 2, "e"),
+        BATCH(old, "br", 3, "e"),
+        REC(STORE_REMOVE, old, "br", 3, "e", NULL, 0),
+        REC(STORE_PUB, old, "none", 1, "e", "x", 1),     /* deleted: a pass ran */
+    };
+    retain_run("brm.db", recs, sizeof(recs) / sizeof(recs[0]), 1);
+    char seen[1024];
+    replayed("brm.db", seen);
+    assert_string_equal(seen, "br/9/1 br/9/2 br/9/3 br/2/3 ");
+    store_rec snap = SNAP(old, "br", 3, "e");
+    retain_run("brm.db", &snap, 1, 4);
+    replayed("brm.db", seen);
+    assert_string_equal(seen, "br/10/3 ");
+}
+
+/* While a board's batches wait for a snapshot, what the stream no longer
+ * needs after them waits too: a publication out of the window (a gap
+ * would void what follows it), an epoch mark a REEPOCH replaces (the new
+ * stream dropped the batches). Batches of a board without history are
+ * never in the stream: they wait for a snapshot only. */
+static void test_board_retention_in_turn(void **state) {
+    (void)state;
+    int64_t old = 1000;
+    store_rec recs[] = {
+        BATCH(old, "bx", 1, "e"),
+        BATCH(old, "bx", 2, "e"),
+        BATCH(old, "bx", 3, "e"),
+        REC(STORE_PUB, old, "bx", 4, "e", "x", 1),
+        REC(STORE_PUB, old, "bx", 5, "e", "x", 1),
+        REC(STORE_PUB, old, "bx", 6, "e", "x", 1),
+        REC(STORE_PUB, old, "bx", 7, "e", "x", 1),
+        BATCH(old, "be", 1, "e1"),
+        BATCH(old, "be", 2, "e1"),
+        REC(STORE_EPOCH, old, "be", 0, "e2", NULL, 0),
+        REC(STORE_REEPOCH, old, "be", 0, "e3", NULL, 0),
+        BATCH(old, "b0", 0, ""),
+        BATCH(old, "b0", 0, ""),
+        REC(STORE_PUB, old, "none", 1, "e", "x", 1),     /* deleted: a pass ran */
+    };
+    retain_run("bturn.db", recs, sizeof(recs) / sizeof(recs[0]), 1);
+    char seen[1024];
+    replayed("bturn.db", seen);
+    assert_string_equal(seen, "bx/9/1 bx/9/2 bx/9/3 bx/1/4 bx/1/5 bx/1/6 bx/1/7 "
+                              "be/9/1 be/9/2 be/3/0 be/4/0 b0/9/0 b0/9/0 ");
+    store_rec snaps[] = {SNAP(old, "bx", 7, "e"), SNAP(old, "be", 0, "e3"), SNAP(old, "b0", 0, "")};
+    retain_run("bturn.db", snaps, 3, 9);
+    replayed("bturn.db", seen);
+    assert_string_equal(seen, "bx/1/5 bx/1/6 bx/1/7 be/4/0 bx/10/7 be/10/0 b0/10/0 ");
+}
+
 /* ----------------------------------------------------- restore and repair */
 
 static void store_dir_of(char *out, size_t len, const char *name) {
@@ -641,6 +813,39 @@ static void test_restore_old_backup_and_maps(void **state) {
     fclose(out);
 }
 
+/* A board channel gets a new epoch at its top: its last batch or the
+ * position of its last snapshot; a batch without history gives none (as
+ * a publication). Snapshots are copied whole. */
+static void test_restore_boards(void **state) {
+    (void)state;
+    char from[128], to[128], f[160], err[512];
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    store_rec recs[] = {
+        BATCH(10, "bd:a", 1, "e"),
+        BATCH(11, "bd:a", 2, "e"),
+        SNAP(12, "bd:a", 2, "e"),
+        SNAP(13, "bd:b", 5, "e"),                    /* what retention leaves of a quiet board */
+        BATCH(14, "bd:c", 0, ""),                    /* no history: no epoch */
+        SNAP(15, "bd:d", 1, "e"),
+        BATCH(16, "bd:d", 2, "e"),
+        BATCH(2000, "bd:a", 3, "e"),                 /* after --at */
+    };
+    make_store("boards", recs, sizeof(recs) / sizeof(recs[0]));
+    path_of(from, sizeof(from), "boards");
+    path_of(to, sizeof(to), "restored-boards");
+    assert_int_equal(store_restore(from, to, 100, out, err, sizeof(err)), 0);
+    assert_int_equal(store_file(to, f, sizeof(f)), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 4"), 3);
+    assert_int_equal(sql_int(f, "SELECT offset FROM log WHERE kind = 4 AND channel = 'bd:a'"), 2);
+    assert_int_equal(sql_int(f, "SELECT offset FROM log WHERE kind = 4 AND channel = 'bd:b'"), 5);
+    assert_int_equal(sql_int(f, "SELECT offset FROM log WHERE kind = 4 AND channel = 'bd:d'"), 2);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 9 AND offset = 3"), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM log WHERE kind = 10 AND payload = "
+                                "CAST('bits' AS BLOB) AND aux = CAST('hdr' AS BLOB)"), 3);
+    fclose(out);
+}
+
 static void test_repair_keeps_map_records(void **state) {
     (void)state;
     char d[128], f[160], err[256];
@@ -698,6 +903,11 @@ int main(void) {
         cmocka_unit_test(test_map_records_round_trip),
         cmocka_unit_test(test_schema1_migrated),
         cmocka_unit_test(test_map_retention),
+        cmocka_unit_test(test_board_records_round_trip),
+        cmocka_unit_test(test_board_retention),
+        cmocka_unit_test(test_board_remove_waits),
+        cmocka_unit_test(test_board_retention_in_turn),
+        cmocka_unit_test(test_restore_boards),
         cmocka_unit_test(test_restore_old_backup_and_maps),
         cmocka_unit_test(test_repair_keeps_map_records),
     };
