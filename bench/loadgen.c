@@ -1,7 +1,7 @@
 /* loadgen: a load generator for Plaza and its peers (nginx + Nchan, a Node
  * `ws` broadcast server), for side-by-side runs on one machine.
  *
- *   loadgen --server plaza|nchan|node --port P --scenario NAME [options]
+ *   loadgen --server plaza|plaza-map|plaza-board|nchan|node --port P --scenario NAME [options]
  *
  * It opens N WebSocket subscribers (ramped, source addresses spread over
  * 127.0.0.1..250, in as many forked processes as the fd limit asks), spreads
@@ -68,7 +68,7 @@ static void scenario_defaults(const char *name) {
 
 static void usage(void) {
     fprintf(stderr,
-        "usage: loadgen --server plaza|nchan|node --port P [--scenario NAME] [options]\n"
+        "usage: loadgen --server plaza|plaza-map|plaza-board|nchan|node --port P [--scenario NAME] [options]\n"
         "  --scenario fanout|channels|idle|storm|sweep|large   (default fanout)\n"
         "  --host ADDR (127.0.0.1)   --subs N   --channels C   --rate MSG/S   --seconds D\n"
         "  --payload BYTES   --pubconns N (4)   --procs N (by fd limit)   --ramp N (500)\n"
@@ -134,7 +134,7 @@ static void parse_args(int argc, char **argv) {
         if (i + 1 >= argc || set_option(argv[i], argv[i + 1]) != 0) usage();
         i++;
     }
-    if (!O.server || !(AD = adapter_find(O.server))) die("--server plaza, nchan or node");
+    if (!O.server || !(AD = adapter_find(O.server))) die("--server plaza, plaza-map, plaza-board, nchan or node");
     if (O.port <= 0) die("--port is required");
     if (O.subs < 1 || O.channels < 1 || O.rate <= 0 || O.seconds <= 0) die("bad sizes");
     if (!O.procs) O.procs = (O.subs + LG_MAX_SOCKETS_PER_CHILD - 1) / LG_MAX_SOCKETS_PER_CHILD;

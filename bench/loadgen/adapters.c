@@ -6,6 +6,18 @@
  *          "pub":{"data":PAYLOAD,..}}}, several replies may share a frame
  *          (one per line), and the server's {} ping is answered with {}.
  *          Publish: POST /api/publish {"channel":"bench:K","data":PAYLOAD}.
+ *   plaza-map    the same server, a map channel: subscribe {"channel":
+ *          "mbench:K","type":1,"phase":2} (an empty map: the live reply at
+ *          once); publish POST /api/map_publish {"channel":"mbench:K",
+ *          "key":"k<seq % 16>","data":PAYLOAD}. Pushes carry the key.
+ *   plaza-board  the same server, a board channel "bboard:K" (a plain
+ *          subscribe); each publication writes one pixel, PUT
+ *          /boards/bboard:K/pixels {"x","y","color"} with the API key, the
+ *          pixel's place given by its sequence number; the pushes are
+ *          batches {"p":[x,y,c,...]}, counted pixel by pixel (no per-message
+ *          latency: the batch carries no send time; the publishers' request
+ *          round trip is the write's latency). Requests are spread over all
+ *          publisher connections (a connection waits for each write's batch).
  *   nchan  nginx + Nchan: WebSocket on /sub/bench-K (subscribed once
  *          upgraded), POST /pub/bench-K; messages are the raw payload.
  *   node   bench/peers/node-ws-server.mjs: WebSocket on /ws, then
@@ -53,12 +65,40 @@ static void plaza_path(int k, char *out, size_t cap) {
     snprintf(out, cap, "/connection/websocket");
 }
 
+static void plaza_subscribe(sub *s, const char *body) {
+    static const char connect[] = "{\"id\":1,\"connect\":{}}";
+    sub_send_text(s, connect, sizeof(connect) - 1);
+    sub_send_text(s, body, strlen(body));
+}
+
+static void plaza_map_open(sub *s) {
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "{\"id\":2,\"subscribe\":{\"channel\":\"mbench:%d\",\"type\":1,\"phase\":2}}", s->chan);
+    plaza_subscribe(s, cmd);
+}
+
+static void plaza_board_open(sub *s) {
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "{\"id\":2,\"subscribe\":{\"channel\":\"bboard:%d\"}}", s->chan);
+    plaza_subscribe(s, cmd);
+}
+
 static void plaza_open(sub *s) {
     char cmd[128];
     int n = snprintf(cmd, sizeof(cmd), "{\"id\":2,\"subscribe\":{\"channel\":\"bench:%d\"}}", s->chan);
     static const char connect[] = "{\"id\":1,\"connect\":{}}";
     sub_send_text(s, connect, sizeof(connect) - 1);
     sub_send_text(s, cmd, (size_t)n);
+}
+
+/* A board's batch: its pixels are counted. */
+static void board_pub(sub *s, const char *p, size_t n) {
+    const char *a = memmem(p, n, "\"p\":[", 5);
+    if (!a) { sub_payload(s, p, n); return; }         /* reported as unreadable */
+    const char *end = memchr(a, ']', n - (size_t)(a - p));
+    size_t commas = 0;
+    for (const char *q = a + 5; end && q < end; q++) commas += *q == ',';
+    sub_pixels(s, end && end > a + 5 ? (commas + 1) / 3 : 0, n);
 }
 
 static void plaza_line(sub *s, const char *p, size_t n) {
@@ -68,8 +108,10 @@ static void plaza_line(sub *s, const char *p, size_t n) {
         return;
     }
     if (n > 8 && memcmp(p, "{\"push\":", 8) == 0) {
-        if (memmem(p, n < 256 ? n : 256, "\"pub\":", 6)) sub_payload(s, p, n);
-        else if (memmem(p, n, "\"disconnect\":", 13) || memmem(p, n, "\"unsubscribe\":", 14))
+        if (memmem(p, n < 256 ? n : 256, "\"pub\":", 6)) {
+            if (s->set->ad->on_open == plaza_board_open) board_pub(s, p, n);
+            else sub_payload(s, p, n);
+        } else if (memmem(p, n, "\"disconnect\":", 13) || memmem(p, n, "\"unsubscribe\":", 14))
             sub_failed(s, "plaza pushed disconnect/unsubscribe");
         return;
     }
@@ -103,6 +145,36 @@ static void plaza_publish(lgbuf *out, const lg_opts *o, int k, const char *paylo
     buf_add(out, head, (size_t)hl);
     buf_add(out, payload, n);
     buf_add(out, "}", 1);
+}
+
+static void plaza_map_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+    char head[96], extra[160];
+    long ch;
+    uint64_t seq = 0, ts;
+    payload_parse(payload, n, &ch, &seq, &ts);
+    int hl = snprintf(head, sizeof(head), "{\"channel\":\"mbench:%d\",\"key\":\"k%llu\",\"data\":", k,
+                      (unsigned long long)(seq % 16));
+    snprintf(extra, sizeof(extra), "X-API-Key: %s\r\n", o->api_key);
+    http_post(out, o, "/api/map_publish", extra, (size_t)hl + n + 1);
+    buf_add(out, head, (size_t)hl);
+    buf_add(out, payload, n);
+    buf_add(out, "}", 1);
+}
+
+#define BOARD_SIDE 1024
+
+static void plaza_board_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+    char body[96];
+    long ch;
+    uint64_t seq = 0, ts;
+    payload_parse(payload, n, &ch, &seq, &ts);
+    int bl = snprintf(body, sizeof(body), "{\"x\":%llu,\"y\":%llu,\"color\":%llu}",
+                      (unsigned long long)(seq % BOARD_SIDE),
+                      (unsigned long long)(seq / BOARD_SIDE % BOARD_SIDE), (unsigned long long)(seq % 15 + 1));
+    buf_printf(out, "PUT /boards/bboard:%d/pixels HTTP/1.1\r\nHost: %s:%d\r\nX-API-Key: %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", k, o->host, o->port,
+               o->api_key, bl);
+    buf_add(out, body, (size_t)bl);
 }
 
 static int plaza_ok(int status, const char *body, size_t n) {
@@ -147,9 +219,11 @@ static void node_message(sub *s, const char *p, size_t n) {
 /* ---- registry ----------------------------------------------------------------- */
 
 static const adapter ADAPTERS[] = {
-    {"plaza", plaza_path, plaza_open, plaza_message, plaza_publish, plaza_ok},
-    {"nchan", nchan_path, nchan_open, raw_message, peer_publish, ok_2xx},
-    {"node", node_path, node_open, node_message, peer_publish, ok_2xx},
+    {"plaza", plaza_path, plaza_open, plaza_message, plaza_publish, plaza_ok, 0},
+    {"plaza-map", plaza_path, plaza_map_open, plaza_message, plaza_map_publish, plaza_ok, 0},
+    {"plaza-board", plaza_path, plaza_board_open, plaza_message, plaza_board_publish, plaza_ok, 1},
+    {"nchan", nchan_path, nchan_open, raw_message, peer_publish, ok_2xx, 0},
+    {"node", node_path, node_open, node_message, peer_publish, ok_2xx, 0},
 };
 
 const adapter *adapter_find(const char *name) {

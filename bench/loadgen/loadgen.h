@@ -157,6 +157,9 @@ void sub_send_text(sub *s, const char *text, size_t n);
 void sub_subscribed(sub *s);
 void sub_failed(sub *s, const char *why);
 void sub_payload(sub *s, const char *p, size_t n);   /* a publication's payload */
+/* A publication that carries n items (a board's batch): counted as n
+ * deliveries, without order or latency checks. */
+void sub_pixels(sub *s, size_t n, size_t bytes);
 
 /* ---- protocol adapters (adapters.c) ------------------------------------- */
 
@@ -172,6 +175,9 @@ typedef struct adapter {
     void (*pub_request)(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n);
     /* Whether a publish response is a success. */
     int (*pub_ok)(int status, const char *body, size_t n);
+    /* 1: requests go round-robin over all publisher connections (one
+     * channel's order is not kept); 0: channel k always on connection k % n. */
+    int spread;
 } adapter;
 
 const adapter *adapter_find(const char *name);

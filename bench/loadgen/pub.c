@@ -200,7 +200,7 @@ static void ring_push(pubconn *pc, uint64_t t) {
 
 static void publish_one(publisher *p, uint64_t now) {
     int k = (int)(p->rr++ % (uint64_t)p->o->channels);
-    pubconn *pc = &p->conns[k % p->n];
+    pubconn *pc = &p->conns[(p->ad->spread ? p->rr : (uint64_t)k) % (uint64_t)p->n];
     if (!has_room(pc)) { p->dropped++; return; }
     make_payload(p, k, ++p->seq[k], now);
     p->ad->pub_request(&pc->out, p->o, k, p->payload.p, p->payload.len);

@@ -133,6 +133,13 @@ void sub_payload(sub *s, const char *p, size_t n) {
     account_seq(s, seq);
 }
 
+void sub_pixels(sub *s, size_t n, size_t bytes) {
+    subset *ss = s->set;
+    ss->c.delivered += (int64_t)n;
+    ss->c.bytes += (int64_t)bytes;
+    s->last += n;                /* what the tail check compares with the writes made */
+}
+
 static void on_message(sub *s, char *p, size_t n) {
     s->set->ad->on_message(s, p, n);
 }
