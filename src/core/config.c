@@ -185,8 +185,9 @@ static const key_spec keys[] = {
          "Serve the API without a key (tests and private networks only)."),
 
     STR("engine.type", engine_type, "memory", 1,
-        "Which engine holds the shared state: memory (one node). Test builds also "
-        "have delayed (memory behind random delays, for tests)."),
+        "Which engine holds the shared state: memory (one node) or redis (several "
+        "nodes sharing one Redis). Test builds also have delayed (memory behind "
+        "random delays, for tests)."),
     INT("engine.sweep_interval_ms", engine_sweep_interval_ms, 10, 3600000, 1000,
         "How often the engine removes expired history and presence."),
     INT("engine.delay_max_ms", engine_delay_max_ms, 0, 60000, 20,
@@ -199,6 +200,19 @@ static const key_spec keys[] = {
         "Delayed engine only (test builds): every call on a channel whose name "
         "starts with this prefix fails with \"engine unavailable\" (failure "
         "paths in tests); empty fails nothing."),
+
+    STR("engine.redis.address", engine_redis_address, "127.0.0.1:6379", 1,
+        "Redis engine: the Redis server, host:port."),
+    STR("engine.redis.prefix", engine_redis_prefix, "plaza", 1,
+        "Redis engine: the prefix of every key and pub/sub channel Plaza uses, so "
+        "several Plaza clusters can share one Redis."),
+    INT("engine.redis.max_pending", engine_redis_max_pending, 1, 10000000, 100000,
+        "Redis engine: calls waiting to be sent or answered at most; past it a call "
+        "fails at once with \"engine unavailable\" (a slow or stopped Redis never "
+        "grows memory without bound)."),
+    INT("engine.redis.meta_ttl_s", engine_redis_meta_ttl_s, 0, INT_MAX, 2592000,
+        "Redis engine: a channel's offset and epoch are kept this long after its last "
+        "publication (0 = for ever); then its next publication starts a new epoch."),
 
     STR("store.path", store_path, "data", 0,
         "Folder of the durable log (plaza.db, SQLite) under the memory engine: history, "
@@ -949,6 +963,8 @@ int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
                     "(\"%s\" is empty)", has_cert ? "tls.key" : "tls.cert");
     /* An empty api.key without api.insecure is fine: the API is disabled. */
     if (config_ns_check_options(&c->namespaces.top, "channel.options", err) < 0) return -1;
+    if (strcmp(c->engine_type, "redis") == 0 && config_ns_check_redis(&c->namespaces, err) < 0)
+        return -1;
     return config_ns_check_prefixes(&c->namespaces, err);
 }
 

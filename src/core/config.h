@@ -105,6 +105,10 @@ typedef struct config {
     int engine_delay_max_ms;                /* "engine.delay_max_ms": 20 (delayed engine: random delay 0..this) */
     int engine_delay_seed;                  /* "engine.delay_seed": 0 = random, printed at start (delayed engine) */
     char *engine_delay_fail_prefix;         /* "engine.delay_fail_prefix": "" (delayed engine: calls on these channels fail) */
+    char *engine_redis_address;             /* "engine.redis.address": "127.0.0.1:6379" */
+    char *engine_redis_prefix;              /* "engine.redis.prefix": "plaza" (keys and pub/sub channels) */
+    int engine_redis_max_pending;           /* "engine.redis.max_pending": 100000 calls in flight at most */
+    int engine_redis_meta_ttl_s;            /* "engine.redis.meta_ttl_s": 30 days (0 = for ever) */
 
     /* store.* : the durable log under the memory engine (src/store/) */
     char *store_path;                       /* "store.path": "data" (folder of plaza.db); "" = memory only */

@@ -124,6 +124,7 @@ static engine *delayed_make(const config *cfg, const engine_events *events,
 
 static const engine_type TYPES[] = {
     {"memory", engine_memory_open},
+    {"redis", engine_redis_new},
 #ifdef PLAZA_TEST_ENGINES
     {"delayed", delayed_make},
 #endif
@@ -133,9 +134,9 @@ static const engine_type TYPES[] = {
 
 const char *engine_types(void) {
 #ifdef PLAZA_TEST_ENGINES
-    return "memory, delayed";
+    return "memory, redis, delayed";
 #else
-    return "memory";
+    return "memory, redis";
 #endif
 }
 

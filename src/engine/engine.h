@@ -351,6 +351,8 @@ const char *engine_types(void);
 engine *engine_memory_open(const config *cfg, const engine_events *events,
                            char *err, size_t errlen);
 engine *engine_memory_new(const config *cfg, const engine_events *events);
+/* engine.type = redis (engine_redis.c): several nodes on one Redis. */
+engine *engine_redis_new(const config *cfg, const engine_events *events, char *err, size_t errlen);
 #ifdef PLAZA_TEST_ENGINES
 /* Test builds: the memory engine behind random delays (engine_delayed.c). */
 engine *engine_delayed_new(const config *cfg, const engine_events *events);

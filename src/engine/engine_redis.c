@@ -1,0 +1,978 @@
+/* engine_redis: the engine on Redis (engine.type = redis), so that several
+ * Plaza nodes share one channel space. Built on hiredis (Debian's 0.14)
+ * with its libuv adapter.
+ *
+ * Threads: the engine has a thread of its own running a libuv loop with two
+ * Redis connections: one for commands (scripts, pipelined), one in pub/sub
+ * mode for events. A call from any thread is copied into a queue and the
+ * loop is woken; the loop sends it and answers from the reply, on the
+ * engine thread (the seam allows any thread). Calls in flight are bounded
+ * (engine.redis.max_pending): past it, and whenever Redis is not
+ * connected, a call fails at once with ENGINE_ERR_UNAVAILABLE; a
+ * connection that drops fails its calls in flight the same way, and
+ * connecting again is retried with a backoff (100 ms doubling to 2 s).
+ *
+ * Keys, per channel C (hash-tagged by channel, so a cluster keeps a
+ * channel's keys on one slot): {P:C}.m the meta hash (t = top offset,
+ * e = epoch), {P:C}.s the history stream (entry id <offset>-1, fields
+ * p payload, t time, f flags), {P:C}.p the presence hash (client ->
+ * user NUL info) and {P:C}.z its expiry times (a sorted set). Events go
+ * through the pub/sub channel P.C: "P<offset> <epoch> <time> <flags>
+ * <payload>", "J<info>", "L<info>".
+ *
+ * Every operation that must be atomic is one Lua script (engine_redis_lua.h):
+ * publish (next offset, the epoch created once, the stream appended and
+ * trimmed, expiry, PUBLISH with the offset) so offsets are gapless and in
+ * order across nodes; history (position and entries in one read);
+ * presence (expired entries removed, then read). Channel interest from the
+ * hub drives SUBSCRIBE/UNSUBSCRIBE on the pub/sub connection; after a
+ * reconnect every channel of interest is subscribed again. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <openssl/sha.h>
+#include <uv.h>
+#include "core/clock.h"
+#include "core/dict.h"
+#include "core/namespace.h"
+#include "core/sbuf.h"
+#include "engine/engine.h"
+#include "engine/engine_redis_lua.h"
+#include "obs/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+
+typedef enum {
+    R_PUBLISH, R_JOIN, R_LEAVE, R_HISTORY, R_HISTORY_REMOVE, R_PRESENCE_ADD,
+    R_PRESENCE_REMOVE, R_PRESENCE, R_PRESENCE_STATS, R_SUBSCRIBE, R_UNSUBSCRIBE,
+} r_kind;
+
+static const engine_op OP_OF[] = {
+    ENGINE_OP_PUBLISH, ENGINE_OP_JOIN, ENGINE_OP_LEAVE, ENGINE_OP_HISTORY,
+    ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
+    ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE, ENGINE_OP_UNSUBSCRIBE,
+};
+
+/* A call, copied when made, sent and answered on the engine thread. */
+typedef struct rcall {
+    struct rcall *next;
+    struct redis_engine *re;
+    r_kind kind;
+    engine_cb cb;
+    void *ud;
+    char *channel;
+    rcbuf *payload;                /* publish */
+    char *text;                    /* join/leave info, presence client, since epoch */
+    size_t text_len;
+    char *user;                    /* presence_add */
+    int history_size, limit, has_since, reverse;
+    int64_t ttl_ms, now_ms;
+    uint64_t since;
+    uint32_t flags;
+} rcall;
+
+typedef struct redis_engine {
+    engine base;
+    const config *cfg;
+    char host[256];
+    int port;
+    char prefix[64];
+    int64_t meta_ttl_ms;
+    int max_pending;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t retry;
+    uv_mutex_t lock;               /* guards the queue, stopping, pending */
+    rcall *q_head, **q_tail;
+    int stopping, running;
+    int pending;                   /* calls queued or in flight */
+    /* engine thread only */
+    redisAsyncContext *cmd, *sub;
+    int cmd_up, sub_up;
+    int64_t backoff_ms;
+    dict *interest;                /* channels subscribed: name -> (void *)1 */
+    char sha_publish[41], sha_history[41], sha_presence[41];
+    uint64_t rng;
+} redis_engine;
+
+static redis_engine *R(engine *e) { return (redis_engine *)e; }
+
+/* ------------------------------------------------------------- answers */
+
+static void call_free(rcall *c) {
+    free(c->channel);
+    rcbuf_unref(c->payload);
+    free(c->text);
+    free(c->user);
+    free(c);
+}
+
+/* Answers c with res (or with an error) and frees it. Engine thread, or
+ * the caller's when it never got queued. */
+static void finish(rcall *c, engine_result *res, int err) {
+    redis_engine *re = c->re;
+    if (!res) res = engine_result_new(OP_OF[c->kind], err);
+    else if (err) res->err = err;
+    engine_answer(c->cb, c->ud, OP_OF[c->kind], res);
+    uv_mutex_lock(&re->lock);
+    re->pending--;
+    uv_mutex_unlock(&re->lock);
+    call_free(c);
+}
+
+/* ------------------------------------------------------------ keys */
+
+static void key_of(const redis_engine *re, const char *channel, const char *suffix, char *out,
+                   size_t size) {
+    snprintf(out, size, "{%s:%s}.%s", re->prefix, channel, suffix);
+}
+
+static void pubsub_of(const redis_engine *re, const char *channel, char *out, size_t size) {
+    snprintf(out, size, "%s.%s", re->prefix, channel);
+}
+
+static void new_epoch(redis_engine *re, char *out) {
+    static const char A[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    uint64_t z = (re->rng += 0x9e3779b97f4a7c15ULL) ^ (uint64_t)clock_now_ms();
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    for (int i = 0; i < 8; i++, z >>= 6) out[i] = A[z % 62];
+    out[8] = '\0';
+}
+
+/* --------------------------------------------------------- replies */
+
+static int reply_failed(const redisReply *r) { return !r || r->type == REDIS_REPLY_ERROR; }
+
+static uint64_t reply_u64(const redisReply *r) {
+    if (!r) return 0;
+    if (r->type == REDIS_REPLY_INTEGER) return (uint64_t)r->integer;
+    if (r->type == REDIS_REPLY_STRING) return strtoull(r->str, NULL, 10);
+    return 0;
+}
+
+static void reply_epoch(const redisReply *r, char *out) {
+    size_t n = r && r->type == REDIS_REPLY_STRING ? r->len : 0;
+    if (n > ENGINE_EPOCH_MAX) n = ENGINE_EPOCH_MAX;
+    if (n) memcpy(out, r->str, n);
+    out[n] = '\0';
+}
+
+static void log_error_reply(const char *what, const redisReply *r) {
+    if (r && r->type == REDIS_REPLY_ERROR) log_warn("redis: %s: %s", what, r->str);
+}
+
+static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)ac;
+    rcall *c = priv;
+    redisReply *r = reply;
+    if (reply_failed(r) || (c->history_size > 0 && (r->type != REDIS_REPLY_ARRAY || r->elements < 2))) {
+        log_error_reply("publish", r);
+        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        return;
+    }
+    engine_result *res = engine_result_new(ENGINE_OP_PUBLISH, ENGINE_OK);
+    if (res && c->history_size > 0) {
+        res->top.offset = reply_u64(r->element[0]);
+        reply_epoch(r->element[1], res->top.epoch);
+    }
+    finish(c, res, res ? 0 : ENGINE_ERR_INTERNAL);
+}
+
+static void on_simple(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)ac;
+    rcall *c = priv;
+    if (reply_failed(reply)) {
+        log_error_reply(engine_op_name(OP_OF[c->kind]), reply);
+        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        return;
+    }
+    engine_result *res = engine_result_new(OP_OF[c->kind], ENGINE_OK);
+    finish(c, res, res ? 0 : ENGINE_ERR_INTERNAL);
+}
+
+/* history: {top, epoch, entries}; an entry is {id, {field, value, ...}}. */
+static int history_entries(rcall *c, const redisReply *list, engine_result *res) {
+    if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0) return 0;
+    const ns_options *ns = ns_lookup(&c->re->cfg->namespaces, c->channel);
+    int64_t ttl = ns ? ns->history_ttl_ms : 0;
+    res->pubs = calloc(list->elements, sizeof(engine_pub));
+    if (!res->pubs) return -1;
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
+        const redisReply *f = e->element[1];
+        engine_pub p = {.offset = strtoull(e->element[0]->str, NULL, 10)};
+        const redisReply *payload = NULL;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            const char *name = f->element[k]->str;
+            if (strcmp(name, "p") == 0) payload = f->element[k + 1];
+            else if (strcmp(name, "t") == 0) p.time_ms = (int64_t)reply_u64(f->element[k + 1]);
+            else if (strcmp(name, "f") == 0) p.flags = (uint32_t)reply_u64(f->element[k + 1]);
+        }
+        if (ttl > 0 && p.time_ms + ttl <= c->now_ms) continue;       /* expired in the stream */
+        p.payload = rcbuf_copy(payload ? payload->str : "", payload ? payload->len : 0);
+        if (!p.payload) return -1;
+        res->pubs[res->npubs++] = p;
+    }
+    return 0;
+}
+
+static void on_history(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)ac;
+    rcall *c = priv;
+    redisReply *r = reply;
+    if (reply_failed(r) || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+        log_error_reply("history", r);
+        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        return;
+    }
+    engine_result *res = engine_result_new(ENGINE_OP_HISTORY, ENGINE_OK);
+    if (!res) { finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
+    res->top.offset = reply_u64(r->element[0]);
+    reply_epoch(r->element[1], res->top.epoch);
+    if (c->text && c->text[0] && strcmp(c->text, res->top.epoch) != 0) {
+        finish(c, res, ENGINE_ERR_EPOCH);
+        return;
+    }
+    finish(c, res, history_entries(c, r->element[2], res) ? ENGINE_ERR_INTERNAL : 0);
+}
+
+/* presence: HGETALL's flat {client, user NUL info, ...}, into one block. */
+static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)ac;
+    rcall *c = priv;
+    redisReply *r = reply;
+    if (reply_failed(r) || r->type != REDIS_REPLY_ARRAY) {
+        log_error_reply("presence", r);
+        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        return;
+    }
+    engine_result *res = engine_result_new(OP_OF[c->kind], ENGINE_OK);
+    if (!res) { finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
+    size_t n = r->elements / 2, bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += r->element[2 * i]->len + r->element[2 * i + 1]->len + 2;
+    if (c->kind == R_PRESENCE_STATS) {
+        dict *users = dict_new();
+        if (!users) { engine_result_free(res); finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *v = r->element[2 * i + 1];
+            const char *nul = memchr(v->str, '\0', v->len);
+            if (nul && nul > v->str) dict_setn(users, v->str, (size_t)(nul - v->str), users);
+        }
+        res->num_clients = (uint32_t)n;
+        res->num_users = (uint32_t)dict_size(users);
+        dict_free(users, NULL);
+        finish(c, res, 0);
+        return;
+    }
+    if (n && !(res->entries = malloc(n * sizeof(engine_presence_entry) + bytes))) {
+        engine_result_free(res);
+        finish(c, NULL, ENGINE_ERR_INTERNAL);
+        return;
+    }
+    char *s = (char *)(res->entries + n);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *k = r->element[2 * i], *v = r->element[2 * i + 1];
+        const char *nul = memchr(v->str, '\0', v->len);
+        size_t ulen = nul ? (size_t)(nul - v->str) : 0;
+        const char *info = nul ? nul + 1 : v->str;
+        size_t ilen = nul ? v->len - ulen - 1 : v->len;
+        engine_presence_entry *e = &res->entries[res->nentries++];
+        e->client = memcpy(s, k->str, k->len);
+        s[k->len] = '\0';
+        s += k->len + 1;
+        e->user = memcpy(s, v->str, ulen);
+        s[ulen] = '\0';
+        s += ulen + 1;
+        e->info = memcpy(s, info, ilen);
+        e->info_len = ilen;
+        s += ilen;
+    }
+    finish(c, res, 0);
+}
+
+/* ----------------------------------------------------------- sending */
+
+static int send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, const char **argv,
+                     const size_t *lens) {
+    return redisAsyncCommandArgv(re->cmd, fn, c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+static void send_call(redis_engine *re, rcall *c) {
+    char meta[512], stream[512], pres[512], zset[512], ch[512], n1[32], n2[32], n3[32], n4[32],
+         n5[32], epoch[ENGINE_EPOCH_MAX + 1];
+    key_of(re, c->channel, "m", meta, sizeof(meta));
+    key_of(re, c->channel, "s", stream, sizeof(stream));
+    key_of(re, c->channel, "p", pres, sizeof(pres));
+    key_of(re, c->channel, "z", zset, sizeof(zset));
+    pubsub_of(re, c->channel, ch, sizeof(ch));
+    int rc = 0;
+    switch (c->kind) {
+    case R_PUBLISH:
+        if (c->history_size <= 0) {               /* no offset: a plain PUBLISH */
+            sbuf msg;
+            sb_init(&msg);
+            sb_printf(&msg, "P0 - %lld %u ", (long long)c->now_ms, c->flags);
+            sb_append(&msg, c->payload->data, c->payload->len);
+            const char *argv[] = {"PUBLISH", ch, msg.p};
+            size_t lens[] = {7, strlen(ch), msg.len};
+            rc = msg.oom ? -1 : send_argv(re, on_publish, c, 3, argv, lens);
+            sb_free(&msg);
+            break;
+        }
+        new_epoch(re, epoch);
+        snprintf(n1, sizeof(n1), "%d", c->history_size);
+        snprintf(n2, sizeof(n2), "%lld", (long long)c->ttl_ms);
+        snprintf(n3, sizeof(n3), "%lld", (long long)c->now_ms);
+        snprintf(n4, sizeof(n4), "%u", c->flags);
+        snprintf(n5, sizeof(n5), "%lld", (long long)re->meta_ttl_ms);
+        {
+            const char *argv[] = {"EVALSHA", re->sha_publish, "2", meta, stream, (const char *)c->payload->data,
+                                  n1, n2, n3, ch, n4, epoch, n5};
+            size_t lens[13];
+            for (int i = 0; i < 13; i++) lens[i] = i == 5 ? c->payload->len : strlen(argv[i]);
+            rc = send_argv(re, on_publish, c, 13, argv, lens);
+        }
+        break;
+    case R_JOIN:
+    case R_LEAVE: {
+        sbuf msg;
+        sb_init(&msg);
+        sb_putc(&msg, c->kind == R_JOIN ? 'J' : 'L');
+        sb_append(&msg, c->text, c->text_len);
+        const char *argv[] = {"PUBLISH", ch, msg.p};
+        size_t lens[] = {7, strlen(ch), msg.len};
+        rc = msg.oom ? -1 : send_argv(re, on_simple, c, 3, argv, lens);
+        sb_free(&msg);
+        break;
+    }
+    case R_HISTORY: {
+        new_epoch(re, epoch);
+        snprintf(n1, sizeof(n1), "%d", c->limit);
+        snprintf(n2, sizeof(n2), "%llu", (unsigned long long)c->since);
+        snprintf(n5, sizeof(n5), "%lld", (long long)re->meta_ttl_ms);
+        const char *argv[] = {"EVALSHA", re->sha_history, "2", meta, stream, n1, c->has_since ? "1" : "0",
+                              n2, c->reverse ? "1" : "0", epoch, n5};
+        size_t lens[11];
+        for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
+        rc = send_argv(re, on_history, c, 11, argv, lens);
+        break;
+    }
+    case R_HISTORY_REMOVE: {
+        const char *argv[] = {"DEL", stream};
+        size_t lens[] = {3, strlen(stream)};
+        rc = send_argv(re, on_simple, c, 2, argv, lens);
+        break;
+    }
+    case R_PRESENCE_ADD: {
+        sbuf v;
+        sb_init(&v);
+        sb_puts(&v, c->user);
+        sb_putc(&v, '\0');
+        sb_append(&v, c->payload ? c->payload->data : NULL, c->payload ? c->payload->len : 0);
+        snprintf(n1, sizeof(n1), "%lld", (long long)(c->now_ms + c->ttl_ms));
+        snprintf(n2, sizeof(n2), "%lld", (long long)(c->ttl_ms * 2));
+        const char *argv[] = {"EVALSHA", re->sha_presence, "2", pres, zset, "add", c->text, v.p ? v.p : "",
+                              n1, n2};
+        size_t lens[10];
+        for (int i = 0; i < 10; i++) lens[i] = i == 7 ? v.len : strlen(argv[i]);
+        rc = v.oom ? -1 : send_argv(re, on_simple, c, 10, argv, lens);
+        sb_free(&v);
+        break;
+    }
+    case R_PRESENCE_REMOVE: {
+        const char *argv[] = {"EVALSHA", re->sha_presence, "2", pres, zset, "remove", c->text};
+        size_t lens[7];
+        for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
+        rc = send_argv(re, on_simple, c, 7, argv, lens);
+        break;
+    }
+    case R_PRESENCE:
+    case R_PRESENCE_STATS: {
+        snprintf(n1, sizeof(n1), "%lld", (long long)c->now_ms);
+        const char *argv[] = {"EVALSHA", re->sha_presence, "2", pres, zset, "get", n1};
+        size_t lens[7];
+        for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
+        rc = send_argv(re, on_presence, c, 7, argv, lens);
+        break;
+    }
+    case R_SUBSCRIBE:
+    case R_UNSUBSCRIBE:
+        break;                                        /* interest.c below */
+    }
+    if (rc) finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+}
+
+/* ------------------------------------------------------------ events */
+
+static void deliver(redis_engine *re, const char *channel, const char *msg, size_t len) {
+    const engine_events *ev = &re->base.events;
+    if (len && (msg[0] == 'J' || msg[0] == 'L')) {
+        void (*fn)(void *, const char *, const char *, size_t) = msg[0] == 'J' ? ev->on_join : ev->on_leave;
+        if (fn) fn(ev->ud, channel, msg + 1, len - 1);
+        return;
+    }
+    if (!len || msg[0] != 'P' || !ev->on_publication) return;
+    /* P<offset> <epoch> <time> <flags> <payload> */
+    const char *p = msg + 1, *end = msg + len;
+    char *q;
+    engine_pub pub = {.offset = strtoull(p, &q, 10)};
+    if (q >= end || *q != ' ') return;
+    const char *sp = memchr(q + 1, ' ', (size_t)(end - q - 1));   /* after the epoch */
+    if (!sp) return;
+    pub.time_ms = strtoll(sp + 1, &q, 10);
+    if (q >= end || *q != ' ') return;
+    pub.flags = (uint32_t)strtoul(q + 1, &q, 10);
+    if (q >= end || *q != ' ') return;
+    q++;
+    pub.payload = rcbuf_copy(q, (size_t)(end - q));
+    if (!pub.payload) { log_error("redis: out of memory; a publication of %s is lost", channel); return; }
+    ev->on_publication(ev->ud, channel, &pub);
+    rcbuf_unref(pub.payload);
+}
+
+/* A channel of interest; `waiting` is its subscribe call until Redis
+ * confirms it. The pub/sub callbacks carry no pointer (a message may
+ * arrive after the channel was dropped): the channel is looked up. */
+typedef struct rchan {
+    rcall *waiting;
+} rchan;
+
+static void answer_waiting(rchan *rc) {
+    if (!rc->waiting) return;
+    rcall *c = rc->waiting;
+    rc->waiting = NULL;
+    engine_answer(c->cb, c->ud, ENGINE_OP_SUBSCRIBE, engine_result_new(ENGINE_OP_SUBSCRIBE, ENGINE_OK));
+    call_free(c);
+}
+
+/* The pub/sub connection's replies: a subscribe's confirmation answers its
+ * call; a message is an event. */
+static void on_pubsub(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)priv;
+    redis_engine *re = ac->data;
+    redisReply *r = reply;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
+    const char *type = r->element[0]->str;
+    const redisReply *chan = r->element[1];
+    size_t pl = strlen(re->prefix) + 1;
+    if (chan->type != REDIS_REPLY_STRING || chan->len <= pl) return;
+    const char *channel = chan->str + pl;
+    if (strcmp(type, "message") == 0) {
+        const redisReply *m = r->element[2];
+        if (m->type == REDIS_REPLY_STRING) deliver(re, channel, m->str, m->len);
+    } else if (strcmp(type, "subscribe") == 0) {
+        rchan *rc = dict_get(re->interest, channel);
+        if (rc) answer_waiting(rc);
+    }
+}
+
+static int sub_send(redis_engine *re, const char *verb, const char *channel) {
+    char ch[512];
+    pubsub_of(re, channel, ch, sizeof(ch));
+    return redisAsyncCommand(re->sub, verb[0] == 'S' ? on_pubsub : NULL, NULL, "%s %s", verb, ch);
+}
+
+/* Interest: SUBSCRIBE / UNSUBSCRIBE on the pub/sub connection. A
+ * subscribe is answered once Redis confirms it (events flow from then on),
+ * or at once when Redis is not connected (the channel is subscribed when it
+ * is: nothing can be published meanwhile either). */
+static void send_interest(redis_engine *re, rcall *c) {
+    rchan *rc = dict_get(re->interest, c->channel);
+    if (c->kind == R_UNSUBSCRIBE) {
+        if (rc) {
+            dict_del(re->interest, c->channel, NULL);
+            answer_waiting(rc);
+            free(rc);
+            if (re->sub_up) sub_send(re, "UNSUBSCRIBE", c->channel);
+        }
+        finish(c, NULL, 0);
+        return;
+    }
+    if (!rc) {
+        if (!(rc = calloc(1, sizeof(*rc))) || dict_set(re->interest, c->channel, rc) < 0) {
+            free(rc);
+            finish(c, NULL, ENGINE_ERR_INTERNAL);
+            return;
+        }
+    }
+    answer_waiting(rc);                               /* a repeated subscribe: the older one first */
+    uv_mutex_lock(&re->lock);
+    re->pending--;                                    /* held by the channel, not as a call */
+    uv_mutex_unlock(&re->lock);
+    rc->waiting = c;
+    if (!re->sub_up || sub_send(re, "SUBSCRIBE", c->channel) != REDIS_OK) answer_waiting(rc);
+}
+
+/* ---------------------------------------------- hiredis on the libuv loop */
+
+typedef struct uvev {
+    redisAsyncContext *ac;         /* NULL once hiredis cleaned up */
+    uv_poll_t poll;
+    int events;
+} uvev;
+
+static void ev_poll(uv_poll_t *h, int status, int events) {
+    uvev *p = h->data;
+    if (!p->ac) return;
+    if (status < 0) events = p->events;      /* hiredis reads the socket's error itself */
+    if (events & UV_READABLE) redisAsyncHandleRead(p->ac);
+    if (p->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
+}
+
+static void ev_update(uvev *p) {
+    if (p->events) uv_poll_start(&p->poll, p->events, ev_poll);
+    else uv_poll_stop(&p->poll);
+}
+
+static void ev_add_read(void *d) { uvev *p = d; p->events |= UV_READABLE; ev_update(p); }
+static void ev_del_read(void *d) { uvev *p = d; p->events &= ~UV_READABLE; ev_update(p); }
+static void ev_add_write(void *d) { uvev *p = d; p->events |= UV_WRITABLE; ev_update(p); }
+static void ev_del_write(void *d) { uvev *p = d; p->events &= ~UV_WRITABLE; ev_update(p); }
+static void ev_closed(uv_handle_t *h) { free(h->data); }
+
+static void ev_cleanup(void *d) {
+    uvev *p = d;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+    uvev *p = calloc(1, sizeof(*p));
+    if (!p) return -1;
+    if (uv_poll_init(loop, &p->poll, ac->c.fd)) { free(p); return -1; }
+    p->ac = ac;
+    p->poll.data = p;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    ac->ev.data = p;
+    return 0;
+}
+
+/* ------------------------------------------------------- connections */
+
+static void connect_both(redis_engine *re);
+
+static void retry_cb(uv_timer_t *t) { connect_both(t->data); }
+
+static void schedule(redis_engine *re) {
+    if (re->stopping || uv_is_active((uv_handle_t *)&re->retry)) return;
+    uv_timer_start(&re->retry, retry_cb, (uint64_t)re->backoff_ms, 0);
+    re->backoff_ms = re->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : re->backoff_ms * 2;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    redis_engine *re = ac->data;
+    (void)status;
+    if (ac == re->cmd) { re->cmd = NULL; re->cmd_up = 0; }
+    if (ac == re->sub) { re->sub = NULL; re->sub_up = 0; }
+    if (!re->stopping) {
+        log_warn("redis: connection to %s:%d lost (%s); connecting again", re->host, re->port,
+                 ac->errstr[0] ? ac->errstr : "closed");
+        schedule(re);
+    }
+}
+
+static void resubscribe(redis_engine *re) {
+    dict_iter it;
+    const char *name;
+    void *v;
+    dict_iter_init(&it, re->interest);
+    while (dict_next(&it, &name, &v)) sub_send(re, "SUBSCRIBE", name);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    redis_engine *re = ac->data;
+    log_debug("redis: connect status %d (%s)", status, ac->errstr);
+    if (status != REDIS_OK) {
+        if (ac == re->cmd) re->cmd = NULL;
+        if (ac == re->sub) re->sub = NULL;
+        if (!re->stopping) schedule(re);
+        return;
+    }
+    if (ac == re->cmd) {
+        re->cmd_up = 1;
+        /* the scripts first: commands after them on this connection find them */
+        redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PUBLISH);
+        redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_HISTORY);
+        redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PRESENCE);
+    } else {
+        re->sub_up = 1;
+        resubscribe(re);
+    }
+    if (re->cmd_up && re->sub_up) {
+        re->backoff_ms = BACKOFF_MIN_MS;
+        log_info("redis: connected to %s:%d", re->host, re->port);
+    }
+}
+
+static redisAsyncContext *open_conn(redis_engine *re) {
+    redisAsyncContext *ac = redisAsyncConnect(re->host, re->port);
+    if (!ac) return NULL;
+    if (ac->err) { redisAsyncFree(ac); return NULL; }
+    ac->data = re;
+    if (ev_attach(ac, &re->loop)) { redisAsyncFree(ac); return NULL; }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return ac;
+}
+
+static void connect_both(redis_engine *re) {
+    if (re->stopping) return;
+    log_debug("redis: connecting to %s:%d (cmd %p, sub %p)", re->host, re->port, (void *)re->cmd, (void *)re->sub);
+    if (!re->cmd) re->cmd = open_conn(re);
+    if (!re->sub) re->sub = open_conn(re);
+    if (!re->cmd || !re->sub) schedule(re);
+}
+
+/* ----------------------------------------------------------- the loop */
+
+static void drain(redis_engine *re) {
+    uv_mutex_lock(&re->lock);
+    rcall *c = re->q_head;
+    re->q_head = NULL;
+    re->q_tail = &re->q_head;
+    uv_mutex_unlock(&re->lock);
+    while (c) {
+        rcall *next = c->next;
+        if (c->kind == R_SUBSCRIBE || c->kind == R_UNSUBSCRIBE) send_interest(re, c);
+        else if (!re->cmd_up || re->stopping) finish(c, NULL, re->stopping ? ENGINE_ERR_SHUTDOWN : ENGINE_ERR_UNAVAILABLE);
+        else send_call(re, c);
+        c = next;
+    }
+}
+
+static void on_wake(uv_async_t *a) {
+    redis_engine *re = a->data;
+    drain(re);
+    if (re->stopping) {
+        dict_iter it;                                 /* subscribes still unconfirmed */
+        const char *name;
+        void *v;
+        dict_iter_init(&it, re->interest);
+        while (dict_next(&it, &name, &v)) answer_waiting(v);
+        if (re->cmd) redisAsyncDisconnect(re->cmd);   /* answers what is in flight */
+        if (re->sub) redisAsyncDisconnect(re->sub);
+        uv_timer_stop(&re->retry);
+        uv_close((uv_handle_t *)&re->retry, NULL);
+        uv_close((uv_handle_t *)&re->wake, NULL);
+    }
+}
+
+static void thread_main(void *arg) {
+    redis_engine *re = arg;
+    connect_both(re);
+    uv_run(&re->loop, UV_RUN_DEFAULT);
+}
+
+/* Queues c (any thread); fails it at once when too much waits. */
+static void submit(redis_engine *re, rcall *c, r_kind kind, engine_cb cb, void *ud) {
+    if (!c) { engine_answer(cb, ud, OP_OF[kind], NULL); return; }
+    uv_mutex_lock(&re->lock);
+    int refuse = re->stopping ? ENGINE_ERR_SHUTDOWN
+                 : re->pending >= re->max_pending && kind != R_UNSUBSCRIBE ? ENGINE_ERR_UNAVAILABLE : 0;
+    if (!refuse) {
+        c->next = NULL;
+        *re->q_tail = c;
+        re->q_tail = &c->next;
+        re->pending++;
+    }
+    uv_mutex_unlock(&re->lock);
+    if (refuse) {
+        engine_answer(cb, ud, OP_OF[kind], engine_result_new(OP_OF[kind], refuse));
+        call_free(c);
+        return;
+    }
+    uv_async_send(&re->wake);
+}
+
+static rcall *call_new(redis_engine *re, r_kind kind, const char *channel, engine_cb cb, void *ud) {
+    rcall *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->re = re;
+    c->kind = kind;
+    c->cb = cb;
+    c->ud = ud;
+    if (!(c->channel = strdup(channel))) { free(c); return NULL; }
+    return c;
+}
+
+static int set_text(rcall *c, const char *s, size_t len) {
+    if (!s) return 0;
+    c->text = malloc(len + 1);
+    if (!c->text) return -1;
+    memcpy(c->text, s, len);
+    c->text[len] = '\0';
+    c->text_len = len;
+    return 0;
+}
+
+/* ------------------------------------------------------------ the ops */
+
+static void r_publish(engine *e, const engine_publish_req *req, engine_cb cb, void *ud) {
+    rcall *c = call_new(R(e), R_PUBLISH, req->channel, cb, ud);
+    if (c) {
+        c->payload = rcbuf_ref(req->payload);
+        c->history_size = req->history_size;
+        c->ttl_ms = req->history_ttl_ms;
+        c->now_ms = req->now_ms;
+        c->flags = req->flags;
+    }
+    submit(R(e), c, R_PUBLISH, cb, ud);
+}
+
+static void r_join_leave(engine *e, r_kind kind, const char *channel, const char *info, size_t len,
+                         engine_cb cb, void *ud) {
+    rcall *c = call_new(R(e), kind, channel, cb, ud);
+    if (c && set_text(c, info, len)) { call_free(c); c = NULL; }
+    submit(R(e), c, kind, cb, ud);
+}
+
+static void r_publish_join(engine *e, const char *ch, const char *info, size_t len, engine_cb cb, void *ud) {
+    r_join_leave(e, R_JOIN, ch, info, len, cb, ud);
+}
+
+static void r_publish_leave(engine *e, const char *ch, const char *info, size_t len, engine_cb cb, void *ud) {
+    r_join_leave(e, R_LEAVE, ch, info, len, cb, ud);
+}
+
+static void r_history(engine *e, const engine_history_req *req, engine_cb cb, void *ud) {
+    rcall *c = call_new(R(e), R_HISTORY, req->channel, cb, ud);
+    if (c) {
+        c->limit = req->limit;
+        c->has_since = req->has_since;
+        c->since = req->since_offset;
+        c->reverse = req->reverse;
+        c->now_ms = req->now_ms;
+        if (req->since_epoch && set_text(c, req->since_epoch, strlen(req->since_epoch))) {
+            call_free(c);
+            c = NULL;
+        }
+    }
+    submit(R(e), c, R_HISTORY, cb, ud);
+}
+
+static void r_channel_call(engine *e, r_kind kind, const char *channel, engine_cb cb, void *ud) {
+    submit(R(e), call_new(R(e), kind, channel, cb, ud), kind, cb, ud);
+}
+
+static void r_history_remove(engine *e, const char *ch, engine_cb cb, void *ud) {
+    r_channel_call(e, R_HISTORY_REMOVE, ch, cb, ud);
+}
+
+static void r_presence_add(engine *e, const char *channel, const engine_presence_entry *en,
+                           int64_t ttl_ms, int64_t now_ms, engine_cb cb, void *ud) {
+    rcall *c = call_new(R(e), R_PRESENCE_ADD, channel, cb, ud);
+    if (c) {
+        c->ttl_ms = ttl_ms;
+        c->now_ms = now_ms;
+        c->payload = rcbuf_copy(en->info, en->info_len);
+        if (set_text(c, en->client, strlen(en->client)) || !(c->user = strdup(en->user)) || !c->payload) {
+            call_free(c);
+            c = NULL;
+        }
+    }
+    submit(R(e), c, R_PRESENCE_ADD, cb, ud);
+}
+
+static void r_presence_remove(engine *e, const char *channel, const char *client, engine_cb cb, void *ud) {
+    rcall *c = call_new(R(e), R_PRESENCE_REMOVE, channel, cb, ud);
+    if (c && set_text(c, client, strlen(client))) { call_free(c); c = NULL; }
+    submit(R(e), c, R_PRESENCE_REMOVE, cb, ud);
+}
+
+static void r_presence_read(engine *e, r_kind kind, const char *channel, int64_t now_ms, engine_cb cb,
+                            void *ud) {
+    rcall *c = call_new(R(e), kind, channel, cb, ud);
+    if (c) c->now_ms = now_ms;
+    submit(R(e), c, kind, cb, ud);
+}
+
+static void r_presence(engine *e, const char *ch, int64_t now_ms, engine_cb cb, void *ud) {
+    r_presence_read(e, R_PRESENCE, ch, now_ms, cb, ud);
+}
+
+static void r_presence_stats(engine *e, const char *ch, int64_t now_ms, engine_cb cb, void *ud) {
+    r_presence_read(e, R_PRESENCE_STATS, ch, now_ms, cb, ud);
+}
+
+static void r_subscribe(engine *e, const char *ch, engine_cb cb, void *ud) {
+    r_channel_call(e, R_SUBSCRIBE, ch, cb, ud);
+}
+
+static void r_unsubscribe(engine *e, const char *ch, engine_cb cb, void *ud) {
+    r_channel_call(e, R_UNSUBSCRIBE, ch, cb, ud);
+}
+
+/* Maps and boards are refused by the configuration check with this engine
+ * (config_ns_check_redis); a call that comes anyway is a bug, answered. */
+static void r_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud) {
+    (void)e;
+    (void)req;
+    engine_answer(cb, ud, ENGINE_OP_MAP_WRITE, engine_result_new(ENGINE_OP_MAP_WRITE, ENGINE_ERR_INTERNAL));
+}
+
+static void r_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud) {
+    (void)e;
+    (void)req;
+    engine_answer(cb, ud, ENGINE_OP_MAP_STATE, engine_result_new(ENGINE_OP_MAP_STATE, ENGINE_ERR_INTERNAL));
+}
+
+static void r_map_channel(engine *e, const char *ch, int64_t now_ms, engine_cb cb, void *ud) {
+    (void)e;
+    (void)ch;
+    (void)now_ms;
+    engine_answer(cb, ud, ENGINE_OP_MAP_STATS, engine_result_new(ENGINE_OP_MAP_STATS, ENGINE_ERR_INTERNAL));
+}
+
+static void r_map_clear(engine *e, const char *ch, engine_cb cb, void *ud) {
+    (void)e;
+    (void)ch;
+    engine_answer(cb, ud, ENGINE_OP_MAP_CLEAR, engine_result_new(ENGINE_OP_MAP_CLEAR, ENGINE_ERR_INTERNAL));
+}
+
+static void r_board_put(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud) {
+    (void)e;
+    (void)req;
+    engine_answer(cb, ud, ENGINE_OP_BOARD_PUT, engine_result_new(ENGINE_OP_BOARD_PUT, ENGINE_ERR_INTERNAL));
+}
+
+static void r_board_snapshot(engine *e, const char *ch, const engine_board_opts *o, int64_t now_ms,
+                             engine_cb cb, void *ud) {
+    (void)e;
+    (void)ch;
+    (void)o;
+    (void)now_ms;
+    engine_answer(cb, ud, ENGINE_OP_BOARD_SNAPSHOT,
+                  engine_result_new(ENGINE_OP_BOARD_SNAPSHOT, ENGINE_ERR_INTERNAL));
+}
+
+static void r_gauges(engine *e, engine_gauge_fn fn, void *ud) {
+    redis_engine *re = R(e);
+    uv_mutex_lock(&re->lock);
+    uint64_t pending = (uint64_t)re->pending;
+    uv_mutex_unlock(&re->lock);
+    fn(ud, "plaza_engine_redis_pending", "Calls to Redis queued or waiting for an answer.", pending);
+}
+
+/* Stops the thread: queued calls fail with ENGINE_ERR_SHUTDOWN, calls in
+ * flight with the disconnect, channel interest is dropped. */
+static void r_quiesce(engine *e) {
+    redis_engine *re = R(e);
+    if (!re->running) return;
+    uv_mutex_lock(&re->lock);
+    re->stopping = 1;
+    uv_mutex_unlock(&re->lock);
+    uv_async_send(&re->wake);
+    uv_thread_join(&re->thread);
+    re->running = 0;
+}
+
+static void free_interest(void *v) {
+    rchan *rc = v;
+    if (rc->waiting) call_free(rc->waiting);
+    free(rc);
+}
+
+static void r_destroy(engine *e) {
+    redis_engine *re = R(e);
+    r_quiesce(e);
+    uv_loop_close(&re->loop);
+    dict_free(re->interest, free_interest);
+    uv_mutex_destroy(&re->lock);
+    free(re);
+}
+
+static const engine_ops redis_ops = {
+    .publish = r_publish,
+    .publish_join = r_publish_join,
+    .publish_leave = r_publish_leave,
+    .history = r_history,
+    .history_remove = r_history_remove,
+    .presence_add = r_presence_add,
+    .presence_remove = r_presence_remove,
+    .presence = r_presence,
+    .presence_stats = r_presence_stats,
+    .subscribe = r_subscribe,
+    .unsubscribe = r_unsubscribe,
+    .map_write = r_map_write,
+    .map_state = r_map_state,
+    .map_stats = r_map_channel,
+    .map_clear = r_map_clear,
+    .board_put = r_board_put,
+    .board_snapshot = r_board_snapshot,
+    .gauges = r_gauges,
+    .quiesce = r_quiesce,
+    .destroy = r_destroy,
+};
+
+static void sha1_hex(const char *text, char out[41]) {
+    unsigned char d[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)text, strlen(text), d);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static int parse_address(redis_engine *re, const char *addr, char *err, size_t errlen) {
+    const char *colon = strrchr(addr, ':');
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    size_t hl = colon ? (size_t)(colon - addr) : 0;
+    if (!colon || hl == 0 || hl >= sizeof(re->host) || port <= 0 || port > 65535) {
+        snprintf(err, errlen, "key \"engine.redis.address\": expected host:port, got \"%s\"", addr);
+        return -1;
+    }
+    memcpy(re->host, addr, hl);
+    re->host[hl] = '\0';
+    re->port = (int)port;
+    return 0;
+}
+
+engine *engine_redis_new(const config *cfg, const engine_events *events, char *err, size_t errlen) {
+    redis_engine *re = calloc(1, sizeof(*re));
+    if (!re) { snprintf(err, errlen, "engine.type \"redis\": out of memory"); return NULL; }
+    re->base.ops = &redis_ops;
+    if (events) re->base.events = *events;
+    re->cfg = cfg;
+    if (parse_address(re, cfg->engine_redis_address, err, errlen)) { free(re); return NULL; }
+    snprintf(re->prefix, sizeof(re->prefix), "%s", cfg->engine_redis_prefix);
+    re->meta_ttl_ms = (int64_t)cfg->engine_redis_meta_ttl_s * 1000;
+    re->max_pending = cfg->engine_redis_max_pending;
+    re->backoff_ms = BACKOFF_MIN_MS;
+    re->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)re;
+    re->q_tail = &re->q_head;
+    sha1_hex(REDIS_LUA_PUBLISH, re->sha_publish);
+    sha1_hex(REDIS_LUA_HISTORY, re->sha_history);
+    sha1_hex(REDIS_LUA_PRESENCE, re->sha_presence);
+    if (!(re->interest = dict_new()) || uv_loop_init(&re->loop)) {
+        dict_free(re->interest, NULL);
+        free(re);
+        snprintf(err, errlen, "engine.type \"redis\": cannot start");
+        return NULL;
+    }
+    uv_mutex_init(&re->lock);
+    uv_async_init(&re->loop, &re->wake, on_wake);
+    re->wake.data = re;
+    uv_timer_init(&re->loop, &re->retry);
+    re->retry.data = re;
+    if (uv_thread_create(&re->thread, thread_main, re)) {
+        snprintf(err, errlen, "engine.type \"redis\": cannot start its thread");
+        uv_close((uv_handle_t *)&re->wake, NULL);
+        uv_close((uv_handle_t *)&re->retry, NULL);
+        uv_run(&re->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&re->loop);
+        dict_free(re->interest, NULL);
+        free(re);
+        return NULL;
+    }
+    re->running = 1;
+    log_info("engine: redis at %s:%d, prefix \"%s\"", re->host, re->port, re->prefix);
+    return &re->base;
+}

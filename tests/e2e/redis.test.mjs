@@ -1,0 +1,176 @@
+// Several Plaza nodes on one Redis (engine.type = redis, issue 11): a real
+// redis-server started by the test on a free port, two Plaza nodes, the
+// unmodified centrifuge client on one and the server API on the other.
+// Publications cross nodes in offset order with history and recovery;
+// presence, presence_stats and join/leave cross nodes; Redis stopped makes
+// publishes fail at once with a clear error while clients stay connected,
+// and Redis back (empty) makes them work again with a new epoch; namespaces
+// the Redis engine does not serve are refused at start.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Centrifuge } from 'centrifuge';
+import WebSocket from 'ws';
+import { startPlaza, plazaBin } from './lib/server.mjs';
+import { startRedis } from './lib/redis.mjs';
+import { apiCall } from './lib/proto.mjs';
+import { sleep } from './lib/raw.mjs';
+
+const KEY = 'redis-api-key';
+const open = { allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true };
+const config = {
+  client: { allow_anonymous_connect_without_token: true, command_rate_limit: 0 },
+  api: { key: KEY },
+  channel: {
+    namespaces: [
+      { name: 'chat', ...open, presence: true, join_leave: true, force_push_join_leave: true,
+        history_size: 100, history_ttl_ms: 600000, force_recovery: true, allow_presence_for_anonymous: true,
+        allow_presence_for_subscriber: true, allow_history_for_subscriber: true, allow_history_for_anonymous: true },
+      { name: 'live', ...open },
+    ],
+  },
+};
+
+const until = async (cond, ms = 5000, what = 'condition') => {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error('timeout: ' + what);
+    await sleep(20);
+  }
+};
+
+let redis, a, b;
+const node = (r) => startPlaza({ noEcho: true, config, args: ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`] });
+const api = async (n, method, params) => (await apiCall(n.url, method, params, { key: KEY }));
+
+function client(n, channel, opts = {}) {
+  const c = new Centrifuge(n.wsUrl, { websocket: WebSocket, minReconnectDelay: 100, maxReconnectDelay: 300 });
+  const s = c.newSubscription(channel, { joinLeave: true, minResubscribeDelay: 100, maxResubscribeDelay: 300, ...opts });
+  const v = { c, s, pubs: [], joins: [], leaves: [], subscribed: [], disconnects: 0 };
+  s.on('publication', (ctx) => v.pubs.push(ctx));
+  s.on('join', (ctx) => v.joins.push(ctx.info));
+  s.on('leave', (ctx) => v.leaves.push(ctx.info));
+  s.on('subscribed', (ctx) => v.subscribed.push(ctx));
+  c.on('disconnected', () => { v.disconnects++; });
+  c.on('error', () => {});
+  c.connect();
+  s.subscribe();
+  return v;
+}
+
+describe('two nodes on one Redis', () => {
+  before(async () => {
+    redis = await startRedis();
+    a = await node(redis);
+    b = await node(redis);
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    await redis?.stop();
+  });
+
+  test('publications cross nodes in offset order; history and offsets are shared', async () => {
+    const v = client(b, 'chat:x');
+    await until(() => v.subscribed.length === 1, 5000, 'subscribed on b');
+    const results = [];
+    for (let i = 1; i <= 20; i++) {
+      const r = await api(i % 2 ? a : b, 'publish', { channel: 'chat:x', data: { i } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      results.push(r.body.result);
+    }
+    assert.deepEqual(results.map((r) => r.offset), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.equal(new Set(results.map((r) => r.epoch)).size, 1);
+    await until(() => v.pubs.length === 20, 5000, 'all 20 on b');
+    assert.deepEqual(v.pubs.map((p) => p.data.i), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(v.pubs.map((p) => p.offset), Array.from({ length: 20 }, (_, i) => i + 1));
+    const h = await api(a, 'history', { channel: 'chat:x', limit: -1 });
+    assert.equal(h.body.result.offset, 20);
+    assert.equal(h.body.result.epoch, results[0].epoch);
+    assert.deepEqual(h.body.result.publications.map((p) => p.data.i), Array.from({ length: 20 }, (_, i) => i + 1));
+    const since = await api(b, 'history', { channel: 'chat:x', limit: 5, since: { offset: 15, epoch: results[0].epoch } });
+    assert.deepEqual(since.body.result.publications.map((p) => p.offset), [16, 17, 18, 19, 20]);
+    const rev = await api(b, 'history', { channel: 'chat:x', limit: 2, reverse: true });
+    assert.deepEqual(rev.body.result.publications.map((p) => p.offset), [20, 19]);
+    const wrong = await api(b, 'history', { channel: 'chat:x', limit: 5, since: { offset: 15, epoch: 'nope' } });
+    assert.equal(wrong.body.error.code, 112);
+    // a plain channel without history: delivered, no offset
+    const w = client(a, 'live:y');
+    await until(() => w.subscribed.length === 1, 5000, 'subscribed live');
+    assert.equal((await api(b, 'publish', { channel: 'live:y', data: { hi: 1 } })).status, 200);
+    await until(() => w.pubs.length === 1, 5000, 'plain publication');
+    v.c.disconnect();
+    w.c.disconnect();
+  });
+
+  test('a client moving from node b to node a recovers exactly', async () => {
+    const v = client(b, 'chat:move');
+    await until(() => v.subscribed.length === 1, 5000, 'subscribed');
+    for (let i = 1; i <= 3; i++) await api(a, 'publish', { channel: 'chat:move', data: { i } });
+    await until(() => v.pubs.length === 3, 5000, 'first three');
+    const last = v.pubs[2];
+    v.c.disconnect();
+    for (let i = 4; i <= 6; i++) await api(b, 'publish', { channel: 'chat:move', data: { i } });
+    const m = client(a, 'chat:move', { since: { offset: last.offset, epoch: v.subscribed[0].streamPosition.epoch } });
+    await until(() => m.pubs.length === 3, 5000, 'recovered on a');
+    assert.equal(m.subscribed[0].recovered, true);
+    assert.deepEqual(m.pubs.map((p) => p.data.i), [4, 5, 6]);
+    m.c.disconnect();
+  });
+
+  test('presence, presence_stats and join/leave cross nodes', async () => {
+    const watcher = client(b, 'chat:room');
+    await until(() => watcher.subscribed.length === 1, 5000, 'watcher');
+    const x = client(a, 'chat:room');
+    await until(() => x.subscribed.length === 1, 5000, 'x');
+    await until(() => watcher.joins.length >= 1, 5000, 'join on b');
+    const p = await api(b, 'presence', { channel: 'chat:room' });
+    assert.equal(Object.keys(p.body.result.presence).length, 2);
+    const st = await api(a, 'presence_stats', { channel: 'chat:room' });
+    assert.equal(st.body.result.num_clients, 2);
+    x.c.disconnect();
+    await until(() => watcher.leaves.length >= 1, 5000, 'leave on b');
+    await until(async () => Object.keys((await api(a, 'presence', { channel: 'chat:room' })).body.result.presence).length === 1,
+      5000, 'presence without x');
+    watcher.c.disconnect();
+  });
+
+  test('Redis stopped: publishes fail at once with a clear error, clients stay; Redis back: it works again', async () => {
+    const v = client(b, 'chat:down');
+    await until(() => v.subscribed.length === 1, 5000, 'subscribed');
+    assert.equal((await api(a, 'publish', { channel: 'chat:down', data: { n: 1 } })).status, 200);
+    await until(() => v.pubs.length === 1, 5000, 'first');
+    const port = redis.port;
+    await redis.stop();
+    const t0 = Date.now();
+    const r = await api(a, 'publish', { channel: 'chat:down', data: { n: 2 } });
+    assert.ok(Date.now() - t0 < 2000, 'failed at once');
+    assert.equal(r.status, 503);
+    assert.match(r.body.error.message, /engine unavailable/);
+    await sleep(300);
+    assert.equal(v.disconnects, 0, 'the client stayed connected');
+    redis = await startRedis({ port });
+    let ok;
+    await until(async () => (ok = await api(a, 'publish', { channel: 'chat:down', data: { n: 3 } })).status === 200,
+      10000, 'publish works again');
+    assert.equal(ok.body.result.offset, 1, 'Redis came back empty: a new stream');
+    await until(async () => {
+      await api(a, 'publish', { channel: 'chat:down', data: { n: 4 } });
+      return v.pubs.some((p) => p.data.n === 4);
+    }, 10000, 'the client on b gets publications again');
+    v.c.disconnect();
+  });
+});
+
+test('namespaces the Redis engine does not serve are refused at start, naming them', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'plaza-redis-'));
+  const file = path.join(dir, 'plaza.json');
+  writeFileSync(file, JSON.stringify({ engine: { type: 'redis' }, channel: { namespaces: [
+    { name: 'chat' }, { name: 'lots', subscription_type: 'map', map: { mode: 'persistent' } }] } }));
+  const r = spawnSync(plazaBin, ['checkconfig', file], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /key "engine.type": the redis engine does not serve map channels \("channel.namespaces\[1\]"\)/);
+});
