@@ -130,6 +130,11 @@ static int stack_hub(stack *st, server *srv, const config *cfg) {
     return st->hub ? 0 : -1;
 }
 
+static int engine_health(void *ud, char *why, size_t size) {
+    engine *e = ud;
+    return e->ops->health(e, why, size);
+}
+
 static int stack_start(stack *st, server *srv, const config *cfg) {
     char err[256];
     st->keys.hmac_secret = cfg->client_token_hmac_secret_key;
@@ -158,6 +163,7 @@ static int stack_start(stack *st, server *srv, const config *cfg) {
     if (!(st->boards = board_app_new(&st->env, srv))) return -1;
     server_add_route(srv, "/boards/", board_route, st->boards);
     server_add_metrics(srv, proto_render_metrics, st->hub);
+    if (st->eng->ops->health) server_set_health(srv, engine_health, st->eng);
     return 0;
 }
 

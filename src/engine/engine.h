@@ -264,6 +264,10 @@ typedef struct engine_events {
     void (*on_join)(void *ud, const char *channel, const char *info, size_t info_len);
     void (*on_leave)(void *ud, const char *channel, const char *info, size_t info_len);
     void *ud;
+    /* The engine may have lost events of the channel (Redis: the pub/sub
+     * connection dropped and came back): its subscribers must recover from
+     * history. Optional (NULL); the memory engine never loses one. */
+    void (*on_lost)(void *ud, const char *channel);
 } engine_events;
 
 typedef struct engine engine;
@@ -324,6 +328,9 @@ typedef struct engine_ops {
     void (*board_put)(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud);
     void (*board_snapshot)(engine *e, const char *channel, const engine_board_opts *opts,
                            int64_t now_ms, engine_cb cb, void *ud);
+    /* Optional (NULL = always healthy): 0, or -1 with a short reason (e.g.
+     * Redis unreachable) for /healthz. Any thread. */
+    int (*health)(engine *e, char *why, size_t size);
     /* Optional (NULL = none): the engine's gauges for /metrics. */
     void (*gauges)(engine *e, engine_gauge_fn fn, void *ud);
     /* Before the workers are torn down: answer everything still in flight

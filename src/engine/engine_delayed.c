@@ -590,7 +590,7 @@ engine *engine_delayed_new(const config *cfg, const engine_events *events) {
     d->call_due = dict_new();
     d->event_due = dict_new();
     d->interest = dict_new();
-    engine_events inner_ev = {on_inner_pub, on_inner_join, on_inner_leave, d};
+    engine_events inner_ev = {on_inner_pub, on_inner_join, on_inner_leave, d, NULL};
     d->inner = engine_memory_new(cfg, &inner_ev);
     if (!d->call_due || !d->event_due || !d->interest || !d->inner ||
         uv_thread_create(&d->thread, delay_main, d) != 0) {

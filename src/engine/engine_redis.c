@@ -27,6 +27,7 @@
  * presence (expired entries removed, then read). Channel interest from the
  * hub drives SUBSCRIBE/UNSUBSCRIBE on the pub/sub connection; after a
  * reconnect every channel of interest is subscribed again. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,8 @@ typedef struct redis_engine {
     /* engine thread only */
     redisAsyncContext *cmd, *sub;
     int cmd_up, sub_up;
+    _Atomic int up;                /* both connections up (read by /healthz) */
+    int sub_lost;                  /* the pub/sub connection dropped: events may be lost */
     int64_t backoff_ms;
     dict *interest;                /* channels subscribed: name -> (void *)1 */
     char sha_publish[41], sha_history[41], sha_presence[41];
@@ -442,6 +445,7 @@ static void deliver(redis_engine *re, const char *channel, const char *msg, size
  * arrive after the channel was dropped): the channel is looked up. */
 typedef struct rchan {
     rcall *waiting;
+    int lost;                      /* subscribed again after a drop: events may be lost */
 } rchan;
 
 static void answer_waiting(rchan *rc) {
@@ -470,6 +474,10 @@ static void on_pubsub(redisAsyncContext *ac, void *reply, void *priv) {
     } else if (strcmp(type, "subscribe") == 0) {
         rchan *rc = dict_get(re->interest, channel);
         if (rc) answer_waiting(rc);
+        if (rc && rc->lost) {                         /* events flow again: recover the gap */
+            rc->lost = 0;
+            if (re->base.events.on_lost) re->base.events.on_lost(re->base.events.ud, channel);
+        }
     }
 }
 
@@ -574,7 +582,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     redis_engine *re = ac->data;
     (void)status;
     if (ac == re->cmd) { re->cmd = NULL; re->cmd_up = 0; }
-    if (ac == re->sub) { re->sub = NULL; re->sub_up = 0; }
+    if (ac == re->sub) { re->sub = NULL; re->sub_up = 0; re->sub_lost = 1; }
+    atomic_store(&re->up, 0);
     if (!re->stopping) {
         log_warn("redis: connection to %s:%d lost (%s); connecting again", re->host, re->port,
                  ac->errstr[0] ? ac->errstr : "closed");
@@ -587,7 +596,11 @@ static void resubscribe(redis_engine *re) {
     const char *name;
     void *v;
     dict_iter_init(&it, re->interest);
-    while (dict_next(&it, &name, &v)) sub_send(re, "SUBSCRIBE", name);
+    while (dict_next(&it, &name, &v)) {
+        ((rchan *)v)->lost = re->sub_lost;
+        sub_send(re, "SUBSCRIBE", name);
+    }
+    re->sub_lost = 0;
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
@@ -610,6 +623,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         resubscribe(re);
     }
     if (re->cmd_up && re->sub_up) {
+        atomic_store(&re->up, 1);
         re->backoff_ms = BACKOFF_MIN_MS;
         log_info("redis: connected to %s:%d", re->host, re->port);
     }
@@ -856,12 +870,20 @@ static void r_board_snapshot(engine *e, const char *ch, const engine_board_opts 
                   engine_result_new(ENGINE_OP_BOARD_SNAPSHOT, ENGINE_ERR_INTERNAL));
 }
 
+static int r_health(engine *e, char *why, size_t size) {
+    redis_engine *re = R(e);
+    if (atomic_load(&re->up)) return 0;
+    snprintf(why, size, "redis at %s:%d unreachable", re->host, re->port);
+    return -1;
+}
+
 static void r_gauges(engine *e, engine_gauge_fn fn, void *ud) {
     redis_engine *re = R(e);
     uv_mutex_lock(&re->lock);
     uint64_t pending = (uint64_t)re->pending;
     uv_mutex_unlock(&re->lock);
     fn(ud, "plaza_engine_redis_pending", "Calls to Redis queued or waiting for an answer.", pending);
+    fn(ud, "plaza_engine_redis_up", "1 while both connections to Redis are up.", (uint64_t)atomic_load(&re->up));
 }
 
 /* Stops the thread: queued calls fail with ENGINE_ERR_SHUTDOWN, calls in
@@ -910,6 +932,7 @@ static const engine_ops redis_ops = {
     .map_clear = r_map_clear,
     .board_put = r_board_put,
     .board_snapshot = r_board_snapshot,
+    .health = r_health,
     .gauges = r_gauges,
     .quiesce = r_quiesce,
     .destroy = r_destroy,

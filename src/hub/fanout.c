@@ -241,7 +241,15 @@ static void on_leave(void *ud, const char *channel, const char *info, size_t len
     on_info_event(h, HUB_EV_LEAVE, channel, h->sink.leave_msg(channel, info, len));
 }
 
+/* The engine lost events of the channel: its subscribers everywhere resync
+ * (reconnect and recover from history, or are told it is gone). */
+static void on_lost(void *ud, const char *channel) {
+    hub *h = ud;
+    log_warn("engine: events of %s may have been lost; its subscribers recover from history", channel);
+    for (int i = 0; i < h->nlocals; i++) overflow_mark(h->locals[i], channel);
+}
+
 engine_events hub_engine_events(hub *h) {
-    engine_events ev = {on_publication, on_join, on_leave, h};
+    engine_events ev = {on_publication, on_join, on_leave, h, on_lost};
     return ev;
 }

@@ -179,6 +179,13 @@ static int route(conn *c, const http_request *req) {
     if (strcmp(path, WS_ENDPOINT) == 0 && srv->ws_handler)
         return upgrade(c, req);
     if (strcmp(path, "/healthz") == 0) {
+        char why[160], body[200];
+        if (srv->health && srv->health(srv->health_ud, why, sizeof(why))) {
+            int n = snprintf(body, sizeof(body), "degraded: %s\n", why);
+            http_respond(c, req, 503, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n",
+                         body, n > 0 && (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1);
+            return 0;
+        }
         http_respond(c, req, 200, "text/plain; charset=utf-8",
                      "Cache-Control: no-store\r\n", "ok\n", 3);
         return 0;

@@ -124,6 +124,11 @@ int server_add_route(server *srv, const char *prefix, http_route_fn fn,
     return 0;
 }
 
+void server_set_health(server *srv, health_fn fn, void *ud) {
+    srv->health = fn;
+    srv->health_ud = ud;
+}
+
 int server_add_metrics(server *srv, metrics_render_fn fn, void *ud) {
     if (srv->nmetrics == SERVER_MAX_METRICS) return -1;
     srv->metrics[srv->nmetrics].fn = fn;

@@ -26,6 +26,10 @@ typedef int (*http_route_fn)(conn *c, const struct http_request *req,
 struct metrics_text;
 typedef void (*metrics_render_fn)(struct metrics_text *t, void *ud);
 
+/* Whether the layers above are healthy: 0, or -1 with a short reason in
+ * why (any thread: it runs on the worker answering /healthz). */
+typedef int (*health_fn)(void *ud, char *why, size_t size);
+
 typedef struct server {
     const config *cfg;
     int nworkers;
@@ -38,6 +42,8 @@ typedef struct server {
     int nroutes;
     struct { metrics_render_fn fn; void *ud; } metrics[SERVER_MAX_METRICS];
     int nmetrics;                         /* extra /metrics sections */
+    health_fn health;                     /* /healthz asks it (NULL: always ok) */
+    void *health_ud;
     char *web_root;                       /* realpath of cfg->web_root, or NULL */
     atomic_int nconns;                    /* all workers */
     int port;                             /* the bound port */
@@ -61,6 +67,9 @@ int server_add_route(server *srv, const char *prefix, http_route_fn fn,
 
 /* Adds a section to /metrics. Call before server_run. */
 int server_add_metrics(server *srv, metrics_render_fn fn, void *ud);
+
+/* /healthz answers 200 "ok", or 503 "degraded: <why>" when fn says so. */
+void server_set_health(server *srv, health_fn fn, void *ud);
 
 /* Runs until SIGINT/SIGTERM and a graceful shutdown. Returns the exit code. */
 int server_run(server *srv);

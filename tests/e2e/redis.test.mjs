@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
 import { startPlaza, plazaBin } from './lib/server.mjs';
-import { startRedis } from './lib/redis.mjs';
+import { startRedis, redisCommand } from './lib/redis.mjs';
 import { apiCall } from './lib/proto.mjs';
 import { sleep } from './lib/raw.mjs';
 
@@ -138,6 +138,20 @@ describe('two nodes on one Redis', () => {
     watcher.c.disconnect();
   });
 
+  test('a dropped pub/sub connection: the publications missed meanwhile are recovered from history', async () => {
+    const v = client(b, 'chat:gap');
+    await until(() => v.subscribed.length === 1, 5000, 'subscribed');
+    assert.equal((await api(a, 'publish', { channel: 'chat:gap', data: { n: 1 } })).status, 200);
+    await until(() => v.pubs.length === 1, 5000, 'first');
+    assert.match(await redisCommand(redis.port, 'CLIENT', 'KILL', 'TYPE', 'pubsub'), /^:[1-9]/);
+    for (let n = 2; n <= 4; n++) assert.equal((await api(a, 'publish', { channel: 'chat:gap', data: { n } })).status, 200);
+    await until(() => v.pubs.length >= 4, 10000, 'the missed ones recovered');
+    assert.deepEqual(v.pubs.map((p) => p.data.n), [1, 2, 3, 4], 'nothing missed, nothing twice, in order');
+    assert.equal(v.subscribed.length, 2, 'resubscribed once');
+    assert.equal(v.subscribed[1].recovered, true);
+    v.c.disconnect();
+  });
+
   test('Redis stopped: publishes fail at once with a clear error, clients stay; Redis back: it works again', async () => {
     const v = client(b, 'chat:down');
     await until(() => v.subscribed.length === 1, 5000, 'subscribed');
@@ -152,17 +166,58 @@ describe('two nodes on one Redis', () => {
     assert.match(r.body.error.message, /engine unavailable/);
     await sleep(300);
     assert.equal(v.disconnects, 0, 'the client stayed connected');
+    const health = await fetch(a.url + '/healthz');
+    assert.equal(health.status, 503);
+    assert.match(await health.text(), /^degraded: redis at 127\.0\.0\.1:\d+ unreachable/);
     redis = await startRedis({ port });
     let ok;
     await until(async () => (ok = await api(a, 'publish', { channel: 'chat:down', data: { n: 3 } })).status === 200,
       10000, 'publish works again');
     assert.equal(ok.body.result.offset, 1, 'Redis came back empty: a new stream');
+    await until(async () => (await fetch(a.url + '/healthz')).status === 200, 5000, 'healthy again');
+    // its subscribers are told the stream is new (not recovered), then get what follows
+    await until(() => v.subscribed.length >= 2, 10000, 'resubscribed after Redis came back');
+    assert.equal(v.subscribed[v.subscribed.length - 1].recovered, false);
     await until(async () => {
       await api(a, 'publish', { channel: 'chat:down', data: { n: 4 } });
       return v.pubs.some((p) => p.data.n === 4);
     }, 10000, 'the client on b gets publications again');
     v.c.disconnect();
   });
+});
+
+test('a node killed with kill -9: its clients leave the presence other nodes see within the TTL; they move and recover', async () => {
+  const r = await startRedis();
+  const cfg = { ...config, channel: { ...config.channel, presence_ttl_ms: 1500 } };
+  const args = ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`];
+  const n1 = await startPlaza({ noEcho: true, config: cfg, args });
+  const n2 = await startPlaza({ noEcho: true, config: cfg, args });
+  try {
+    const v = client(n1, 'chat:kill');
+    const w = client(n2, 'chat:kill');
+    await until(() => v.subscribed.length === 1 && w.subscribed.length === 1, 5000, 'both subscribed');
+    const presence = async () => Object.keys((await api(n2, 'presence', { channel: 'chat:kill' })).body.result.presence).length;
+    assert.equal(await presence(), 2);
+    await api(n2, 'publish', { channel: 'chat:kill', data: { n: 1 } });
+    await until(() => v.pubs.length === 1, 5000, 'first on n1');
+    const pos = { offset: v.pubs[0].offset, epoch: v.subscribed[0].streamPosition.epoch };
+    v.c.disconnect();                               // the client side goes quiet with its node
+    n1.proc.kill('SIGKILL');
+    await n1.exited;
+    const t0 = Date.now();
+    await until(async () => (await presence()) === 1, 5000, 'the dead node\'s client expired');
+    assert.ok(Date.now() - t0 < 3000, 'within the presence TTL and a refresh');
+    await api(n2, 'publish', { channel: 'chat:kill', data: { n: 2 } });
+    const moved = client(n2, 'chat:kill', { since: pos });
+    await until(() => moved.pubs.length === 1, 5000, 'recovered on n2');
+    assert.equal(moved.subscribed[0].recovered, true);
+    assert.equal(moved.pubs[0].data.n, 2);
+    moved.c.disconnect();
+    w.c.disconnect();
+  } finally {
+    await n2.stop();
+    await r.stop();
+  }
 });
 
 test('namespaces the Redis engine does not serve are refused at start, naming them', () => {

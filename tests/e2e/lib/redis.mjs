@@ -44,3 +44,14 @@ export async function startRedis({ port } = {}) {
     resume() { proc.kill('SIGCONT'); },
   };
 }
+
+// Sends one command (RESP) and resolves with the raw reply text.
+export function redisCommand(port, ...args) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => { out += d; if (out.endsWith('\r\n')) { s.end(); resolve(out); } });
+    s.once('error', reject);
+    s.write(`*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join(''));
+  });
+}
