@@ -210,6 +210,9 @@ static const key_spec keys[] = {
         "Redis engine: calls waiting to be sent or answered at most; past it a call "
         "fails at once with \"engine unavailable\" (a slow or stopped Redis never "
         "grows memory without bound)."),
+    INT("engine.redis.timeout_ms", engine_redis_timeout_ms, 10, 600000, 1000,
+        "Redis engine: a call Redis has not answered within this fails with "
+        "\"engine timeout\" (a stalled Redis never holds a client longer)."),
     INT("engine.redis.meta_ttl_s", engine_redis_meta_ttl_s, 0, INT_MAX, 2592000,
         "Redis engine: a channel's offset and epoch are kept this long after its last "
         "publication (0 = for ever); then its next publication starts a new epoch."),

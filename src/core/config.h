@@ -108,6 +108,7 @@ typedef struct config {
     char *engine_redis_address;             /* "engine.redis.address": "127.0.0.1:6379" */
     char *engine_redis_prefix;              /* "engine.redis.prefix": "plaza" (keys and pub/sub channels) */
     int engine_redis_max_pending;           /* "engine.redis.max_pending": 100000 calls in flight at most */
+    int engine_redis_timeout_ms;            /* "engine.redis.timeout_ms": 1000 (a call fails with "engine timeout") */
     int engine_redis_meta_ttl_s;            /* "engine.redis.meta_ttl_s": 30 days (0 = for ever) */
 
     /* store.* : the durable log under the memory engine (src/store/) */

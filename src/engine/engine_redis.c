@@ -60,6 +60,9 @@ static const engine_op OP_OF[] = {
 /* A call, copied when made, sent and answered on the engine thread. */
 typedef struct rcall {
     struct rcall *next;
+    struct rcall *fprev, *fnext;   /* in flight on the command connection, oldest first */
+    int64_t sent_ms;               /* when it was sent (0: not in flight) */
+    int answered;                  /* answered already (timed out): the reply is dropped */
     struct redis_engine *re;
     r_kind kind;
     engine_cb cb;
@@ -97,7 +100,10 @@ typedef struct redis_engine {
     _Atomic int up;                /* both connections up (read by /healthz) */
     int sub_lost;                  /* the pub/sub connection dropped: events may be lost */
     int64_t backoff_ms;
-    dict *interest;                /* channels subscribed: name -> (void *)1 */
+    dict *interest;                /* channels subscribed: name -> rchan */
+    rcall *flight_head, *flight_tail;   /* calls sent, waiting for their reply */
+    uv_timer_t tick;               /* times calls out */
+    int64_t timeout_ms;
     char sha_publish[41], sha_history[41], sha_presence[41];
     uint64_t rng;
 } redis_engine;
@@ -116,11 +122,35 @@ static void call_free(rcall *c) {
 
 /* Answers c with res (or with an error) and frees it. Engine thread, or
  * the caller's when it never got queued. */
+static void flight_remove(redis_engine *re, rcall *c) {
+    if (!c->sent_ms) return;
+    if (c->fprev) c->fprev->fnext = c->fnext;
+    else re->flight_head = c->fnext;
+    if (c->fnext) c->fnext->fprev = c->fprev;
+    else re->flight_tail = c->fprev;
+    c->fprev = c->fnext = NULL;
+    c->sent_ms = 0;
+}
+
+static void flight_add(redis_engine *re, rcall *c) {
+    c->sent_ms = clock_now_ms();
+    c->fprev = re->flight_tail;
+    c->fnext = NULL;
+    if (re->flight_tail) re->flight_tail->fnext = c;
+    else re->flight_head = c;
+    re->flight_tail = c;
+}
+
 static void finish(rcall *c, engine_result *res, int err) {
     redis_engine *re = c->re;
-    if (!res) res = engine_result_new(OP_OF[c->kind], err);
-    else if (err) res->err = err;
-    engine_answer(c->cb, c->ud, OP_OF[c->kind], res);
+    flight_remove(re, c);
+    if (c->answered) {                                /* timed out: nobody waits for it */
+        engine_result_free(res);
+    } else {
+        if (!res) res = engine_result_new(OP_OF[c->kind], err);
+        else if (err) res->err = err;
+        engine_answer(c->cb, c->ud, OP_OF[c->kind], res);
+    }
     uv_mutex_lock(&re->lock);
     re->pending--;
     uv_mutex_unlock(&re->lock);
@@ -304,7 +334,24 @@ static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
 
 static int send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, const char **argv,
                      const size_t *lens) {
-    return redisAsyncCommandArgv(re->cmd, fn, c, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    if (redisAsyncCommandArgv(re->cmd, fn, c, argc, argv, lens) != REDIS_OK) return -1;
+    flight_add(re, c);
+    return 0;
+}
+
+/* Every 50 ms: a call sent longer than engine.redis.timeout_ms ago is
+ * answered ENGINE_ERR_TIMEOUT now (a stalled Redis never holds a client or
+ * an API request longer); its reply, if it comes, is dropped. It stays
+ * counted in pending until then, so a stall still bounds memory. */
+static void on_tick(uv_timer_t *t) {
+    redis_engine *re = t->data;
+    int64_t now = clock_now_ms();
+    while (re->flight_head && re->flight_head->sent_ms + re->timeout_ms <= now) {
+        rcall *c = re->flight_head;
+        flight_remove(re, c);
+        c->answered = 1;
+        engine_answer(c->cb, c->ud, OP_OF[c->kind], engine_result_new(OP_OF[c->kind], ENGINE_ERR_TIMEOUT));
+    }
 }
 
 static void send_call(redis_engine *re, rcall *c) {
@@ -678,6 +725,7 @@ static void on_wake(uv_async_t *a) {
         if (re->sub) redisAsyncDisconnect(re->sub);
         uv_timer_stop(&re->retry);
         uv_close((uv_handle_t *)&re->retry, NULL);
+        uv_close((uv_handle_t *)&re->tick, NULL);
         uv_close((uv_handle_t *)&re->wake, NULL);
     }
 }
@@ -968,6 +1016,7 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     snprintf(re->prefix, sizeof(re->prefix), "%s", cfg->engine_redis_prefix);
     re->meta_ttl_ms = (int64_t)cfg->engine_redis_meta_ttl_s * 1000;
     re->max_pending = cfg->engine_redis_max_pending;
+    re->timeout_ms = cfg->engine_redis_timeout_ms;
     re->backoff_ms = BACKOFF_MIN_MS;
     re->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)re;
     re->q_tail = &re->q_head;
@@ -985,10 +1034,14 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     re->wake.data = re;
     uv_timer_init(&re->loop, &re->retry);
     re->retry.data = re;
+    uv_timer_init(&re->loop, &re->tick);
+    re->tick.data = re;
+    uv_timer_start(&re->tick, on_tick, 50, 50);
     if (uv_thread_create(&re->thread, thread_main, re)) {
         snprintf(err, errlen, "engine.type \"redis\": cannot start its thread");
         uv_close((uv_handle_t *)&re->wake, NULL);
         uv_close((uv_handle_t *)&re->retry, NULL);
+        uv_close((uv_handle_t *)&re->tick, NULL);
         uv_run(&re->loop, UV_RUN_DEFAULT);
         uv_loop_close(&re->loop);
         dict_free(re->interest, NULL);

@@ -2,7 +2,8 @@
 // redis-server started by the test on a free port, two Plaza nodes, the
 // unmodified centrifuge client on one and the server API on the other.
 // Publications cross nodes in offset order with history and recovery;
-// presence, presence_stats and join/leave cross nodes; Redis stopped makes
+// presence, presence_stats and join/leave cross nodes; a stalled Redis
+// (SIGSTOP) fails calls with a timeout; Redis stopped makes
 // publishes fail at once with a clear error while clients stay connected,
 // and Redis back (empty) makes them work again with a new epoch; namespaces
 // the Redis engine does not serve are refused at start.
@@ -149,6 +150,31 @@ describe('two nodes on one Redis', () => {
     assert.deepEqual(v.pubs.map((p) => p.data.n), [1, 2, 3, 4], 'nothing missed, nothing twice, in order');
     assert.equal(v.subscribed.length, 2, 'resubscribed once');
     assert.equal(v.subscribed[1].recovered, true);
+    v.c.disconnect();
+  });
+
+  test('a stalled Redis (SIGSTOP 2 s): calls fail with "engine timeout" after engine.redis.timeout_ms, clients stay', async () => {
+    const v = client(b, 'chat:slow');
+    await until(() => v.subscribed.length === 1, 5000, 'subscribed');
+    redis.pause();
+    try {
+      const t0 = Date.now();
+      const r = await api(a, 'publish', { channel: 'chat:slow', data: { n: 1 } });
+      const took = Date.now() - t0;
+      assert.equal(r.status, 503);
+      assert.match(r.body.error.message, /engine timeout/);
+      assert.ok(took >= 900 && took < 2000, `answered after the timeout (${took} ms)`);
+      const h = await api(b, 'history', { channel: 'chat:slow', limit: 1 });
+      assert.equal(h.status, 503);
+      await sleep(800);
+    } finally {
+      redis.resume();
+    }
+    assert.equal(v.disconnects, 0, 'the client stayed connected');
+    // the timed-out publish may still have been applied: "timeout" is an unknown outcome
+    const r2 = await api(a, 'publish', { channel: 'chat:slow', data: { n: 2 } });
+    assert.equal(r2.status, 200);
+    await until(() => v.pubs.some((p) => p.data.n === 2), 5000, 'live again');
     v.c.disconnect();
   });
 
