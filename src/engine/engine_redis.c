@@ -92,7 +92,8 @@ typedef struct redis_engine {
     uv_timer_t retry;
     uv_mutex_t lock;               /* guards the queue, stopping, pending */
     rcall *q_head, **q_tail;
-    int stopping, running;
+    _Atomic int stopping;          /* set by quiesce (any thread), read by the loop */
+    int running;
     int pending;                   /* calls queued or in flight */
     /* engine thread only */
     redisAsyncContext *cmd, *sub;
