@@ -216,7 +216,7 @@ static int engine_run(const char *dir, double rate, double seconds, const char *
     c.engine_sweep_interval_ms = 1000;
     c.namespaces.top.history_size = 100;
     c.namespaces.channel_max_length = 255;
-    engine_events ev = {on_event, NULL, NULL, NULL, NULL};
+    engine_events ev = {on_event, NULL, NULL, NULL, NULL, NULL};
     char err[512];
     engine *e = engine_new(&c, &ev, err, sizeof(err));
     if (!e) { fprintf(stderr, "%s\n", err); return 1; }

@@ -22,6 +22,7 @@ static const char *const OP_NAMES[ENGINE_OP_COUNT] = {
     "publish", "join", "leave", "history", "history_remove", "presence_add",
     "presence_remove", "presence", "presence_stats", "subscribe", "unsubscribe",
     "map_write", "map_state", "map_stats", "map_clear", "board_put", "board_snapshot",
+    "control",
 };
 
 const char *engine_suppress_name(int reason) {

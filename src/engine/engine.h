@@ -58,7 +58,7 @@ typedef enum {
     ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE,
     ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE,
     ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR, ENGINE_OP_BOARD_PUT,
-    ENGINE_OP_BOARD_SNAPSHOT, ENGINE_OP_COUNT
+    ENGINE_OP_BOARD_SNAPSHOT, ENGINE_OP_CONTROL, ENGINE_OP_COUNT
 } engine_op;
 
 const char *engine_op_name(engine_op op);
@@ -268,6 +268,9 @@ typedef struct engine_events {
      * connection dropped and came back): its subscribers must recover from
      * history. Optional (NULL); the memory engine never loses one. */
     void (*on_lost)(void *ud, const char *channel);
+    /* A control message (engine_ops.control) from any node, this one
+     * included. Optional (NULL). */
+    void (*on_control)(void *ud, const char *msg, size_t len);
 } engine_events;
 
 typedef struct engine engine;
@@ -328,6 +331,11 @@ typedef struct engine_ops {
     void (*board_put)(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud);
     void (*board_snapshot)(engine *e, const char *channel, const engine_board_opts *opts,
                            int64_t now_ms, engine_cb cb, void *ud);
+    /* Delivers msg (opaque bytes) to every node's on_control, this node's
+     * included; answers once it is on its way to all of them. The server
+     * API's actions on connections (disconnect a user, subscribe a client)
+     * reach the node the connection lives on this way. */
+    void (*control)(engine *e, const char *msg, size_t len, engine_cb cb, void *ud);
     /* Optional (NULL = always healthy): 0, or -1 with a short reason (e.g.
      * Redis unreachable) for /healthz. Any thread. */
     int (*health)(engine *e, char *why, size_t size);

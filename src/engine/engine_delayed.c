@@ -36,10 +36,10 @@ typedef enum {
     D_PUBLISH, D_JOIN, D_LEAVE, D_HISTORY, D_HISTORY_REMOVE, D_PRESENCE_ADD,
     D_PRESENCE_REMOVE, D_PRESENCE, D_PRESENCE_STATS, D_SUBSCRIBE, D_UNSUBSCRIBE,
     D_MAP_WRITE, D_MAP_STATE, D_MAP_STATS, D_MAP_CLEAR, D_BOARD_PUT, D_BOARD_SNAPSHOT,
-    D_EV_PUB, D_EV_JOIN, D_EV_LEAVE,
+    D_CONTROL, D_EV_PUB, D_EV_JOIN, D_EV_LEAVE,
 } d_kind;
 
-#define D_LAST_CALL D_BOARD_SNAPSHOT
+#define D_LAST_CALL D_CONTROL
 
 /* A queued call or event, with copies of everything it refers to. */
 typedef struct d_item {
@@ -181,7 +181,7 @@ static engine_op op_of(d_kind k) {
         ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE,
         ENGINE_OP_UNSUBSCRIBE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE,
         ENGINE_OP_MAP_STATS, ENGINE_OP_MAP_CLEAR, ENGINE_OP_BOARD_PUT,
-        ENGINE_OP_BOARD_SNAPSHOT,
+        ENGINE_OP_BOARD_SNAPSHOT, ENGINE_OP_CONTROL,
     };
     return k <= D_LAST_CALL ? ops[k] : ENGINE_OP_PUBLISH;
 }
@@ -233,6 +233,7 @@ static void item_run(d_engine *d, d_item *it) {
     case D_MAP_STATS: in->ops->map_stats(in, it->channel, it->now_ms, it->cb, it->ud); break;
     case D_MAP_CLEAR: in->ops->map_clear(in, it->channel, it->cb, it->ud); break;
     case D_BOARD_PUT: in->ops->board_put(in, &it->bp, it->cb, it->ud); break;
+    case D_CONTROL: in->ops->control(in, it->text, it->text_len, it->cb, it->ud); break;
     case D_BOARD_SNAPSHOT:
         in->ops->board_snapshot(in, it->channel, &it->bo, it->now_ms, it->cb, it->ud);
         break;
@@ -301,6 +302,12 @@ static void on_inner_join(void *ud, const char *channel, const char *info, size_
 
 static void on_inner_leave(void *ud, const char *channel, const char *info, size_t len) {
     inner_info_event(ud, D_EV_LEAVE, channel, info, len);
+}
+
+/* A control message: to the hub at once (its call was delayed already). */
+static void on_inner_control(void *ud, const char *msg, size_t len) {
+    d_engine *d = ud;
+    if (d->base.events.on_control) d->base.events.on_control(d->base.events.ud, msg, len);
 }
 
 /* --------------------------------------------------------------- thread */
@@ -507,6 +514,12 @@ static void d_board_put(engine *e, const engine_board_put_req *req, engine_cb cb
     submit(D(e), it, D_BOARD_PUT, cb, ud);
 }
 
+static void d_control(engine *e, const char *msg, size_t len, engine_cb cb, void *ud) {
+    d_item *it = item_new(D_CONTROL, "", cb, ud);
+    if (it && item_text(it, msg, len)) { item_free(it); it = NULL; }
+    submit(D(e), it, D_CONTROL, cb, ud);
+}
+
 static void d_board_snapshot(engine *e, const char *ch, const engine_board_opts *o,
                              int64_t now_ms, engine_cb cb, void *ud) {
     d_item *it = item_new(D_BOARD_SNAPSHOT, ch, cb, ud);
@@ -564,6 +577,7 @@ static const engine_ops d_ops = {
     .map_clear = d_map_clear,
     .board_put = d_board_put,
     .board_snapshot = d_board_snapshot,
+    .control = d_control,
     .gauges = d_gauges,
     .quiesce = d_quiesce,
     .destroy = d_destroy,
@@ -590,7 +604,7 @@ engine *engine_delayed_new(const config *cfg, const engine_events *events) {
     d->call_due = dict_new();
     d->event_due = dict_new();
     d->interest = dict_new();
-    engine_events inner_ev = {on_inner_pub, on_inner_join, on_inner_leave, d, NULL};
+    engine_events inner_ev = {on_inner_pub, on_inner_join, on_inner_leave, d, NULL, on_inner_control};
     d->inner = engine_memory_new(cfg, &inner_ev);
     if (!d->call_due || !d->event_due || !d->interest || !d->inner ||
         uv_thread_create(&d->thread, delay_main, d) != 0) {

@@ -283,6 +283,12 @@ static void mem_publish_leave(engine *e, const char *channel, const char *info,
     mem_join_leave(e, channel, info, len, 0, cb, ud);
 }
 
+/* One node: the control message is this node's at once. */
+static void mem_control(engine *e, const char *msg, size_t len, engine_cb cb, void *ud) {
+    if (e->events.on_control) e->events.on_control(e->events.ud, msg, len);
+    engine_answer(cb, ud, ENGINE_OP_CONTROL, engine_result_new(ENGINE_OP_CONTROL, ENGINE_OK));
+}
+
 /* ------------------------------------------------------------- history */
 
 /* Copies (and references) the publications req asks for, in reply order. */
@@ -700,6 +706,7 @@ static const engine_ops mem_ops = {
     .map_clear = mem_map_clear,
     .board_put = mem_board_put,
     .board_snapshot = mem_board_snapshot,
+    .control = mem_control,
     .gauges = mem_gauges,
     .quiesce = mem_quiesce,
     .destroy = mem_destroy,

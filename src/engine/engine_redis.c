@@ -18,7 +18,9 @@
  * p payload, t time, f flags), {P:C}.p the presence hash (client ->
  * user NUL info) and {P:C}.z its expiry times (a sorted set). Events go
  * through the pub/sub channel P.C: "P<offset> <epoch> <time> <flags>
- * <payload>", "J<info>", "L<info>".
+ * <payload>", "J<info>", "L<info>". Control messages (the server API's
+ * actions on connections) go through P#control, which every node
+ * subscribes to (a name no channel can take: channels are under "P.").
  *
  * Every operation that must be atomic is one Lua script (engine_redis_lua.h):
  * publish (next offset, the epoch created once, the stream appended and
@@ -48,13 +50,14 @@
 
 typedef enum {
     R_PUBLISH, R_JOIN, R_LEAVE, R_HISTORY, R_HISTORY_REMOVE, R_PRESENCE_ADD,
-    R_PRESENCE_REMOVE, R_PRESENCE, R_PRESENCE_STATS, R_SUBSCRIBE, R_UNSUBSCRIBE,
+    R_PRESENCE_REMOVE, R_PRESENCE, R_PRESENCE_STATS, R_SUBSCRIBE, R_UNSUBSCRIBE, R_CONTROL,
 } r_kind;
 
 static const engine_op OP_OF[] = {
     ENGINE_OP_PUBLISH, ENGINE_OP_JOIN, ENGINE_OP_LEAVE, ENGINE_OP_HISTORY,
     ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
     ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE, ENGINE_OP_UNSUBSCRIBE,
+    ENGINE_OP_CONTROL,
 };
 
 /* A call, copied when made, sent and answered on the engine thread. */
@@ -167,6 +170,10 @@ static void key_of(const redis_engine *re, const char *channel, const char *suff
 
 static void pubsub_of(const redis_engine *re, const char *channel, char *out, size_t size) {
     snprintf(out, size, "%s.%s", re->prefix, channel);
+}
+
+static void control_of(const redis_engine *re, char *out, size_t size) {
+    snprintf(out, size, "%s#control", re->prefix);
 }
 
 static void new_epoch(redis_engine *re, char *out) {
@@ -453,9 +460,17 @@ static void send_call(redis_engine *re, rcall *c) {
         rc = send_argv(re, on_presence, c, 7, argv, lens);
         break;
     }
+    case R_CONTROL: {
+        char name[128];
+        control_of(re, name, sizeof(name));
+        const char *argv[] = {"PUBLISH", name, c->text};
+        size_t lens[] = {7, strlen(name), c->text_len};
+        rc = send_argv(re, on_simple, c, 3, argv, lens);
+        break;
+    }
     case R_SUBSCRIBE:
     case R_UNSUBSCRIBE:
-        break;                                        /* interest.c below */
+        break;                                        /* send_interest */
     }
     if (rc) finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
 }
@@ -513,6 +528,14 @@ static void on_pubsub(redisAsyncContext *ac, void *reply, void *priv) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
     const char *type = r->element[0]->str;
     const redisReply *chan = r->element[1];
+    char control[128];
+    control_of(re, control, sizeof(control));
+    if (chan->type == REDIS_REPLY_STRING && strcmp(chan->str, control) == 0) {
+        const redisReply *m = r->element[2];
+        if (strcmp(type, "message") == 0 && m->type == REDIS_REPLY_STRING && re->base.events.on_control)
+            re->base.events.on_control(re->base.events.ud, m->str, m->len);
+        return;
+    }
     size_t pl = strlen(re->prefix) + 1;
     if (chan->type != REDIS_REPLY_STRING || chan->len <= pl) return;
     const char *channel = chan->str + pl;
@@ -667,7 +690,10 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_HISTORY);
         redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PRESENCE);
     } else {
+        char control[128];
+        control_of(re, control, sizeof(control));
         re->sub_up = 1;
+        redisAsyncCommand(re->sub, on_pubsub, NULL, "SUBSCRIBE %s", control);
         resubscribe(re);
     }
     if (re->cmd_up && re->sub_up) {
@@ -926,6 +952,12 @@ static int r_health(engine *e, char *why, size_t size) {
     return -1;
 }
 
+static void r_control(engine *e, const char *msg, size_t len, engine_cb cb, void *ud) {
+    rcall *c = call_new(R(e), R_CONTROL, "", cb, ud);
+    if (c && set_text(c, msg, len)) { call_free(c); c = NULL; }
+    submit(R(e), c, R_CONTROL, cb, ud);
+}
+
 static void r_gauges(engine *e, engine_gauge_fn fn, void *ud) {
     redis_engine *re = R(e);
     uv_mutex_lock(&re->lock);
@@ -981,6 +1013,7 @@ static const engine_ops redis_ops = {
     .map_clear = r_map_clear,
     .board_put = r_board_put,
     .board_snapshot = r_board_snapshot,
+    .control = r_control,
     .health = r_health,
     .gauges = r_gauges,
     .quiesce = r_quiesce,

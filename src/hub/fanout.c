@@ -249,7 +249,13 @@ static void on_lost(void *ud, const char *channel) {
     for (int i = 0; i < h->nlocals; i++) overflow_mark(h->locals[i], channel);
 }
 
+/* A control message from some node: the protocol runs it (any thread). */
+static void on_control(void *ud, const char *msg, size_t len) {
+    hub *h = ud;
+    if (h->sink.control) h->sink.control(h, msg, len);
+}
+
 engine_events hub_engine_events(hub *h) {
-    engine_events ev = {on_publication, on_join, on_leave, h, on_lost};
+    engine_events ev = {on_publication, on_join, on_leave, h, on_lost, on_control};
     return ev;
 }

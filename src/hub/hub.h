@@ -76,6 +76,8 @@ struct hub_client {
 /* What the protocol layer gives the hub: encoders (the hub knows no JSON)
  * and the way to a client's connection (the hub knows no sockets). A
  * message is opaque to the hub: made once per event, sent to many. */
+struct hub;
+
 typedef struct hub_sink {
     void *(*pub_msg)(const char *channel, const engine_pub *pub);
     void *(*join_msg)(const char *channel, const char *info, size_t len);
@@ -93,6 +95,9 @@ typedef struct hub_sink {
     /* Refreshes the client's entries in the presence maps of a live
      * subscription (s->presence_map), before their TTL ends. */
     void (*presence_map_refresh)(hub_client *cl, hub_sub *s);
+    /* A control message from some node (engine_ops.control): the protocol
+     * decodes it and acts on this node's connections. Any thread. */
+    void (*control)(struct hub *h, const char *msg, size_t len);
 } hub_sink;
 
 /* Why subscribers were told to resync (metrics). */

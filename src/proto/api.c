@@ -22,6 +22,7 @@
 #include "net/server.h"
 #include "net/worker.h"
 #include "proto/api.h"
+#include "proto/actions.h"
 #include "proto/api_int.h"
 #include "proto/client.h"
 #include "proto/codes.h"
@@ -230,28 +231,26 @@ static int m_broadcast(api_ctx *a) {
     return API_LATER;
 }
 
-/* ---- actions on connections (run on their workers) ---- */
+/* ---- actions on connections (on whichever node they live) ---- */
 
 typedef struct act { int kind; int code; int64_t expire_at; int expired; char *channel; char *reason; } act;
-enum { ACT_SUB, ACT_UNSUB, ACT_DISCONNECT, ACT_REFRESH };
 
-static void act_free(void *p) {
-    act *x = p;
+static void act_free(act *x) {
     free(x->channel);
     free(x->reason);
     free(x);
 }
 
-static void act_run(hub_client *cl, void *p) {
-    act *x = p;
-    switch (x->kind) {
-    case ACT_SUB: proto_client_server_subscribe(cl, x->channel); break;
-    case ACT_UNSUB: proto_client_server_unsubscribe(cl, x->channel); break;
-    case ACT_DISCONNECT: proto_client_disconnect(cl, x->code, x->reason); break;
-    case ACT_REFRESH: proto_client_refresh(cl, x->expired, x->expire_at); break;
-    }
+static void act_sent(void *ud, engine_result *r) {
+    api_ctx *a = ud;
+    int rc = 0;
+    if (r->err) rc = api_engine_fail(a, "the action", r->err);
+    else sb_puts(a->res, "{}");
+    engine_result_free(r);
+    a->done(a, rc);
 }
 
+/* The action goes to every node through the engine (actions.h). */
 static int act_on_user(api_ctx *a, act *x) {
     const char *user, *client;
     int rc;
@@ -259,10 +258,17 @@ static int act_on_user(api_ctx *a, act *x) {
         act_free(x);
         return rc;
     }
-    if (hub_for_user(a->h, user, client, act_run, x, act_free) != 0)
-        return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
-    sb_puts(a->res, "{}");
-    return 0;
+    proto_action pa = {.kind = x->kind, .user = user, .client = client, .channel = x->channel,
+                       .code = x->code, .reason = x->reason, .expired = x->expired,
+                       .expire_at = x->expire_at};
+    size_t len = 0;
+    char *msg = proto_action_encode(&pa, &len);
+    act_free(x);
+    void *call = msg ? api_engine_call(a, act_sent) : NULL;
+    if (!call) { free(msg); return api_fail(a, ERR_INTERNAL, "%s", "out of memory"); }
+    a->h->eng->ops->control(a->h->eng, msg, len, hub_call_cb, call);
+    free(msg);
+    return API_LATER;
 }
 
 static int m_sub_or_unsub(api_ctx *a, int kind) {

@@ -10,6 +10,7 @@
 #include "net/worker.h"
 #include "net/ws_conn.h"
 #include "obs/log.h"
+#include "proto/actions.h"
 #include "proto/client_int.h"
 #include "proto/push.h"
 
@@ -609,4 +610,5 @@ const hub_sink proto_hub_sink = {
     .resync = sink_resync,
     .client_info = sink_client_info,
     .presence_map_refresh = sink_presence_map_refresh,
+    .control = proto_action_control,
 };

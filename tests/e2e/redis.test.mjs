@@ -2,7 +2,8 @@
 // redis-server started by the test on a free port, two Plaza nodes, the
 // unmodified centrifuge client on one and the server API on the other.
 // Publications cross nodes in offset order with history and recovery;
-// presence, presence_stats and join/leave cross nodes; a stalled Redis
+// presence, presence_stats and join/leave cross nodes; the server API's
+// subscribe/unsubscribe/disconnect reach a connection on another node; a stalled Redis
 // (SIGSTOP) fails calls with a timeout; Redis stopped makes
 // publishes fail at once with a clear error while clients stay connected,
 // and Redis back (empty) makes them work again with a new epoch; namespaces
@@ -137,6 +138,30 @@ describe('two nodes on one Redis', () => {
     await until(async () => Object.keys((await api(a, 'presence', { channel: 'chat:room' })).body.result.presence).length === 1,
       5000, 'presence without x');
     watcher.c.disconnect();
+  });
+
+  test('server API actions reach a connection on another node: subscribe, unsubscribe, disconnect', async () => {
+    const c = new Centrifuge(b.wsUrl, { websocket: WebSocket, minReconnectDelay: 100, maxReconnectDelay: 300 });
+    const ev = { subscribed: [], unsubscribed: [], pubs: [], disconnected: [] };
+    c.on('subscribed', (ctx) => ev.subscribed.push(ctx.channel));
+    c.on('unsubscribed', (ctx) => ev.unsubscribed.push(ctx.channel));
+    c.on('publication', (ctx) => ev.pubs.push(ctx.data));
+    c.on('disconnected', (ctx) => ev.disconnected.push(ctx.code));
+    c.on('error', () => {});
+    let id;
+    c.on('connected', (ctx) => { id = ctx.client; });
+    c.connect();
+    await until(() => id, 5000, 'connected to b');
+    const who = { user: '', client: id };
+    assert.equal((await api(a, 'subscribe', { ...who, channel: 'chat:srv' })).status, 200);
+    await until(() => ev.subscribed.includes('chat:srv'), 5000, 'subscribed by the API on a');
+    await api(a, 'publish', { channel: 'chat:srv', data: { hello: 1 } });
+    await until(() => ev.pubs.length === 1, 5000, 'a publication on the server-side subscription');
+    assert.equal((await api(a, 'unsubscribe', { ...who, channel: 'chat:srv' })).status, 200);
+    await until(() => ev.unsubscribed.includes('chat:srv'), 5000, 'unsubscribed by the API on a');
+    const d = await api(a, 'disconnect', { ...who, disconnect: { code: 4500, reason: 'bye' } });
+    assert.equal(d.status, 200, JSON.stringify(d.body));
+    await until(() => ev.disconnected.includes(4500), 5000, 'disconnected by the API on a');
   });
 
   test('a dropped pub/sub connection: the publications missed meanwhile are recovered from history', async () => {

@@ -110,7 +110,7 @@ static engine *mem_engine(void) {
     memset(&R, 0, sizeof(R));
     pthread_mutex_init(&R.lock, NULL);
     pthread_cond_init(&R.cond, NULL);
-    engine_events ev = {on_pub, NULL, NULL, NULL, NULL};
+    engine_events ev = {on_pub, NULL, NULL, NULL, NULL, NULL};
     engine *e = engine_memory_new(NULL, &ev);
     assert_non_null(e);
     return e;
@@ -251,7 +251,7 @@ static engine *durable_engine(const char *name, char *path, size_t len, config *
     memset(&R, 0, sizeof(R));
     pthread_mutex_init(&R.lock, NULL);
     pthread_cond_init(&R.cond, NULL);
-    engine_events ev = {on_pub, NULL, NULL, NULL, NULL};
+    engine_events ev = {on_pub, NULL, NULL, NULL, NULL, NULL};
     char err[256];
     engine *e = engine_memory_open(c, &ev, err, sizeof(err));
     if (!e) fail_msg("%s", err);

@@ -95,7 +95,7 @@ static engine *open_engine(const config *c, waiter *w) {
     memset(w, 0, sizeof(*w));
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
-    engine_events ev = {on_pub, NULL, NULL, w, NULL};
+    engine_events ev = {on_pub, NULL, NULL, w, NULL, NULL};
     char err[512] = "";
     engine *e = engine_new(c, &ev, err, sizeof(err));
     if (!e) fprintf(stderr, "engine_new: %s\n", err);

@@ -49,7 +49,7 @@ static void rec_pub(void *ud, const char *channel, const engine_pub *pub) {
 
 static engine *new_engine(void) {
     memset(&R, 0, sizeof(R));
-    engine_events ev = {rec_pub, NULL, NULL, NULL, NULL};
+    engine_events ev = {rec_pub, NULL, NULL, NULL, NULL, NULL};
     engine *e = engine_memory_new(NULL, &ev);
     assert_non_null(e);
     return e;

@@ -86,7 +86,7 @@ static void rec_leave(void *ud, const char *channel, const char *info, size_t le
 static engine *new_engine(recorder *r) {
     memset(r, 0, sizeof(*r));
     pthread_mutex_init(&r->lock, NULL);
-    engine_events ev = { rec_pub, rec_join, rec_leave, r, NULL };
+    engine_events ev = { rec_pub, rec_join, rec_leave, r, NULL, NULL };
     engine *e = engine_memory_new(NULL, &ev);     /* no sweeper thread */
     assert_non_null(e);
     return e;
