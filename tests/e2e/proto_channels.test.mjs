@@ -58,7 +58,10 @@ let srv;
 async function api(method, params, { key = API_KEY, raw, httpMethod = 'POST', headers = {} } = {}) {
   const h = { 'Content-Type': 'application/json', ...headers };
   if (key !== null) h['X-API-Key'] = key;
-  const res = await fetch(`${srv.url}/api/${method}`, {
+  // channels and info describe the node asked: with two nodes on Redis
+  // (E2E_ENGINE=redis) that is the one holding the test's connections
+  const base = (method === 'channels' || method === 'info') && srv.localUrl ? srv.localUrl : srv.url;
+  const res = await fetch(`${base}/api/${method}`, {
     method: httpMethod, headers: h,
     body: httpMethod === 'GET' ? undefined : (raw ?? JSON.stringify(params ?? {})),
   });

@@ -25,8 +25,28 @@ process.once('exit', (code) => {
   if (code && seeds.length) console.error(`delayed engine seeds of this file's servers: ${seeds.join(', ')} (replay with E2E_ENGINE_SEED=N)`);
 });
 
+// E2E_ENGINE=redis runs every server as two Plaza nodes on one Redis (a
+// redis-server this file starts): srv.wsUrl is the first node's WebSocket,
+// srv.url (the server API, HTTP) the second's, so every test drives its
+// clients and its API calls through different nodes. A configuration the
+// Redis engine does not serve (maps, boards, presence maps) runs on the
+// memory engine, one node, as it would in production.
+let redisPromise = null;
+let redisPrefixes = 0;
+async function sharedRedis() {
+  if (!redisPromise) redisPromise = import('./redis.mjs').then((m) => m.startRedis());
+  return redisPromise;
+}
+
+function redisServes(config) {
+  const ch = config?.channel || {};
+  const spaces = [ch.options || {}, ...(ch.namespaces || [])];
+  return !spaces.some((n) => (n.subscription_type && n.subscription_type !== 'stream') || n.board ||
+    n.map_clients_presence_channel_prefix || n.map_users_presence_channel_prefix);
+}
+
 function engineArgs() {
-  if (!engineType) return [];
+  if (!engineType || engineType === 'redis') return [];
   const seed = Number(process.env.E2E_ENGINE_SEED) || 1 + Math.floor(Math.random() * 2147483646);
   seeds.push(seed);
   return ['--set', `engine.type=${engineType}`,
@@ -41,6 +61,31 @@ process.once('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } 
 
 // startPlaza({ args: [...], env: {...}, config: {...}, store: dir }) -> { port, url, wsUrl, proc, logs(), stop() }
 export async function startPlaza(opts = {}) {
+  if (engineType === 'redis' && opts.noEcho && !opts.single && redisServes(opts.config)) {
+    const r = await sharedRedis();
+    const redisArgs = ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`,
+      '--set', `engine.redis.prefix=t${process.pid}-${++redisPrefixes}`];
+    const first = await startOne({ ...opts, args: [...redisArgs, ...(opts.args || [])] });
+    const second = await startOne({ ...opts, args: [...redisArgs, ...(opts.args || [])] }).catch(async (e) => {
+      await first.stop();
+      throw e;
+    });
+    return {
+      ...first,
+      url: second.url,
+      localUrl: first.url,
+      apiNode: second,
+      logs: () => first.logs() + second.logs(),
+      async stop(timeoutMs) {
+        const [a, b] = await Promise.all([first.stop(timeoutMs), second.stop(timeoutMs)]);
+        return a.code !== 0 ? a : b;
+      },
+    };
+  }
+  return startOne(opts);
+}
+
+async function startOne(opts = {}) {
   const args = ['serve', '--host', '127.0.0.1', '--port', '0'];
   if (opts.config) {
     const dir = mkdtempSync(path.join(tmpdir(), 'plaza-'));
