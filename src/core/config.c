@@ -202,7 +202,9 @@ static const key_spec keys[] = {
         "paths in tests); empty fails nothing."),
 
     STR("engine.redis.address", engine_redis_address, "127.0.0.1:6379", 1,
-        "Redis engine: the Redis server, host:port."),
+        "Redis engine: the Redis server, host:port; or several, comma-separated "
+        "(host:port,host:port,...): channels are spread over them by a consistent "
+        "hash of their name, every node must list the same servers in the same order."),
     STR("engine.redis.prefix", engine_redis_prefix, "plaza", 1,
         "Redis engine: the prefix of every key and pub/sub channel Plaza uses, so "
         "several Plaza clusters can share one Redis."),

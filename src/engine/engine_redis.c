@@ -67,6 +67,7 @@ typedef struct rcall {
     int64_t sent_ms;               /* when it was sent (0: not in flight) */
     int answered;                  /* answered already (timed out): the reply is dropped */
     struct redis_engine *re;
+    struct rshard *sh;             /* the Redis it goes to (the channel's shard) */
     r_kind kind;
     engine_cb cb;
     void *ud;
@@ -81,31 +82,40 @@ typedef struct rcall {
     uint32_t flags;
 } rcall;
 
+/* One Redis of the engine (engine.redis.address may list several: the
+ * channels are spread over them by a consistent hash of their name, each
+ * channel's keys and pub/sub on one). Engine thread only, but `up`. */
+typedef struct rshard {
+    struct redis_engine *re;
+    char host[256];
+    int port;
+    redisAsyncContext *cmd, *sub;
+    int cmd_up, sub_up;
+    _Atomic int up;                /* both connections up (read by /healthz) */
+    int sub_lost;                  /* the pub/sub connection dropped: events may be lost */
+    int64_t backoff_ms;
+    uv_timer_t retry;
+    rcall *flight_head, *flight_tail;   /* calls sent, waiting for their reply */
+} rshard;
+
 typedef struct redis_engine {
     engine base;
     const config *cfg;
-    char host[256];
-    int port;
+    rshard *shards;
+    int nshards;
     char prefix[64];
     int64_t meta_ttl_ms;
     int max_pending;
     uv_thread_t thread;
     uv_loop_t loop;
     uv_async_t wake;
-    uv_timer_t retry;
     uv_mutex_t lock;               /* guards the queue, stopping, pending */
     rcall *q_head, **q_tail;
     _Atomic int stopping;          /* set by quiesce (any thread), read by the loop */
     int running;
     int pending;                   /* calls queued or in flight */
     /* engine thread only */
-    redisAsyncContext *cmd, *sub;
-    int cmd_up, sub_up;
-    _Atomic int up;                /* both connections up (read by /healthz) */
-    int sub_lost;                  /* the pub/sub connection dropped: events may be lost */
-    int64_t backoff_ms;
     dict *interest;                /* channels subscribed: name -> rchan */
-    rcall *flight_head, *flight_tail;   /* calls sent, waiting for their reply */
     uv_timer_t tick;               /* times calls out */
     int64_t timeout_ms;
     char sha_publish[41], sha_history[41], sha_presence[41];
@@ -126,28 +136,30 @@ static void call_free(rcall *c) {
 
 /* Answers c with res (or with an error) and frees it. Engine thread, or
  * the caller's when it never got queued. */
-static void flight_remove(redis_engine *re, rcall *c) {
+static void flight_remove(rcall *c) {
     if (!c->sent_ms) return;
+    rshard *sh = c->sh;
     if (c->fprev) c->fprev->fnext = c->fnext;
-    else re->flight_head = c->fnext;
+    else sh->flight_head = c->fnext;
     if (c->fnext) c->fnext->fprev = c->fprev;
-    else re->flight_tail = c->fprev;
+    else sh->flight_tail = c->fprev;
     c->fprev = c->fnext = NULL;
     c->sent_ms = 0;
 }
 
-static void flight_add(redis_engine *re, rcall *c) {
+static void flight_add(rcall *c) {
+    rshard *sh = c->sh;
     c->sent_ms = clock_now_ms();
-    c->fprev = re->flight_tail;
+    c->fprev = sh->flight_tail;
     c->fnext = NULL;
-    if (re->flight_tail) re->flight_tail->fnext = c;
-    else re->flight_head = c;
-    re->flight_tail = c;
+    if (sh->flight_tail) sh->flight_tail->fnext = c;
+    else sh->flight_head = c;
+    sh->flight_tail = c;
 }
 
 static void finish(rcall *c, engine_result *res, int err) {
     redis_engine *re = c->re;
-    flight_remove(re, c);
+    flight_remove(c);
     if (c->answered) {                                /* timed out: nobody waits for it */
         engine_result_free(res);
     } else {
@@ -342,8 +354,9 @@ static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
 
 static int send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, const char **argv,
                      const size_t *lens) {
-    if (redisAsyncCommandArgv(re->cmd, fn, c, argc, argv, lens) != REDIS_OK) return -1;
-    flight_add(re, c);
+    (void)re;
+    if (redisAsyncCommandArgv(c->sh->cmd, fn, c, argc, argv, lens) != REDIS_OK) return -1;
+    flight_add(c);
     return 0;
 }
 
@@ -354,11 +367,15 @@ static int send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, 
 static void on_tick(uv_timer_t *t) {
     redis_engine *re = t->data;
     int64_t now = clock_now_ms();
-    while (re->flight_head && re->flight_head->sent_ms + re->timeout_ms <= now) {
-        rcall *c = re->flight_head;
-        flight_remove(re, c);
-        c->answered = 1;
-        engine_answer(c->cb, c->ud, OP_OF[c->kind], engine_result_new(OP_OF[c->kind], ENGINE_ERR_TIMEOUT));
+    for (int i = 0; i < re->nshards; i++) {
+        rshard *sh = &re->shards[i];
+        while (sh->flight_head && sh->flight_head->sent_ms + re->timeout_ms <= now) {
+            rcall *c = sh->flight_head;
+            flight_remove(c);
+            c->answered = 1;
+            engine_answer(c->cb, c->ud, OP_OF[c->kind],
+                          engine_result_new(OP_OF[c->kind], ENGINE_ERR_TIMEOUT));
+        }
     }
 }
 
@@ -523,7 +540,8 @@ static void answer_waiting(rchan *rc) {
  * call; a message is an event. */
 static void on_pubsub(redisAsyncContext *ac, void *reply, void *priv) {
     (void)priv;
-    redis_engine *re = ac->data;
+    rshard *sh = ac->data;
+    redis_engine *re = sh->re;
     redisReply *r = reply;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
     const char *type = r->element[0]->str;
@@ -552,10 +570,25 @@ static void on_pubsub(redisAsyncContext *ac, void *reply, void *priv) {
     }
 }
 
-static int sub_send(redis_engine *re, const char *verb, const char *channel) {
+/* The shard of a channel: jump consistent hash (Lamping & Veach) of the
+ * name's FNV-1a hash, the same on every node; adding a Redis moves only
+ * about 1/n of the channels. */
+static rshard *shard_of(redis_engine *re, const char *channel) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)channel; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    int64_t b = -1, j = 0;
+    while (j < re->nshards) {
+        b = j;
+        h = h * 2862933555777941757ULL + 1;
+        j = (int64_t)((double)(b + 1) * ((double)(1LL << 31) / (double)((h >> 33) + 1)));
+    }
+    return &re->shards[b < 0 ? 0 : b];
+}
+
+static int sub_send(rshard *sh, const char *verb, const char *channel) {
     char ch[512];
-    pubsub_of(re, channel, ch, sizeof(ch));
-    return redisAsyncCommand(re->sub, verb[0] == 'S' ? on_pubsub : NULL, NULL, "%s %s", verb, ch);
+    pubsub_of(sh->re, channel, ch, sizeof(ch));
+    return redisAsyncCommand(sh->sub, verb[0] == 'S' ? on_pubsub : NULL, NULL, "%s %s", verb, ch);
 }
 
 /* Interest: SUBSCRIBE / UNSUBSCRIBE on the pub/sub connection. A
@@ -563,13 +596,14 @@ static int sub_send(redis_engine *re, const char *verb, const char *channel) {
  * or at once when Redis is not connected (the channel is subscribed when it
  * is: nothing can be published meanwhile either). */
 static void send_interest(redis_engine *re, rcall *c) {
+    rshard *sh = c->sh;
     rchan *rc = dict_get(re->interest, c->channel);
     if (c->kind == R_UNSUBSCRIBE) {
         if (rc) {
             dict_del(re->interest, c->channel, NULL);
             answer_waiting(rc);
             free(rc);
-            if (re->sub_up) sub_send(re, "UNSUBSCRIBE", c->channel);
+            if (sh->sub_up) sub_send(sh, "UNSUBSCRIBE", c->channel);
         }
         finish(c, NULL, 0);
         return;
@@ -586,7 +620,7 @@ static void send_interest(redis_engine *re, rcall *c) {
     re->pending--;                                    /* held by the channel, not as a call */
     uv_mutex_unlock(&re->lock);
     rc->waiting = c;
-    if (!re->sub_up || sub_send(re, "SUBSCRIBE", c->channel) != REDIS_OK) answer_waiting(rc);
+    if (!sh->sub_up || sub_send(sh, "SUBSCRIBE", c->channel) != REDIS_OK) answer_waiting(rc);
 }
 
 /* ---------------------------------------------- hiredis on the libuv loop */
@@ -639,87 +673,91 @@ static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
 
 /* ------------------------------------------------------- connections */
 
-static void connect_both(redis_engine *re);
+static void connect_both(rshard *sh);
 
 static void retry_cb(uv_timer_t *t) { connect_both(t->data); }
 
-static void schedule(redis_engine *re) {
-    if (re->stopping || uv_is_active((uv_handle_t *)&re->retry)) return;
-    uv_timer_start(&re->retry, retry_cb, (uint64_t)re->backoff_ms, 0);
-    re->backoff_ms = re->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : re->backoff_ms * 2;
+static void schedule(rshard *sh) {
+    if (sh->re->stopping || uv_is_active((uv_handle_t *)&sh->retry)) return;
+    uv_timer_start(&sh->retry, retry_cb, (uint64_t)sh->backoff_ms, 0);
+    sh->backoff_ms = sh->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : sh->backoff_ms * 2;
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
-    redis_engine *re = ac->data;
+    rshard *sh = ac->data;
     (void)status;
-    if (ac == re->cmd) { re->cmd = NULL; re->cmd_up = 0; }
-    if (ac == re->sub) { re->sub = NULL; re->sub_up = 0; re->sub_lost = 1; }
-    atomic_store(&re->up, 0);
-    if (!re->stopping) {
-        log_warn("redis: connection to %s:%d lost (%s); connecting again", re->host, re->port,
+    if (ac == sh->cmd) { sh->cmd = NULL; sh->cmd_up = 0; }
+    if (ac == sh->sub) { sh->sub = NULL; sh->sub_up = 0; sh->sub_lost = 1; }
+    atomic_store(&sh->up, 0);
+    if (!sh->re->stopping) {
+        log_warn("redis: connection to %s:%d lost (%s); connecting again", sh->host, sh->port,
                  ac->errstr[0] ? ac->errstr : "closed");
-        schedule(re);
+        schedule(sh);
     }
 }
 
-static void resubscribe(redis_engine *re) {
+/* The shard's channels of interest, subscribed again on a new pub/sub
+ * connection (and the control channel on the first shard). */
+static void resubscribe(rshard *sh) {
+    redis_engine *re = sh->re;
     dict_iter it;
     const char *name;
     void *v;
+    if (sh == &re->shards[0]) {
+        char control[128];
+        control_of(re, control, sizeof(control));
+        redisAsyncCommand(sh->sub, on_pubsub, NULL, "SUBSCRIBE %s", control);
+    }
     dict_iter_init(&it, re->interest);
     while (dict_next(&it, &name, &v)) {
-        ((rchan *)v)->lost = re->sub_lost;
-        sub_send(re, "SUBSCRIBE", name);
+        if (shard_of(re, name) != sh) continue;
+        ((rchan *)v)->lost = sh->sub_lost;
+        sub_send(sh, "SUBSCRIBE", name);
     }
-    re->sub_lost = 0;
+    sh->sub_lost = 0;
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
-    redis_engine *re = ac->data;
-    log_debug("redis: connect status %d (%s)", status, ac->errstr);
+    rshard *sh = ac->data;
     if (status != REDIS_OK) {
-        if (ac == re->cmd) re->cmd = NULL;
-        if (ac == re->sub) re->sub = NULL;
-        if (!re->stopping) schedule(re);
+        if (ac == sh->cmd) sh->cmd = NULL;
+        if (ac == sh->sub) sh->sub = NULL;
+        if (!sh->re->stopping) schedule(sh);
         return;
     }
-    if (ac == re->cmd) {
-        re->cmd_up = 1;
+    if (ac == sh->cmd) {
+        sh->cmd_up = 1;
         /* the scripts first: commands after them on this connection find them */
-        redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PUBLISH);
-        redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_HISTORY);
-        redisAsyncCommand(re->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PRESENCE);
+        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PUBLISH);
+        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_HISTORY);
+        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PRESENCE);
     } else {
-        char control[128];
-        control_of(re, control, sizeof(control));
-        re->sub_up = 1;
-        redisAsyncCommand(re->sub, on_pubsub, NULL, "SUBSCRIBE %s", control);
-        resubscribe(re);
+        sh->sub_up = 1;
+        resubscribe(sh);
     }
-    if (re->cmd_up && re->sub_up) {
-        atomic_store(&re->up, 1);
-        re->backoff_ms = BACKOFF_MIN_MS;
-        log_info("redis: connected to %s:%d", re->host, re->port);
+    if (sh->cmd_up && sh->sub_up) {
+        atomic_store(&sh->up, 1);
+        sh->backoff_ms = BACKOFF_MIN_MS;
+        log_info("redis: connected to %s:%d", sh->host, sh->port);
     }
 }
 
-static redisAsyncContext *open_conn(redis_engine *re) {
-    redisAsyncContext *ac = redisAsyncConnect(re->host, re->port);
+static redisAsyncContext *open_conn(rshard *sh) {
+    redisAsyncContext *ac = redisAsyncConnect(sh->host, sh->port);
     if (!ac) return NULL;
     if (ac->err) { redisAsyncFree(ac); return NULL; }
-    ac->data = re;
-    if (ev_attach(ac, &re->loop)) { redisAsyncFree(ac); return NULL; }
+    ac->data = sh;
+    if (ev_attach(ac, &sh->re->loop)) { redisAsyncFree(ac); return NULL; }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     return ac;
 }
 
-static void connect_both(redis_engine *re) {
-    if (re->stopping) return;
-    log_debug("redis: connecting to %s:%d (cmd %p, sub %p)", re->host, re->port, (void *)re->cmd, (void *)re->sub);
-    if (!re->cmd) re->cmd = open_conn(re);
-    if (!re->sub) re->sub = open_conn(re);
-    if (!re->cmd || !re->sub) schedule(re);
+static void connect_both(rshard *sh) {
+    if (sh->re->stopping) return;
+    if (!sh->cmd) sh->cmd = open_conn(sh);
+    if (!sh->sub) sh->sub = open_conn(sh);
+    if (!sh->cmd || !sh->sub) schedule(sh);
 }
 
 /* ----------------------------------------------------------- the loop */
@@ -732,8 +770,10 @@ static void drain(redis_engine *re) {
     uv_mutex_unlock(&re->lock);
     while (c) {
         rcall *next = c->next;
+        c->sh = c->kind == R_CONTROL ? &re->shards[0] : shard_of(re, c->channel);
         if (c->kind == R_SUBSCRIBE || c->kind == R_UNSUBSCRIBE) send_interest(re, c);
-        else if (!re->cmd_up || re->stopping) finish(c, NULL, re->stopping ? ENGINE_ERR_SHUTDOWN : ENGINE_ERR_UNAVAILABLE);
+        else if (!c->sh->cmd_up || re->stopping)
+            finish(c, NULL, re->stopping ? ENGINE_ERR_SHUTDOWN : ENGINE_ERR_UNAVAILABLE);
         else send_call(re, c);
         c = next;
     }
@@ -748,10 +788,13 @@ static void on_wake(uv_async_t *a) {
         void *v;
         dict_iter_init(&it, re->interest);
         while (dict_next(&it, &name, &v)) answer_waiting(v);
-        if (re->cmd) redisAsyncDisconnect(re->cmd);   /* answers what is in flight */
-        if (re->sub) redisAsyncDisconnect(re->sub);
-        uv_timer_stop(&re->retry);
-        uv_close((uv_handle_t *)&re->retry, NULL);
+        for (int i = 0; i < re->nshards; i++) {
+            rshard *sh = &re->shards[i];
+            if (sh->cmd) redisAsyncDisconnect(sh->cmd);   /* answers what is in flight */
+            if (sh->sub) redisAsyncDisconnect(sh->sub);
+            uv_timer_stop(&sh->retry);
+            uv_close((uv_handle_t *)&sh->retry, NULL);
+        }
         uv_close((uv_handle_t *)&re->tick, NULL);
         uv_close((uv_handle_t *)&re->wake, NULL);
     }
@@ -759,7 +802,7 @@ static void on_wake(uv_async_t *a) {
 
 static void thread_main(void *arg) {
     redis_engine *re = arg;
-    connect_both(re);
+    for (int i = 0; i < re->nshards; i++) connect_both(&re->shards[i]);
     uv_run(&re->loop, UV_RUN_DEFAULT);
 }
 
@@ -947,9 +990,13 @@ static void r_board_snapshot(engine *e, const char *ch, const engine_board_opts 
 
 static int r_health(engine *e, char *why, size_t size) {
     redis_engine *re = R(e);
-    if (atomic_load(&re->up)) return 0;
-    snprintf(why, size, "redis at %s:%d unreachable", re->host, re->port);
-    return -1;
+    for (int i = 0; i < re->nshards; i++) {
+        rshard *sh = &re->shards[i];
+        if (atomic_load(&sh->up)) continue;
+        snprintf(why, size, "redis at %s:%d unreachable", sh->host, sh->port);
+        return -1;
+    }
+    return 0;
 }
 
 static void r_control(engine *e, const char *msg, size_t len, engine_cb cb, void *ud) {
@@ -964,7 +1011,9 @@ static void r_gauges(engine *e, engine_gauge_fn fn, void *ud) {
     uint64_t pending = (uint64_t)re->pending;
     uv_mutex_unlock(&re->lock);
     fn(ud, "plaza_engine_redis_pending", "Calls to Redis queued or waiting for an answer.", pending);
-    fn(ud, "plaza_engine_redis_up", "1 while both connections to Redis are up.", (uint64_t)atomic_load(&re->up));
+    uint64_t up = 0;
+    for (int i = 0; i < re->nshards; i++) up += (uint64_t)atomic_load(&re->shards[i].up);
+    fn(ud, "plaza_engine_redis_up", "Redis servers (shards) both of whose connections are up.", up);
 }
 
 /* Stops the thread: queued calls fail with ENGINE_ERR_SHUTDOWN, calls in
@@ -992,6 +1041,7 @@ static void r_destroy(engine *e) {
     uv_loop_close(&re->loop);
     dict_free(re->interest, free_interest);
     uv_mutex_destroy(&re->lock);
+    free(re->shards);
     free(re);
 }
 
@@ -1026,17 +1076,35 @@ static void sha1_hex(const char *text, char out[41]) {
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static int parse_address(redis_engine *re, const char *addr, char *err, size_t errlen) {
-    const char *colon = strrchr(addr, ':');
-    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-    size_t hl = colon ? (size_t)(colon - addr) : 0;
-    if (!colon || hl == 0 || hl >= sizeof(re->host) || port <= 0 || port > 65535) {
-        snprintf(err, errlen, "key \"engine.redis.address\": expected host:port, got \"%s\"", addr);
+/* engine.redis.address: host:port, or several separated by commas (shards). */
+static int parse_addresses(redis_engine *re, const char *list, char *err, size_t errlen) {
+    int n = 1;
+    for (const char *p = list; *p; p++) n += *p == ',';
+    if (!(re->shards = calloc((size_t)n, sizeof(rshard)))) {
+        snprintf(err, errlen, "engine.type \"redis\": out of memory");
         return -1;
     }
-    memcpy(re->host, addr, hl);
-    re->host[hl] = '\0';
-    re->port = (int)port;
+    const char *p = list;
+    for (int i = 0; i < n; i++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *colon = memrchr(p, ':', len);
+        size_t hl = colon ? (size_t)(colon - p) : 0;
+        long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+        rshard *sh = &re->shards[i];
+        if (!colon || hl == 0 || hl >= sizeof(sh->host) || port <= 0 || port > 65535) {
+            snprintf(err, errlen, "key \"engine.redis.address\": expected host:port[,host:port...], "
+                     "got \"%s\"", list);
+            return -1;
+        }
+        memcpy(sh->host, p, hl);
+        sh->host[hl] = '\0';
+        sh->port = (int)port;
+        sh->re = re;
+        sh->backoff_ms = BACKOFF_MIN_MS;
+        p = end ? end + 1 : p + len;
+    }
+    re->nshards = n;
     return 0;
 }
 
@@ -1046,12 +1114,15 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     re->base.ops = &redis_ops;
     if (events) re->base.events = *events;
     re->cfg = cfg;
-    if (parse_address(re, cfg->engine_redis_address, err, errlen)) { free(re); return NULL; }
+    if (parse_addresses(re, cfg->engine_redis_address, err, errlen)) {
+        free(re->shards);
+        free(re);
+        return NULL;
+    }
     snprintf(re->prefix, sizeof(re->prefix), "%s", cfg->engine_redis_prefix);
     re->meta_ttl_ms = (int64_t)cfg->engine_redis_meta_ttl_s * 1000;
     re->max_pending = cfg->engine_redis_max_pending;
     re->timeout_ms = cfg->engine_redis_timeout_ms;
-    re->backoff_ms = BACKOFF_MIN_MS;
     re->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)re;
     re->q_tail = &re->q_head;
     sha1_hex(REDIS_LUA_PUBLISH, re->sha_publish);
@@ -1059,6 +1130,7 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     sha1_hex(REDIS_LUA_PRESENCE, re->sha_presence);
     if (!(re->interest = dict_new()) || uv_loop_init(&re->loop)) {
         dict_free(re->interest, NULL);
+        free(re->shards);
         free(re);
         snprintf(err, errlen, "engine.type \"redis\": cannot start");
         return NULL;
@@ -1066,23 +1138,27 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     uv_mutex_init(&re->lock);
     uv_async_init(&re->loop, &re->wake, on_wake);
     re->wake.data = re;
-    uv_timer_init(&re->loop, &re->retry);
-    re->retry.data = re;
+    for (int i = 0; i < re->nshards; i++) {
+        uv_timer_init(&re->loop, &re->shards[i].retry);
+        re->shards[i].retry.data = &re->shards[i];
+    }
     uv_timer_init(&re->loop, &re->tick);
     re->tick.data = re;
     uv_timer_start(&re->tick, on_tick, 50, 50);
     if (uv_thread_create(&re->thread, thread_main, re)) {
         snprintf(err, errlen, "engine.type \"redis\": cannot start its thread");
         uv_close((uv_handle_t *)&re->wake, NULL);
-        uv_close((uv_handle_t *)&re->retry, NULL);
+        for (int i = 0; i < re->nshards; i++) uv_close((uv_handle_t *)&re->shards[i].retry, NULL);
         uv_close((uv_handle_t *)&re->tick, NULL);
         uv_run(&re->loop, UV_RUN_DEFAULT);
         uv_loop_close(&re->loop);
         dict_free(re->interest, NULL);
+        free(re->shards);
         free(re);
         return NULL;
     }
     re->running = 1;
-    log_info("engine: redis at %s:%d, prefix \"%s\"", re->host, re->port, re->prefix);
+    log_info("engine: redis, %d server%s (%s), prefix \"%s\"", re->nshards, re->nshards > 1 ? "s" : "",
+             cfg->engine_redis_address, re->prefix);
     return &re->base;
 }

@@ -45,7 +45,7 @@ const until = async (cond, ms = 5000, what = 'condition') => {
 };
 
 let redis, a, b;
-const node = (r) => startPlaza({ noEcho: true, config, args: ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`] });
+const node = (r) => startPlaza({ noEcho: true, config, single: true, args: ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`] });
 const api = async (n, method, params) => (await apiCall(n.url, method, params, { key: KEY }));
 
 function client(n, channel, opts = {}) {
@@ -241,8 +241,8 @@ test('a node killed with kill -9: its clients leave the presence other nodes see
   const r = await startRedis();
   const cfg = { ...config, channel: { ...config.channel, presence_ttl_ms: 1500 } };
   const args = ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`];
-  const n1 = await startPlaza({ noEcho: true, config: cfg, args });
-  const n2 = await startPlaza({ noEcho: true, config: cfg, args });
+  const n1 = await startPlaza({ noEcho: true, config: cfg, args, single: true });
+  const n2 = await startPlaza({ noEcho: true, config: cfg, args, single: true });
   try {
     const v = client(n1, 'chat:kill');
     const w = client(n2, 'chat:kill');
@@ -268,6 +268,46 @@ test('a node killed with kill -9: its clients leave the presence other nodes see
   } finally {
     await n2.stop();
     await r.stop();
+  }
+});
+
+test('channels sharded over two Redis servers: each channel on one of them, the same one for every node', async () => {
+  const r1 = await startRedis(), r2 = await startRedis();
+  const args = ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r1.address},${r2.address}`];
+  const n1 = await startPlaza({ noEcho: true, config, args, single: true });
+  const n2 = await startPlaza({ noEcho: true, config, args, single: true });
+  try {
+    const chans = Array.from({ length: 12 }, (_, i) => `chat:shard-${i}`);
+    const c = new Centrifuge(n2.wsUrl, { websocket: WebSocket });
+    const got = new Map();
+    for (const ch of chans) {
+      const sub = c.newSubscription(ch);
+      sub.on('publication', (ctx) => got.set(ch, ctx.data.ch));
+      sub.subscribe();
+    }
+    c.connect();
+    await until(() => chans.every((ch) => c.getSubscription(ch).state === 'subscribed'), 5000, 'all subscribed');
+    for (const ch of chans) assert.equal((await api(n1, 'publish', { channel: ch, data: { ch } })).status, 200);
+    await until(() => got.size === chans.length, 5000, 'every channel delivered across nodes');
+    for (const ch of chans) assert.equal(got.get(ch), ch);
+    const keys = async (r) => (await redisCommand(r.port, 'KEYS', '{plaza:chat:shard-*}.m')).match(/shard-\d+/g) || [];
+    const k1 = await keys(r1), k2 = await keys(r2);
+    assert.ok(k1.length > 0 && k2.length > 0, `both servers hold channels (${k1.length} / ${k2.length})`);
+    assert.equal(k1.length + k2.length, chans.length);
+    assert.deepEqual(k1.filter((k) => k2.includes(k)), [], 'no channel on both');
+    // the history of a channel is the same whichever node asks
+    for (const ch of chans.slice(0, 3)) {
+      const h1 = (await api(n1, 'history', { channel: ch, limit: -1 })).body.result;
+      const h2 = (await api(n2, 'history', { channel: ch, limit: -1 })).body.result;
+      assert.deepEqual(h1, h2);
+      assert.equal(h1.offset, 1);
+    }
+    c.disconnect();
+  } finally {
+    await n1.stop();
+    await n2.stop();
+    await r1.stop();
+    await r2.stop();
   }
 });
 
