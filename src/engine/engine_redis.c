@@ -3,8 +3,10 @@
  * with its libuv adapter.
  *
  * Threads: the engine has a thread of its own running a libuv loop with two
- * Redis connections: one for commands (scripts, pipelined), one in pub/sub
- * mode for events. A call from any thread is copied into a queue and the
+ * connections to each Redis (shard): one for commands (scripts, pipelined),
+ * one in pub/sub mode for events. With several Redis servers
+ * (engine.redis.address lists them) each channel lives on one, chosen by a
+ * jump consistent hash of its name (shard_of). A call from any thread is copied into a queue and the
  * loop is woken; the loop sends it and answers from the reply, on the
  * engine thread (the seam allows any thread). Calls in flight are bounded
  * (engine.redis.max_pending): past it, and whenever Redis is not
