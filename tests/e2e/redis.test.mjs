@@ -311,6 +311,31 @@ test('channels sharded over two Redis servers: each channel on one of them, the 
   }
 });
 
+test('calls in flight are bounded: past engine.redis.max_pending they fail at once', async () => {
+  const r = await startRedis();
+  const args = ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`,
+    '--set', 'engine.redis.max_pending=20', '--set', 'engine.redis.timeout_ms=3000'];
+  const n = await startPlaza({ noEcho: true, config, args, single: true });
+  try {
+    assert.equal((await api(n, 'publish', { channel: 'chat:b', data: {} })).status, 200);
+    r.pause();
+    const t0 = Date.now();
+    const all = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+      api(n, 'publish', { channel: 'chat:b', data: { i } }).then((x) => ({ ...x, ms: Date.now() - t0 }))));
+    r.resume();
+    const refused = all.filter((x) => x.status === 503 && /engine unavailable/.test(x.body.error?.message));
+    const timedOut = all.filter((x) => x.status === 503 && /engine timeout/.test(x.body.error?.message));
+    assert.ok(refused.length >= 30, `most refused at once (${refused.length})`);
+    assert.ok(refused.every((x) => x.ms < 1000), 'refused without waiting');
+    assert.equal(refused.length + timedOut.length, 60);
+    await until(async () => (await api(n, 'publish', { channel: 'chat:b', data: {} })).status === 200, 5000, 'fine again');
+  } finally {
+    r.resume();
+    await n.stop();
+    await r.stop();
+  }
+});
+
 test('namespaces the Redis engine does not serve are refused at start, naming them', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'plaza-redis-'));
   const file = path.join(dir, 'plaza.json');
