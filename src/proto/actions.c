@@ -57,31 +57,62 @@ static char *dup_field(json_t *o, const char *k) {
     return v ? strdup(v) : NULL;
 }
 
-void proto_action_control(hub *h, const char *msg, size_t len) {
-    json_t *o = json_loadb(msg, len, 0, NULL);
-    act *x = o ? calloc(1, sizeof(*x)) : NULL;
+void proto_action_clear(proto_action_msg *m) {
+    free(m->user);
+    free(m->client);
+    free(m->channel);
+    free(m->reason);
+    memset(m, 0, sizeof(*m));
+}
+
+int proto_action_decode(const char *msg, size_t len, proto_action_msg *m) {
+    memset(m, 0, sizeof(*m));
+    json_t *o = json_loadb(msg, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *k = json_object_get(o, "k");
     const char *user = json_string_value(json_object_get(o, "u"));
-    const char *client = json_string_value(json_object_get(o, "c"));
-    if (!x || !user || !json_is_integer(json_object_get(o, "k"))) {
-        log_warn("control: an unreadable message is dropped (%.*s)", (int)(len > 80 ? 80 : len), msg);
-        free(x);
-        json_decref(o);
+    int rc = -1;
+    if (!json_is_object(o) || !user || !json_is_integer(k)) goto out;
+    json_int_t kind = json_integer_value(k);
+    if (kind < ACT_SUB || kind > ACT_REFRESH) goto out;
+    m->kind = (int)kind;
+    json_int_t code = json_integer_value(json_object_get(o, "code"));
+    m->code = code >= 0 && code <= 65535 ? (int)code : 0;
+    m->expired = json_is_true(json_object_get(o, "x"));
+    m->expire_at = json_integer_value(json_object_get(o, "at"));
+    m->user = strdup(user);
+    m->client = dup_field(o, "c");
+    m->channel = dup_field(o, "ch");
+    m->reason = dup_field(o, "r");
+    if (!m->user || ((m->kind == ACT_SUB || m->kind == ACT_UNSUB) && !m->channel) ||
+        (m->kind == ACT_DISCONNECT && !m->reason))
+        goto out;
+    rc = 0;
+out:
+    if (rc) proto_action_clear(m);
+    json_decref(o);
+    return rc;
+}
+
+void proto_action_control(hub *h, const char *msg, size_t len) {
+    proto_action_msg m;
+    if (proto_action_decode(msg, len, &m)) {
+        log_warn("control: an unreadable action is dropped (%.*s)", (int)(len > 80 ? 80 : len), msg);
         return;
     }
-    x->kind = (int)json_integer_value(json_object_get(o, "k"));
-    x->code = (int)json_integer_value(json_object_get(o, "code"));
-    x->expired = json_is_true(json_object_get(o, "x"));
-    x->expire_at = json_integer_value(json_object_get(o, "at"));
-    x->channel = dup_field(o, "ch");
-    x->reason = dup_field(o, "r");
-    int ok = x->kind >= ACT_SUB && x->kind <= ACT_REFRESH &&
-             ((x->kind != ACT_SUB && x->kind != ACT_UNSUB) || x->channel) &&
-             (x->kind != ACT_DISCONNECT || x->reason);
-    if (!ok) {
-        log_warn("control: an action it cannot run is dropped (%.*s)", (int)(len > 80 ? 80 : len), msg);
-        act_free(x);
-    } else if (hub_for_user(h, user, client, act_run, x, act_free) != 0) {
+    act *x = calloc(1, sizeof(*x));
+    if (!x) {
+        proto_action_clear(&m);
         log_warn("control: out of memory, an action is dropped");
+        return;
     }
-    json_decref(o);
+    x->kind = m.kind;
+    x->code = m.code;
+    x->expired = m.expired;
+    x->expire_at = m.expire_at;
+    x->channel = m.channel;
+    x->reason = m.reason;
+    m.channel = m.reason = NULL;
+    if (hub_for_user(h, m.user, m.client, act_run, x, act_free) != 0)
+        log_warn("control: out of memory, an action is dropped");
+    proto_action_clear(&m);
 }

@@ -28,6 +28,18 @@ typedef struct proto_action {
 /* The control message of a (malloc'd, *len bytes), or NULL if out of memory. */
 char *proto_action_encode(const proto_action *a, size_t *len);
 
+/* A decoded action; the strings are owned (proto_action_clear frees them). */
+typedef struct proto_action_msg {
+    int kind, code, expired;
+    int64_t expire_at;
+    char *user, *client, *channel, *reason;  /* client, channel, reason may be NULL */
+} proto_action_msg;
+
+/* Decodes a control message: 0, or -1 (not JSON, an unknown kind, a field
+ * missing for its kind) with m cleared. */
+int proto_action_decode(const char *msg, size_t len, proto_action_msg *m);
+void proto_action_clear(proto_action_msg *m);
+
 /* hub_sink.control: decodes msg and runs it on this node's connections
  * (a message it cannot read is logged and dropped). Any thread. */
 void proto_action_control(hub *h, const char *msg, size_t len);
