@@ -205,6 +205,10 @@ static const key_spec keys[] = {
         "Redis engine: the Redis server, host:port; or several, comma-separated "
         "(host:port,host:port,...): channels are spread over them by a consistent "
         "hash of their name, every node must list the same servers in the same order."),
+    BOOL("engine.redis.cluster", engine_redis_cluster, 0,
+         "Redis engine: engine.redis.address lists seed nodes of one Redis Cluster "
+         "(any of its nodes will do); the slot map is read from CLUSTER SLOTS, "
+         "MOVED/ASK are followed, and publications use sharded pub/sub."),
     STR("engine.redis.prefix", engine_redis_prefix, "plaza", 1,
         "Redis engine: the prefix of every key and pub/sub channel Plaza uses, so "
         "several Plaza clusters can share one Redis."),

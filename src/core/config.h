@@ -106,6 +106,7 @@ typedef struct config {
     int engine_delay_seed;                  /* "engine.delay_seed": 0 = random, printed at start (delayed engine) */
     char *engine_delay_fail_prefix;         /* "engine.delay_fail_prefix": "" (delayed engine: calls on these channels fail) */
     char *engine_redis_address;             /* "engine.redis.address": "127.0.0.1:6379" */
+    int engine_redis_cluster;               /* "engine.redis.cluster": false; true = the addresses are cluster seeds */
     char *engine_redis_prefix;              /* "engine.redis.prefix": "plaza" (keys and pub/sub channels) */
     int engine_redis_max_pending;           /* "engine.redis.max_pending": 100000 calls in flight at most */
     int engine_redis_timeout_ms;            /* "engine.redis.timeout_ms": 1000 (a call fails with "engine timeout") */

@@ -1,128 +1,54 @@
 /* engine_redis: the engine on Redis (engine.type = redis), so that several
- * Plaza nodes share one channel space. Built on hiredis (Debian's 0.14)
- * with its libuv adapter.
+ * Plaza nodes share one channel space. Built on hiredis (Debian's 0.14).
+ * This file owns the engine ops: calls queued, sent, answered; the
+ * connections are engine_redis_conn.c's, the choice of server (shards,
+ * cluster slots, redirections) engine_redis_cluster.c's.
  *
  * Threads: the engine has a thread of its own running a libuv loop with two
- * connections to each Redis (shard): one for commands (scripts, pipelined),
- * one in pub/sub mode for events. With several Redis servers
- * (engine.redis.address lists them) each channel lives on one, chosen by a
- * jump consistent hash of its name (shard_of). A call from any thread is copied into a queue and the
+ * connections to each Redis server: one for commands (scripts, pipelined),
+ * one for pub/sub. A call from any thread is copied into a queue and the
  * loop is woken; the loop sends it and answers from the reply, on the
  * engine thread (the seam allows any thread). Calls in flight are bounded
- * (engine.redis.max_pending): past it, and whenever Redis is not
- * connected, a call fails at once with ENGINE_ERR_UNAVAILABLE; a
- * connection that drops fails its calls in flight the same way, and
- * connecting again is retried with a backoff (100 ms doubling to 2 s).
+ * (engine.redis.max_pending): past it, and whenever the channel's Redis is
+ * not connected, a call fails at once with ENGINE_ERR_UNAVAILABLE; a
+ * connection that drops fails its calls in flight the same way; a call
+ * not answered within engine.redis.timeout_ms fails with ENGINE_ERR_TIMEOUT.
  *
  * Keys, per channel C (hash-tagged by channel, so a cluster keeps a
  * channel's keys on one slot): {P:C}.m the meta hash (t = top offset,
  * e = epoch), {P:C}.s the history stream (entry id <offset>-1, fields
  * p payload, t time, f flags), {P:C}.p the presence hash (client ->
  * user NUL info) and {P:C}.z its expiry times (a sorted set). Events go
- * through the pub/sub channel P.C: "P<offset> <epoch> <time> <flags>
- * <payload>", "J<info>", "L<info>". Control messages (the server API's
- * actions on connections) go through P#control, which every node
- * subscribes to (a name no channel can take: channels are under "P.").
+ * through the pub/sub channel P.C (on a cluster the shard channel {P:C}.e,
+ * SPUBLISH/SSUBSCRIBE): "P<offset> <epoch> <time> <flags> <payload>",
+ * "J<info>", "L<info>". Control messages (the server API's actions on
+ * connections) go through P#control, which every node subscribes to (a
+ * name no channel can take).
  *
  * Every operation that must be atomic is one Lua script (engine_redis_lua.h):
  * publish (next offset, the epoch created once, the stream appended and
  * trimmed, expiry, PUBLISH with the offset) so offsets are gapless and in
  * order across nodes; history (position and entries in one read);
- * presence (expired entries removed, then read). Channel interest from the
- * hub drives SUBSCRIBE/UNSUBSCRIBE on the pub/sub connection; after a
- * reconnect every channel of interest is subscribed again. */
-#include <stdatomic.h>
+ * presence (expired entries removed, with their leave, then read). A
+ * periodic sweep removes expired presence of the channels this node uses.
+ * Channel interest from the hub drives the pub/sub subscriptions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 #include <openssl/sha.h>
-#include <uv.h>
 #include "core/clock.h"
-#include "core/dict.h"
 #include "core/namespace.h"
 #include "core/sbuf.h"
-#include "engine/engine.h"
+#include "engine/engine_redis_int.h"
 #include "engine/engine_redis_lua.h"
 #include "obs/log.h"
-
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
-
-typedef enum {
-    R_PUBLISH, R_JOIN, R_LEAVE, R_HISTORY, R_HISTORY_REMOVE, R_PRESENCE_ADD,
-    R_PRESENCE_REMOVE, R_PRESENCE, R_PRESENCE_STATS, R_SUBSCRIBE, R_UNSUBSCRIBE, R_CONTROL,
-} r_kind;
 
 static const engine_op OP_OF[] = {
     ENGINE_OP_PUBLISH, ENGINE_OP_JOIN, ENGINE_OP_LEAVE, ENGINE_OP_HISTORY,
     ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
     ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE, ENGINE_OP_UNSUBSCRIBE,
-    ENGINE_OP_CONTROL,
+    ENGINE_OP_CONTROL, ENGINE_OP_PRESENCE,
 };
-
-/* A call, copied when made, sent and answered on the engine thread. */
-typedef struct rcall {
-    struct rcall *next;
-    struct rcall *fprev, *fnext;   /* in flight on the command connection, oldest first */
-    int64_t sent_ms;               /* when it was sent (0: not in flight) */
-    int answered;                  /* answered already (timed out): the reply is dropped */
-    struct redis_engine *re;
-    struct rshard *sh;             /* the Redis it goes to (the channel's shard) */
-    r_kind kind;
-    engine_cb cb;
-    void *ud;
-    char *channel;
-    rcbuf *payload;                /* publish */
-    char *text;                    /* join/leave info, presence client, since epoch */
-    size_t text_len;
-    char *user;                    /* presence_add */
-    int history_size, limit, has_since, reverse;
-    int64_t ttl_ms, now_ms;
-    uint64_t since;
-    uint32_t flags;
-} rcall;
-
-/* One Redis of the engine (engine.redis.address may list several: the
- * channels are spread over them by a consistent hash of their name, each
- * channel's keys and pub/sub on one). Engine thread only, but `up`. */
-typedef struct rshard {
-    struct redis_engine *re;
-    char host[256];
-    int port;
-    redisAsyncContext *cmd, *sub;
-    int cmd_up, sub_up;
-    _Atomic int up;                /* both connections up (read by /healthz) */
-    int sub_lost;                  /* the pub/sub connection dropped: events may be lost */
-    int64_t backoff_ms;
-    uv_timer_t retry;
-    rcall *flight_head, *flight_tail;   /* calls sent, waiting for their reply */
-} rshard;
-
-typedef struct redis_engine {
-    engine base;
-    const config *cfg;
-    rshard *shards;
-    int nshards;
-    char prefix[64];
-    int64_t meta_ttl_ms;
-    int max_pending;
-    uv_thread_t thread;
-    uv_loop_t loop;
-    uv_async_t wake;
-    uv_mutex_t lock;               /* guards the queue, stopping, pending */
-    rcall *q_head, **q_tail;
-    _Atomic int stopping;          /* set by quiesce (any thread), read by the loop */
-    int running;
-    int pending;                   /* calls queued or in flight */
-    /* engine thread only */
-    dict *interest;                /* channels subscribed: name -> rchan */
-    uv_timer_t tick;               /* times calls out */
-    int64_t timeout_ms;
-    char sha_publish[41], sha_history[41], sha_presence[41];
-    uint64_t rng;
-} redis_engine;
 
 static redis_engine *R(engine *e) { return (redis_engine *)e; }
 
@@ -136,9 +62,8 @@ static void call_free(rcall *c) {
     free(c);
 }
 
-/* Answers c with res (or with an error) and frees it. Engine thread, or
- * the caller's when it never got queued. */
-static void flight_remove(rcall *c) {
+/* Takes c off its server's in-flight list (it is sent again, or answered). */
+void redis_finish_flight(rcall *c) {
     if (!c->sent_ms) return;
     rshard *sh = c->sh;
     if (c->fprev) c->fprev->fnext = c->fnext;
@@ -159,9 +84,11 @@ static void flight_add(rcall *c) {
     sh->flight_tail = c;
 }
 
-static void finish(rcall *c, engine_result *res, int err) {
+/* Answers c with res (or with an error) and frees it. Engine thread, or
+ * the caller's when it never got queued. */
+void redis_finish(rcall *c, engine_result *res, int err) {
     redis_engine *re = c->re;
-    flight_remove(c);
+    redis_finish_flight(c);
     if (c->answered) {                                /* timed out: nobody waits for it */
         engine_result_free(res);
     } else {
@@ -175,18 +102,38 @@ static void finish(rcall *c, engine_result *res, int err) {
     call_free(c);
 }
 
-/* ------------------------------------------------------------ keys */
+/* ------------------------------------------------------------ names */
 
-static void key_of(const redis_engine *re, const char *channel, const char *suffix, char *out,
-                   size_t size) {
+/* A key of channel C: {P:C}.suffix (the hash tag keeps a channel's keys on
+ * one cluster slot). */
+void redis_key(const redis_engine *re, const char *channel, const char *suffix, char *out, size_t size) {
     snprintf(out, size, "{%s:%s}.%s", re->prefix, channel, suffix);
 }
 
-static void pubsub_of(const redis_engine *re, const char *channel, char *out, size_t size) {
-    snprintf(out, size, "%s.%s", re->prefix, channel);
+/* The pub/sub channel of C: P.C on standalone servers; {P:C}.e on a
+ * cluster, a shard channel in the slot of C's keys. */
+void redis_pubsub_name(const redis_engine *re, const char *channel, char *out, size_t size) {
+    if (re->cluster) snprintf(out, size, "{%s:%s}.e", re->prefix, channel);
+    else snprintf(out, size, "%s.%s", re->prefix, channel);
 }
 
-static void control_of(const redis_engine *re, char *out, size_t size) {
+/* The channel named by a pub/sub channel (not NUL-terminated: *out_len
+ * bytes), or NULL if the name is not one of ours. */
+const char *redis_pubsub_channel(const redis_engine *re, const char *name, size_t len, size_t *out_len) {
+    size_t pl = strlen(re->prefix);
+    if (re->cluster) {
+        if (len < pl + 6 || name[0] != '{' || memcmp(name + 1, re->prefix, pl) != 0 || name[pl + 1] != ':' ||
+            memcmp(name + len - 3, "}.e", 3) != 0)
+            return NULL;
+        *out_len = len - pl - 5;
+        return name + pl + 2;
+    }
+    if (len <= pl + 1 || memcmp(name, re->prefix, pl) != 0 || name[pl] != '.') return NULL;
+    *out_len = len - pl - 1;
+    return name + pl + 1;
+}
+
+void redis_control_name(const redis_engine *re, char *out, size_t size) {
     snprintf(out, size, "%s#control", re->prefix);
 }
 
@@ -225,10 +172,11 @@ static void log_error_reply(const char *what, const redisReply *r) {
 static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     rcall *c = priv;
+    if (redis_redirected(c, reply)) return;
     redisReply *r = reply;
     if (reply_failed(r) || (c->history_size > 0 && (r->type != REDIS_REPLY_ARRAY || r->elements < 2))) {
         log_error_reply("publish", r);
-        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
         return;
     }
     engine_result *res = engine_result_new(ENGINE_OP_PUBLISH, ENGINE_OK);
@@ -236,19 +184,20 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
         res->top.offset = reply_u64(r->element[0]);
         reply_epoch(r->element[1], res->top.epoch);
     }
-    finish(c, res, res ? 0 : ENGINE_ERR_INTERNAL);
+    redis_finish(c, res, res ? 0 : ENGINE_ERR_INTERNAL);
 }
 
 static void on_simple(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     rcall *c = priv;
+    if (redis_redirected(c, reply)) return;
     if (reply_failed(reply)) {
         log_error_reply(engine_op_name(OP_OF[c->kind]), reply);
-        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
         return;
     }
     engine_result *res = engine_result_new(OP_OF[c->kind], ENGINE_OK);
-    finish(c, res, res ? 0 : ENGINE_ERR_INTERNAL);
+    redis_finish(c, res, res ? 0 : ENGINE_ERR_INTERNAL);
 }
 
 /* history: {top, epoch, entries}; an entry is {id, {field, value, ...}}. */
@@ -281,40 +230,42 @@ static int history_entries(rcall *c, const redisReply *list, engine_result *res)
 static void on_history(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     rcall *c = priv;
+    if (redis_redirected(c, reply)) return;
     redisReply *r = reply;
     if (reply_failed(r) || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
         log_error_reply("history", r);
-        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
         return;
     }
     engine_result *res = engine_result_new(ENGINE_OP_HISTORY, ENGINE_OK);
-    if (!res) { finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
+    if (!res) { redis_finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
     res->top.offset = reply_u64(r->element[0]);
     reply_epoch(r->element[1], res->top.epoch);
     if (c->text && c->text[0] && strcmp(c->text, res->top.epoch) != 0) {
-        finish(c, res, ENGINE_ERR_EPOCH);
+        redis_finish(c, res, ENGINE_ERR_EPOCH);
         return;
     }
-    finish(c, res, history_entries(c, r->element[2], res) ? ENGINE_ERR_INTERNAL : 0);
+    redis_finish(c, res, history_entries(c, r->element[2], res) ? ENGINE_ERR_INTERNAL : 0);
 }
 
 /* presence: HGETALL's flat {client, user NUL info, ...}, into one block. */
 static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
     (void)ac;
     rcall *c = priv;
+    if (redis_redirected(c, reply)) return;
     redisReply *r = reply;
     if (reply_failed(r) || r->type != REDIS_REPLY_ARRAY) {
         log_error_reply("presence", r);
-        finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
         return;
     }
     engine_result *res = engine_result_new(OP_OF[c->kind], ENGINE_OK);
-    if (!res) { finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
+    if (!res) { redis_finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
     size_t n = r->elements / 2, bytes = 0;
     for (size_t i = 0; i < n; i++) bytes += r->element[2 * i]->len + r->element[2 * i + 1]->len + 2;
     if (c->kind == R_PRESENCE_STATS) {
         dict *users = dict_new();
-        if (!users) { engine_result_free(res); finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
+        if (!users) { engine_result_free(res); redis_finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
         for (size_t i = 0; i < n; i++) {
             const redisReply *v = r->element[2 * i + 1];
             const char *nul = memchr(v->str, '\0', v->len);
@@ -323,12 +274,12 @@ static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
         res->num_clients = (uint32_t)n;
         res->num_users = (uint32_t)dict_size(users);
         dict_free(users, NULL);
-        finish(c, res, 0);
+        redis_finish(c, res, 0);
         return;
     }
     if (n && !(res->entries = malloc(n * sizeof(engine_presence_entry) + bytes))) {
         engine_result_free(res);
-        finish(c, NULL, ENGINE_ERR_INTERNAL);
+        redis_finish(c, NULL, ENGINE_ERR_INTERNAL);
         return;
     }
     char *s = (char *)(res->entries + n);
@@ -349,7 +300,7 @@ static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
         e->info_len = ilen;
         s += ilen;
     }
-    finish(c, res, 0);
+    redis_finish(c, res, 0);
 }
 
 /* ----------------------------------------------------------- sending */
@@ -357,38 +308,21 @@ static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
 static int send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, const char **argv,
                      const size_t *lens) {
     (void)re;
-    if (redisAsyncCommandArgv(c->sh->cmd, fn, c, argc, argv, lens) != REDIS_OK) return -1;
+    if (!c->sh->cmd || redisAsyncCommandArgv(c->sh->cmd, fn, c, argc, argv, lens) != REDIS_OK) return -1;
     flight_add(c);
     return 0;
 }
 
-/* Every 50 ms: a call sent longer than engine.redis.timeout_ms ago is
- * answered ENGINE_ERR_TIMEOUT now (a stalled Redis never holds a client or
- * an API request longer); its reply, if it comes, is dropped. It stays
- * counted in pending until then, so a stall still bounds memory. */
-static void on_tick(uv_timer_t *t) {
-    redis_engine *re = t->data;
-    int64_t now = clock_now_ms();
-    for (int i = 0; i < re->nshards; i++) {
-        rshard *sh = &re->shards[i];
-        while (sh->flight_head && sh->flight_head->sent_ms + re->timeout_ms <= now) {
-            rcall *c = sh->flight_head;
-            flight_remove(c);
-            c->answered = 1;
-            engine_answer(c->cb, c->ud, OP_OF[c->kind],
-                          engine_result_new(OP_OF[c->kind], ENGINE_ERR_TIMEOUT));
-        }
-    }
-}
+static const char *publish_verb(const redis_engine *re) { return re->cluster ? "SPUBLISH" : "PUBLISH"; }
 
-static void send_call(redis_engine *re, rcall *c) {
+void redis_send_call(redis_engine *re, rcall *c) {
     char meta[512], stream[512], pres[512], zset[512], ch[512], n1[32], n2[32], n3[32], n4[32],
          n5[32], epoch[ENGINE_EPOCH_MAX + 1];
-    key_of(re, c->channel, "m", meta, sizeof(meta));
-    key_of(re, c->channel, "s", stream, sizeof(stream));
-    key_of(re, c->channel, "p", pres, sizeof(pres));
-    key_of(re, c->channel, "z", zset, sizeof(zset));
-    pubsub_of(re, c->channel, ch, sizeof(ch));
+    redis_key(re, c->channel, "m", meta, sizeof(meta));
+    redis_key(re, c->channel, "s", stream, sizeof(stream));
+    redis_key(re, c->channel, "p", pres, sizeof(pres));
+    redis_key(re, c->channel, "z", zset, sizeof(zset));
+    redis_pubsub_name(re, c->channel, ch, sizeof(ch));
     int rc = 0;
     switch (c->kind) {
     case R_PUBLISH:
@@ -397,8 +331,8 @@ static void send_call(redis_engine *re, rcall *c) {
             sb_init(&msg);
             sb_printf(&msg, "P0 - %lld %u ", (long long)c->now_ms, c->flags);
             sb_append(&msg, c->payload->data, c->payload->len);
-            const char *argv[] = {"PUBLISH", ch, msg.p};
-            size_t lens[] = {7, strlen(ch), msg.len};
+            const char *argv[] = {publish_verb(re), ch, msg.p};
+            size_t lens[] = {strlen(argv[0]), strlen(ch), msg.len};
             rc = msg.oom ? -1 : send_argv(re, on_publish, c, 3, argv, lens);
             sb_free(&msg);
             break;
@@ -411,10 +345,10 @@ static void send_call(redis_engine *re, rcall *c) {
         snprintf(n5, sizeof(n5), "%lld", (long long)re->meta_ttl_ms);
         {
             const char *argv[] = {"EVALSHA", re->sha_publish, "2", meta, stream, (const char *)c->payload->data,
-                                  n1, n2, n3, ch, n4, epoch, n5};
-            size_t lens[13];
-            for (int i = 0; i < 13; i++) lens[i] = i == 5 ? c->payload->len : strlen(argv[i]);
-            rc = send_argv(re, on_publish, c, 13, argv, lens);
+                                  n1, n2, n3, ch, n4, epoch, n5, publish_verb(re)};
+            size_t lens[14];
+            for (int i = 0; i < 14; i++) lens[i] = i == 5 ? c->payload->len : strlen(argv[i]);
+            rc = send_argv(re, on_publish, c, 14, argv, lens);
         }
         break;
     case R_JOIN:
@@ -423,8 +357,8 @@ static void send_call(redis_engine *re, rcall *c) {
         sb_init(&msg);
         sb_putc(&msg, c->kind == R_JOIN ? 'J' : 'L');
         sb_append(&msg, c->text, c->text_len);
-        const char *argv[] = {"PUBLISH", ch, msg.p};
-        size_t lens[] = {7, strlen(ch), msg.len};
+        const char *argv[] = {publish_verb(re), ch, msg.p};
+        size_t lens[] = {strlen(argv[0]), strlen(ch), msg.len};
         rc = msg.oom ? -1 : send_argv(re, on_simple, c, 3, argv, lens);
         sb_free(&msg);
         break;
@@ -471,17 +405,21 @@ static void send_call(redis_engine *re, rcall *c) {
         break;
     }
     case R_PRESENCE:
-    case R_PRESENCE_STATS: {
+    case R_PRESENCE_STATS:
+    case R_SWEEP: {                                   /* expired entries go (with their leave) */
+        const ns_options *ns = ns_lookup(&re->cfg->namespaces, c->channel);
+        int leave = c->kind == R_SWEEP ? (int)c->flags : ns && ns->join_leave;
         snprintf(n1, sizeof(n1), "%lld", (long long)c->now_ms);
-        const char *argv[] = {"EVALSHA", re->sha_presence, "2", pres, zset, "get", n1};
-        size_t lens[7];
-        for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
-        rc = send_argv(re, on_presence, c, 7, argv, lens);
+        const char *argv[] = {"EVALSHA", re->sha_presence, "2", pres, zset, c->kind == R_SWEEP ? "sweep" : "get",
+                              n1, leave ? ch : "", publish_verb(re)};
+        size_t lens[9];
+        for (int i = 0; i < 9; i++) lens[i] = strlen(argv[i]);
+        rc = send_argv(re, c->kind == R_SWEEP ? on_simple : on_presence, c, 9, argv, lens);
         break;
     }
     case R_CONTROL: {
         char name[128];
-        control_of(re, name, sizeof(name));
+        redis_control_name(re, name, sizeof(name));
         const char *argv[] = {"PUBLISH", name, c->text};
         size_t lens[] = {7, strlen(name), c->text_len};
         rc = send_argv(re, on_simple, c, 3, argv, lens);
@@ -491,12 +429,12 @@ static void send_call(redis_engine *re, rcall *c) {
     case R_UNSUBSCRIBE:
         break;                                        /* send_interest */
     }
-    if (rc) finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+    if (rc) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
 }
 
 /* ------------------------------------------------------------ events */
 
-static void deliver(redis_engine *re, const char *channel, const char *msg, size_t len) {
+void redis_deliver(redis_engine *re, const char *channel, const char *msg, size_t len) {
     const engine_events *ev = &re->base.events;
     if (len && (msg[0] == 'J' || msg[0] == 'L')) {
         void (*fn)(void *, const char *, const char *, size_t) = msg[0] == 'J' ? ev->on_join : ev->on_leave;
@@ -522,15 +460,7 @@ static void deliver(redis_engine *re, const char *channel, const char *msg, size
     rcbuf_unref(pub.payload);
 }
 
-/* A channel of interest; `waiting` is its subscribe call until Redis
- * confirms it. The pub/sub callbacks carry no pointer (a message may
- * arrive after the channel was dropped): the channel is looked up. */
-typedef struct rchan {
-    rcall *waiting;
-    int lost;                      /* subscribed again after a drop: events may be lost */
-} rchan;
-
-static void answer_waiting(rchan *rc) {
+void redis_answer_waiting(rchan *rc) {
     if (!rc->waiting) return;
     rcall *c = rc->waiting;
     rc->waiting = NULL;
@@ -538,231 +468,140 @@ static void answer_waiting(rchan *rc) {
     call_free(c);
 }
 
-/* The pub/sub connection's replies: a subscribe's confirmation answers its
- * call; a message is an event. */
-static void on_pubsub(redisAsyncContext *ac, void *reply, void *priv) {
-    (void)priv;
-    rshard *sh = ac->data;
-    redis_engine *re = sh->re;
-    redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
-    const char *type = r->element[0]->str;
-    const redisReply *chan = r->element[1];
-    char control[128];
-    control_of(re, control, sizeof(control));
-    if (chan->type == REDIS_REPLY_STRING && strcmp(chan->str, control) == 0) {
-        const redisReply *m = r->element[2];
-        if (strcmp(type, "message") == 0 && m->type == REDIS_REPLY_STRING && re->base.events.on_control)
-            re->base.events.on_control(re->base.events.ud, m->str, m->len);
-        return;
-    }
-    size_t pl = strlen(re->prefix) + 1;
-    if (chan->type != REDIS_REPLY_STRING || chan->len <= pl) return;
-    const char *channel = chan->str + pl;
-    if (strcmp(type, "message") == 0) {
-        const redisReply *m = r->element[2];
-        if (m->type == REDIS_REPLY_STRING) deliver(re, channel, m->str, m->len);
-    } else if (strcmp(type, "subscribe") == 0) {
-        rchan *rc = dict_get(re->interest, channel);
-        if (rc) answer_waiting(rc);
-        if (rc && rc->lost) {                         /* events flow again: recover the gap */
-            rc->lost = 0;
-            if (re->base.events.on_lost) re->base.events.on_lost(re->base.events.ud, channel);
-        }
-    }
-}
-
-/* The shard of a channel: jump consistent hash (Lamping & Veach) of the
- * name's FNV-1a hash, the same on every node; adding a Redis moves only
- * about 1/n of the channels. */
-static rshard *shard_of(redis_engine *re, const char *channel) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)channel; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-    int64_t b = -1, j = 0;
-    while (j < re->nshards) {
-        b = j;
-        h = h * 2862933555777941757ULL + 1;
-        j = (int64_t)((double)(b + 1) * ((double)(1LL << 31) / (double)((h >> 33) + 1)));
-    }
-    return &re->shards[b < 0 ? 0 : b];
-}
-
-static int sub_send(rshard *sh, const char *verb, const char *channel) {
-    char ch[512];
-    pubsub_of(sh->re, channel, ch, sizeof(ch));
-    return redisAsyncCommand(sh->sub, verb[0] == 'S' ? on_pubsub : NULL, NULL, "%s %s", verb, ch);
-}
-
-/* Interest: SUBSCRIBE / UNSUBSCRIBE on the pub/sub connection. A
- * subscribe is answered once Redis confirms it (events flow from then on),
- * or at once when Redis is not connected (the channel is subscribed when it
- * is: nothing can be published meanwhile either). */
+/* Interest: a subscribe on the pub/sub connection of the channel's server.
+ * It is answered once Redis confirms it (events flow from then on), or at
+ * once when the server is not connected (the channel is subscribed when it
+ * is, and marked lost: the hub then recovers what it missed). */
 static void send_interest(redis_engine *re, rcall *c) {
-    rshard *sh = c->sh;
     rchan *rc = dict_get(re->interest, c->channel);
     if (c->kind == R_UNSUBSCRIBE) {
         if (rc) {
             dict_del(re->interest, c->channel, NULL);
-            answer_waiting(rc);
+            redis_answer_waiting(rc);
+            if (rc->on && rc->on->sub_up && rc->confirmed)
+                redis_sub_send(rc->on, re->cluster ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", c->channel);
             free(rc);
-            if (sh->sub_up) sub_send(sh, "UNSUBSCRIBE", c->channel);
         }
-        finish(c, NULL, 0);
+        redis_finish(c, NULL, 0);
         return;
     }
     if (!rc) {
         if (!(rc = calloc(1, sizeof(*rc))) || dict_set(re->interest, c->channel, rc) < 0) {
             free(rc);
-            finish(c, NULL, ENGINE_ERR_INTERNAL);
+            redis_finish(c, NULL, ENGINE_ERR_INTERNAL);
             return;
         }
     }
-    answer_waiting(rc);                               /* a repeated subscribe: the older one first */
+    redis_answer_waiting(rc);                         /* a repeated subscribe: the older one first */
     uv_mutex_lock(&re->lock);
     re->pending--;                                    /* held by the channel, not as a call */
     uv_mutex_unlock(&re->lock);
     rc->waiting = c;
-    if (!sh->sub_up || sub_send(sh, "SUBSCRIBE", c->channel) != REDIS_OK) answer_waiting(rc);
-}
-
-/* ---------------------------------------------- hiredis on the libuv loop */
-
-typedef struct uvev {
-    redisAsyncContext *ac;         /* NULL once hiredis cleaned up */
-    uv_poll_t poll;
-    int events;
-} uvev;
-
-static void ev_poll(uv_poll_t *h, int status, int events) {
-    uvev *p = h->data;
-    if (!p->ac) return;
-    if (status < 0) events = p->events;      /* hiredis reads the socket's error itself */
-    if (events & UV_READABLE) redisAsyncHandleRead(p->ac);
-    if (p->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
-}
-
-static void ev_update(uvev *p) {
-    if (p->events) uv_poll_start(&p->poll, p->events, ev_poll);
-    else uv_poll_stop(&p->poll);
-}
-
-static void ev_add_read(void *d) { uvev *p = d; p->events |= UV_READABLE; ev_update(p); }
-static void ev_del_read(void *d) { uvev *p = d; p->events &= ~UV_READABLE; ev_update(p); }
-static void ev_add_write(void *d) { uvev *p = d; p->events |= UV_WRITABLE; ev_update(p); }
-static void ev_del_write(void *d) { uvev *p = d; p->events &= ~UV_WRITABLE; ev_update(p); }
-static void ev_closed(uv_handle_t *h) { free(h->data); }
-
-static void ev_cleanup(void *d) {
-    uvev *p = d;
-    p->ac = NULL;
-    uv_close((uv_handle_t *)&p->poll, ev_closed);
-}
-
-static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
-    uvev *p = calloc(1, sizeof(*p));
-    if (!p) return -1;
-    if (uv_poll_init(loop, &p->poll, ac->c.fd)) { free(p); return -1; }
-    p->ac = ac;
-    p->poll.data = p;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    ac->ev.data = p;
-    return 0;
-}
-
-/* ------------------------------------------------------- connections */
-
-static void connect_both(rshard *sh);
-
-static void retry_cb(uv_timer_t *t) { connect_both(t->data); }
-
-static void schedule(rshard *sh) {
-    if (sh->re->stopping || uv_is_active((uv_handle_t *)&sh->retry)) return;
-    uv_timer_start(&sh->retry, retry_cb, (uint64_t)sh->backoff_ms, 0);
-    sh->backoff_ms = sh->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : sh->backoff_ms * 2;
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status) {
-    rshard *sh = ac->data;
-    (void)status;
-    if (ac == sh->cmd) { sh->cmd = NULL; sh->cmd_up = 0; }
-    if (ac == sh->sub) { sh->sub = NULL; sh->sub_up = 0; sh->sub_lost = 1; }
-    atomic_store(&sh->up, 0);
-    if (!sh->re->stopping) {
-        log_warn("redis: connection to %s:%d lost (%s); connecting again", sh->host, sh->port,
-                 ac->errstr[0] ? ac->errstr : "closed");
-        schedule(sh);
+    rshard *on = redis_route(re, c->channel);
+    if (!on) {                                        /* slot map unknown: placed when it is read */
+        rc->lost = 1;
+        redis_answer_waiting(rc);
+        return;
     }
+    if (!on->sub_up) rc->lost = 1;
+    rc->on = NULL;
+    redis_subscribe_channel(re, c->channel, rc, on);
 }
 
-/* The shard's channels of interest, subscribed again on a new pub/sub
- * connection (and the control channel on the first shard). */
-static void resubscribe(rshard *sh) {
-    redis_engine *re = sh->re;
+/* ------------------------------------------------------------ ticking */
+
+/* Expired presence entries of the channels this node is interested in are
+ * removed (and their leave published when the namespace has join/leave),
+ * so a client whose node died leaves everywhere within the presence TTL.
+ * Several nodes may sweep a channel: the script is atomic, one of them
+ * finds each expired entry. */
+static void sweep_presence(redis_engine *re, int64_t now) {
     dict_iter it;
     const char *name;
     void *v;
-    if (sh == &re->shards[0]) {
-        char control[128];
-        control_of(re, control, sizeof(control));
-        redisAsyncCommand(sh->sub, on_pubsub, NULL, "SUBSCRIBE %s", control);
-    }
     dict_iter_init(&it, re->interest);
     while (dict_next(&it, &name, &v)) {
-        if (shard_of(re, name) != sh) continue;
-        ((rchan *)v)->lost = sh->sub_lost;
-        sub_send(sh, "SUBSCRIBE", name);
+        const ns_options *ns = ns_lookup(&re->cfg->namespaces, name);
+        if (!ns || !ns->presence) continue;
+        rcall *c = calloc(1, sizeof(*c));
+        if (!c || !(c->channel = strdup(name))) { free(c); return; }
+        c->re = re;
+        c->kind = R_SWEEP;
+        c->now_ms = now;
+        c->flags = (uint32_t)ns->join_leave;
+        uv_mutex_lock(&re->lock);
+        re->pending++;
+        uv_mutex_unlock(&re->lock);
+        c->sh = redis_route(re, name);
+        if (!c->sh || !c->sh->cmd_up) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        else redis_send_call(re, c);
     }
-    sh->sub_lost = 0;
 }
 
-static void on_connect(const redisAsyncContext *ac, int status) {
-    rshard *sh = ac->data;
-    if (status != REDIS_OK) {
-        if (ac == sh->cmd) sh->cmd = NULL;
-        if (ac == sh->sub) sh->sub = NULL;
-        if (!sh->re->stopping) schedule(sh);
-        return;
-    }
-    if (ac == sh->cmd) {
-        sh->cmd_up = 1;
-        /* the scripts first: commands after them on this connection find them */
-        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PUBLISH);
-        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_HISTORY);
-        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PRESENCE);
+/* What /healthz and the gauges read, computed here (the server list and
+ * the slot map belong to this thread). */
+static void update_health(redis_engine *re) {
+    char why[sizeof(re->health)] = "";
+    int up = 0;
+    for (int i = 0; i < re->nshards; i++) up += atomic_load(&re->shards[i]->up);
+    if (re->cluster) {
+        if (redis_cluster_health(re, why, sizeof(why)) == 0) why[0] = '\0';
     } else {
-        sh->sub_up = 1;
-        resubscribe(sh);
+        for (int i = 0; i < re->nshards && !why[0]; i++)
+            if (!atomic_load(&re->shards[i]->up))
+                snprintf(why, sizeof(why), "redis at %s:%d unreachable", re->shards[i]->host, re->shards[i]->port);
     }
-    if (sh->cmd_up && sh->sub_up) {
-        atomic_store(&sh->up, 1);
-        sh->backoff_ms = BACKOFF_MIN_MS;
-        log_info("redis: connected to %s:%d", sh->host, sh->port);
-    }
+    uv_mutex_lock(&re->lock);
+    memcpy(re->health, why, sizeof(why));
+    re->up_count = up;
+    uv_mutex_unlock(&re->lock);
 }
 
-static redisAsyncContext *open_conn(rshard *sh) {
-    redisAsyncContext *ac = redisAsyncConnect(sh->host, sh->port);
-    if (!ac) return NULL;
-    if (ac->err) { redisAsyncFree(ac); return NULL; }
-    ac->data = sh;
-    if (ev_attach(ac, &sh->re->loop)) { redisAsyncFree(ac); return NULL; }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    return ac;
-}
-
-static void connect_both(rshard *sh) {
-    if (sh->re->stopping) return;
-    if (!sh->cmd) sh->cmd = open_conn(sh);
-    if (!sh->sub) sh->sub = open_conn(sh);
-    if (!sh->cmd || !sh->sub) schedule(sh);
+/* Every 50 ms: a call sent longer than engine.redis.timeout_ms ago is
+ * answered ENGINE_ERR_TIMEOUT now (a stalled Redis never holds a client or
+ * an API request longer); its reply, if it comes, is dropped. It stays
+ * counted in pending until then, so a stall still bounds memory. Also the
+ * presence sweep, the cluster's slot map every 5 s, and health. */
+static void on_tick(uv_timer_t *t) {
+    redis_engine *re = t->data;
+    int64_t now = clock_now_ms();
+    for (int i = 0; i < re->nshards; i++) {
+        rshard *sh = re->shards[i];
+        while (sh->flight_head && sh->flight_head->sent_ms + re->timeout_ms <= now) {
+            rcall *c = sh->flight_head;
+            redis_finish_flight(c);
+            c->answered = 1;
+            engine_answer(c->cb, c->ud, OP_OF[c->kind],
+                          engine_result_new(OP_OF[c->kind], ENGINE_ERR_TIMEOUT));
+        }
+    }
+    if (now >= re->next_sweep_ms) {
+        int64_t every = re->cfg->channel_presence_ttl_ms / 4;
+        if (every < re->cfg->engine_sweep_interval_ms) every = re->cfg->engine_sweep_interval_ms;
+        re->next_sweep_ms = now + every;
+        sweep_presence(re, now);
+    }
+    if (re->cluster && now >= re->next_refresh_ms) {
+        re->next_refresh_ms = now + 5000;
+        redis_cluster_refresh(re);
+    }
+    update_health(re);
 }
 
 /* ----------------------------------------------------------- the loop */
+
+/* Can a call be sent to sh now? When connected; on a cluster also while a
+ * node just learned of is connecting (the call waits in its buffer). */
+static int reachable(const redis_engine *re, const rshard *sh) {
+    return sh->cmd_up || (re->cluster && sh->cmd && !sh->ever_up);
+}
+
+static rshard *control_server(redis_engine *re) {
+    if (!re->cluster) return re->shards[0];
+    for (int i = 0; i < re->nshards; i++)
+        if (re->shards[i]->cmd_up) return re->shards[i];
+    return re->shards[0];
+}
 
 static void drain(redis_engine *re) {
     uv_mutex_lock(&re->lock);
@@ -772,11 +611,14 @@ static void drain(redis_engine *re) {
     uv_mutex_unlock(&re->lock);
     while (c) {
         rcall *next = c->next;
-        c->sh = c->kind == R_CONTROL ? &re->shards[0] : shard_of(re, c->channel);
-        if (c->kind == R_SUBSCRIBE || c->kind == R_UNSUBSCRIBE) send_interest(re, c);
-        else if (!c->sh->cmd_up || re->stopping)
-            finish(c, NULL, re->stopping ? ENGINE_ERR_SHUTDOWN : ENGINE_ERR_UNAVAILABLE);
-        else send_call(re, c);
+        if (c->kind == R_SUBSCRIBE || c->kind == R_UNSUBSCRIBE) {
+            send_interest(re, c);
+        } else {
+            c->sh = c->kind == R_CONTROL ? control_server(re) : redis_route(re, c->channel);
+            if (re->stopping) redis_finish(c, NULL, ENGINE_ERR_SHUTDOWN);
+            else if (!c->sh || !reachable(re, c->sh)) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+            else redis_send_call(re, c);
+        }
         c = next;
     }
 }
@@ -789,14 +631,8 @@ static void on_wake(uv_async_t *a) {
         const char *name;
         void *v;
         dict_iter_init(&it, re->interest);
-        while (dict_next(&it, &name, &v)) answer_waiting(v);
-        for (int i = 0; i < re->nshards; i++) {
-            rshard *sh = &re->shards[i];
-            if (sh->cmd) redisAsyncDisconnect(sh->cmd);   /* answers what is in flight */
-            if (sh->sub) redisAsyncDisconnect(sh->sub);
-            uv_timer_stop(&sh->retry);
-            uv_close((uv_handle_t *)&sh->retry, NULL);
-        }
+        while (dict_next(&it, &name, &v)) redis_answer_waiting(v);
+        for (int i = 0; i < re->nshards; i++) redis_close(re->shards[i]);
         uv_close((uv_handle_t *)&re->tick, NULL);
         uv_close((uv_handle_t *)&re->wake, NULL);
     }
@@ -804,7 +640,8 @@ static void on_wake(uv_async_t *a) {
 
 static void thread_main(void *arg) {
     redis_engine *re = arg;
-    for (int i = 0; i < re->nshards; i++) connect_both(&re->shards[i]);
+    re->started = 1;
+    for (int i = 0; i < re->nshards; i++) redis_connect(re->shards[i]);
     uv_run(&re->loop, UV_RUN_DEFAULT);
 }
 
@@ -992,13 +829,11 @@ static void r_board_snapshot(engine *e, const char *ch, const engine_board_opts 
 
 static int r_health(engine *e, char *why, size_t size) {
     redis_engine *re = R(e);
-    for (int i = 0; i < re->nshards; i++) {
-        rshard *sh = &re->shards[i];
-        if (atomic_load(&sh->up)) continue;
-        snprintf(why, size, "redis at %s:%d unreachable", sh->host, sh->port);
-        return -1;
-    }
-    return 0;
+    uv_mutex_lock(&re->lock);
+    int bad = re->health[0] != '\0';
+    if (bad) snprintf(why, size, "%s", re->health);
+    uv_mutex_unlock(&re->lock);
+    return bad ? -1 : 0;
 }
 
 static void r_control(engine *e, const char *msg, size_t len, engine_cb cb, void *ud) {
@@ -1010,12 +845,10 @@ static void r_control(engine *e, const char *msg, size_t len, engine_cb cb, void
 static void r_gauges(engine *e, engine_gauge_fn fn, void *ud) {
     redis_engine *re = R(e);
     uv_mutex_lock(&re->lock);
-    uint64_t pending = (uint64_t)re->pending;
+    uint64_t pending = (uint64_t)re->pending, up = (uint64_t)re->up_count;
     uv_mutex_unlock(&re->lock);
     fn(ud, "plaza_engine_redis_pending", "Calls to Redis queued or waiting for an answer.", pending);
-    uint64_t up = 0;
-    for (int i = 0; i < re->nshards; i++) up += (uint64_t)atomic_load(&re->shards[i].up);
-    fn(ud, "plaza_engine_redis_up", "Redis servers (shards) both of whose connections are up.", up);
+    fn(ud, "plaza_engine_redis_up", "Redis servers (shards or cluster nodes) both of whose connections are up.", up);
 }
 
 /* Stops the thread: queued calls fail with ENGINE_ERR_SHUTDOWN, calls in
@@ -1037,14 +870,20 @@ static void free_interest(void *v) {
     free(rc);
 }
 
+static void free_all(redis_engine *re) {
+    dict_free(re->interest, free_interest);
+    for (int i = 0; i < re->nshards; i++) free(re->shards[i]);
+    free(re->shards);
+    free(re->slot_node);
+    free(re);
+}
+
 static void r_destroy(engine *e) {
     redis_engine *re = R(e);
     r_quiesce(e);
     uv_loop_close(&re->loop);
-    dict_free(re->interest, free_interest);
     uv_mutex_destroy(&re->lock);
-    free(re->shards);
-    free(re);
+    free_all(re);
 }
 
 static const engine_ops redis_ops = {
@@ -1078,36 +917,32 @@ static void sha1_hex(const char *text, char out[41]) {
     for (int i = 0; i < SHA_DIGEST_LENGTH; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-/* engine.redis.address: host:port, or several separated by commas (shards). */
+/* engine.redis.address: host:port, or several separated by commas (shards,
+ * or a cluster's seed nodes). */
 static int parse_addresses(redis_engine *re, const char *list, char *err, size_t errlen) {
-    int n = 1;
-    for (const char *p = list; *p; p++) n += *p == ',';
-    if (!(re->shards = calloc((size_t)n, sizeof(rshard)))) {
-        snprintf(err, errlen, "engine.type \"redis\": out of memory");
-        return -1;
-    }
     const char *p = list;
-    for (int i = 0; i < n; i++) {
+    for (;;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         const char *colon = memrchr(p, ':', len);
         size_t hl = colon ? (size_t)(colon - p) : 0;
-        long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-        rshard *sh = &re->shards[i];
-        if (!colon || hl == 0 || hl >= sizeof(sh->host) || port <= 0 || port > 65535) {
+        char *stop = NULL;
+        long port = colon ? strtol(colon + 1, &stop, 10) : 0;
+        char host[256];
+        if (!colon || hl == 0 || hl >= sizeof(host) || port <= 0 || port > 65535 || stop != p + len) {
             snprintf(err, errlen, "key \"engine.redis.address\": expected host:port[,host:port...], "
                      "got \"%s\"", list);
             return -1;
         }
-        memcpy(sh->host, p, hl);
-        sh->host[hl] = '\0';
-        sh->port = (int)port;
-        sh->re = re;
-        sh->backoff_ms = BACKOFF_MIN_MS;
-        p = end ? end + 1 : p + len;
+        memcpy(host, p, hl);
+        host[hl] = '\0';
+        if (!redis_node(re, host, (int)port)) {
+            snprintf(err, errlen, "engine.type \"redis\": out of memory");
+            return -1;
+        }
+        if (!end) return 0;
+        p = end + 1;
     }
-    re->nshards = n;
-    return 0;
 }
 
 engine *engine_redis_new(const config *cfg, const engine_events *events, char *err, size_t errlen) {
@@ -1116,51 +951,48 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     re->base.ops = &redis_ops;
     if (events) re->base.events = *events;
     re->cfg = cfg;
-    if (parse_addresses(re, cfg->engine_redis_address, err, errlen)) {
-        free(re->shards);
-        free(re);
-        return NULL;
-    }
+    re->cluster = cfg->engine_redis_cluster;
     snprintf(re->prefix, sizeof(re->prefix), "%s", cfg->engine_redis_prefix);
     re->meta_ttl_ms = (int64_t)cfg->engine_redis_meta_ttl_s * 1000;
     re->max_pending = cfg->engine_redis_max_pending;
     re->timeout_ms = cfg->engine_redis_timeout_ms;
     re->rng = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)re;
     re->q_tail = &re->q_head;
+    snprintf(re->health, sizeof(re->health), "redis not connected yet");
     sha1_hex(REDIS_LUA_PUBLISH, re->sha_publish);
     sha1_hex(REDIS_LUA_HISTORY, re->sha_history);
     sha1_hex(REDIS_LUA_PRESENCE, re->sha_presence);
-    if (!(re->interest = dict_new()) || uv_loop_init(&re->loop)) {
-        dict_free(re->interest, NULL);
-        free(re->shards);
+    if (uv_loop_init(&re->loop)) {
         free(re);
         snprintf(err, errlen, "engine.type \"redis\": cannot start");
         return NULL;
     }
+    int bad = !(re->interest = dict_new()) || !(re->slot_node = calloc(REDIS_SLOTS, sizeof(uint16_t)));
+    if (bad) snprintf(err, errlen, "engine.type \"redis\": out of memory");
+    if (!bad && parse_addresses(re, cfg->engine_redis_address, err, errlen)) bad = 1;
     uv_mutex_init(&re->lock);
     uv_async_init(&re->loop, &re->wake, on_wake);
     re->wake.data = re;
-    for (int i = 0; i < re->nshards; i++) {
-        uv_timer_init(&re->loop, &re->shards[i].retry);
-        re->shards[i].retry.data = &re->shards[i];
-    }
     uv_timer_init(&re->loop, &re->tick);
     re->tick.data = re;
     uv_timer_start(&re->tick, on_tick, 50, 50);
-    if (uv_thread_create(&re->thread, thread_main, re)) {
+    if (!bad && uv_thread_create(&re->thread, thread_main, re)) {
         snprintf(err, errlen, "engine.type \"redis\": cannot start its thread");
+        bad = 1;
+    }
+    if (bad) {
         uv_close((uv_handle_t *)&re->wake, NULL);
-        for (int i = 0; i < re->nshards; i++) uv_close((uv_handle_t *)&re->shards[i].retry, NULL);
+        for (int i = 0; i < re->nshards; i++) uv_close((uv_handle_t *)&re->shards[i]->retry, NULL);
         uv_close((uv_handle_t *)&re->tick, NULL);
         uv_run(&re->loop, UV_RUN_DEFAULT);
         uv_loop_close(&re->loop);
-        dict_free(re->interest, NULL);
-        free(re->shards);
-        free(re);
+        uv_mutex_destroy(&re->lock);
+        free_all(re);
         return NULL;
     }
     re->running = 1;
-    log_info("engine: redis, %d server%s (%s), prefix \"%s\"", re->nshards, re->nshards > 1 ? "s" : "",
-             cfg->engine_redis_address, re->prefix);
+    log_info("engine: redis%s, %d %s (%s), prefix \"%s\"", re->cluster ? " cluster" : "", re->nshards,
+             re->cluster ? "seed(s)" : re->nshards > 1 ? "servers" : "server", cfg->engine_redis_address,
+             re->prefix);
     return &re->base;
 }

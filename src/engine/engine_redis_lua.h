@@ -7,7 +7,8 @@
 
 /* publish. KEYS: meta, stream. ARGV: payload, history size, history TTL
  * (ms, 0 = none), time (unix ms), pub/sub channel, flags, a new epoch (used
- * if the channel has none: a new stream), meta TTL (ms, 0 = none).
+ * if the channel has none: a new stream), meta TTL (ms, 0 = none), the
+ * publish command (PUBLISH, or SPUBLISH on a cluster).
  * Returns {offset, epoch}; the event carries the same. */
 #define REDIS_LUA_PUBLISH                                                              \
     "local meta, stream = KEYS[1], KEYS[2]\n"                                          \
@@ -24,7 +25,7 @@
     "if ttl > 0 then redis.call('PEXPIRE', stream, ttl)\n"                             \
     "elseif mttl > 0 then redis.call('PEXPIRE', stream, mttl) end\n"                   \
     "if mttl > 0 then redis.call('PEXPIRE', meta, mttl) end\n"                         \
-    "redis.call('PUBLISH', ARGV[5], 'P' .. top .. ' ' .. epoch .. ' ' .. ARGV[4] .. ' ' .. ARGV[6] .. ' ' .. ARGV[1])\n" \
+    "redis.call(ARGV[9], ARGV[5], 'P' .. top .. ' ' .. epoch .. ' ' .. ARGV[4] .. ' ' .. ARGV[6] .. ' ' .. ARGV[1])\n" \
     "return {top, epoch}\n"
 
 /* history. KEYS: meta, stream. ARGV: limit (0 = only the position, -1 =
@@ -64,8 +65,10 @@
 
 /* presence. KEYS: the hash (client -> user NUL info), the sorted set
  * (client by expiry). ARGV[1] = add (client, value, expires at, key TTL),
- * remove (client), or get (now): removes the expired entries, returns the
- * hash's fields and values. */
+ * remove (client), get or sweep (now, pub/sub channel or "" for no leave,
+ * publish command): both remove the expired entries, publishing a leave
+ * for each when a channel is given; get returns the hash's fields and
+ * values, sweep how many entries expired. */
 #define REDIS_LUA_PRESENCE                                                             \
     "local h, z, op = KEYS[1], KEYS[2], ARGV[1]\n"                                     \
     "if op == 'add' then\n"                                                            \
@@ -80,10 +83,16 @@
     "  return 1\n"                                                                     \
     "end\n"                                                                            \
     "local gone = redis.call('ZRANGEBYSCORE', z, '-inf', ARGV[2])\n"                   \
-    "for i = 1, #gone, 1000 do\n"                                                      \
-    "  redis.call('HDEL', h, unpack(gone, i, math.min(i + 999, #gone)))\n"             \
+    "for i = 1, #gone do\n"                                                            \
+    "  if ARGV[3] ~= '' then\n"                                                        \
+    "    local v = redis.call('HGET', h, gone[i])\n"                                   \
+    "    local nul = v and string.find(v, '\\0', 1, true)\n"                           \
+    "    if nul then redis.call(ARGV[4], ARGV[3], 'L' .. string.sub(v, nul + 1)) end\n" \
+    "  end\n"                                                                          \
+    "  redis.call('HDEL', h, gone[i])\n"                                               \
     "end\n"                                                                            \
     "if #gone > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', ARGV[2]) end\n"       \
+    "if op == 'sweep' then return #gone end\n"                                         \
     "return redis.call('HGETALL', h)\n"
 
 #endif

@@ -1,0 +1,152 @@
+/* engine_redis_int: what the files of the Redis engine share (not a public
+ * header): the engine, its Redis servers (shards or cluster nodes), calls
+ * and channels of interest.
+ *
+ *   engine_redis.c          the engine ops: calls queued, sent, answered
+ *   engine_redis_conn.c     connections: hiredis on the engine's libuv loop,
+ *                           the pub/sub connection, reconnects, resubscribes
+ *   engine_redis_cluster.c  Redis Cluster: slots, CLUSTER SLOTS, MOVED/ASK,
+ *                           and which server a channel lives on */
+#ifndef PLAZA_ENGINE_REDIS_INT_H
+#define PLAZA_ENGINE_REDIS_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <uv.h>
+#include "core/dict.h"
+#include "engine/engine.h"
+
+#define REDIS_SLOTS 16384
+#define REDIS_MAX_REDIRECTS 5
+#define REDIS_BACKOFF_MIN_MS 100
+#define REDIS_BACKOFF_MAX_MS 2000
+
+typedef enum {
+    R_PUBLISH, R_JOIN, R_LEAVE, R_HISTORY, R_HISTORY_REMOVE, R_PRESENCE_ADD,
+    R_PRESENCE_REMOVE, R_PRESENCE, R_PRESENCE_STATS, R_SUBSCRIBE, R_UNSUBSCRIBE, R_CONTROL,
+    R_SWEEP,
+} r_kind;
+
+struct redis_engine;
+struct rshard;
+
+/* A call, copied when made, sent and answered on the engine thread. */
+typedef struct rcall {
+    struct rcall *next;
+    struct rcall *fprev, *fnext;   /* in flight on the command connection, oldest first */
+    int64_t sent_ms;               /* when it was sent (0: not in flight) */
+    int answered;                  /* answered already (timed out): the reply is dropped */
+    int redirects;                 /* MOVED/ASK followed so far */
+    struct redis_engine *re;
+    struct rshard *sh;             /* the Redis it goes to (the channel's server) */
+    r_kind kind;
+    engine_cb cb;
+    void *ud;
+    char *channel;
+    rcbuf *payload;                /* publish */
+    char *text;                    /* join/leave info, presence client, since epoch */
+    size_t text_len;
+    char *user;                    /* presence_add */
+    int history_size, limit, has_since, reverse;
+    int64_t ttl_ms, now_ms;
+    uint64_t since;
+    uint32_t flags;
+} rcall;
+
+/* The pub/sub connection of a server: a plain hiredis context read and
+ * written on the loop by engine_redis_conn.c (hiredis 0.14's async layer
+ * does not know sharded pub/sub, so its replies are dispatched there). */
+struct rsubio;
+
+/* One Redis server of the engine: a shard (engine.redis.address lists
+ * several, channels spread by a consistent hash) or a cluster node
+ * (discovered from CLUSTER SLOTS). Engine thread only, but `up`. */
+typedef struct rshard {
+    struct redis_engine *re;
+    int index;                     /* in re->shards */
+    char host[256];
+    int port;
+    redisAsyncContext *cmd;
+    struct rsubio *sub;            /* NULL: not connected */
+    int cmd_up, sub_up;
+    int ever_up;                   /* connected once (a new cluster node: calls may wait for it) */
+    _Atomic int up;                /* both connections up (read by /healthz) */
+    int sub_lost;                  /* the pub/sub connection dropped: events may be lost */
+    int64_t backoff_ms;
+    uv_timer_t retry;
+    rcall *flight_head, *flight_tail;   /* calls sent, waiting for their reply */
+} rshard;
+
+/* A channel of interest; `waiting` is its subscribe call until Redis
+ * confirms it. `on` is the server it is subscribed on (it moves with its
+ * cluster slot). */
+typedef struct rchan {
+    rcall *waiting;
+    rshard *on;
+    int lost;                      /* subscribed again after a drop: events may be lost */
+    int confirmed;                 /* Redis confirmed the subscribe on `on` */
+} rchan;
+
+typedef struct redis_engine {
+    engine base;
+    const config *cfg;
+    rshard **shards;               /* shards, or cluster nodes (the seeds first) */
+    int nshards, cap;
+    int cluster;                   /* engine.redis.cluster */
+    char prefix[64];
+    int64_t meta_ttl_ms;
+    int max_pending;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_mutex_t lock;               /* guards the queue, stopping, pending */
+    rcall *q_head, **q_tail;
+    _Atomic int stopping;          /* set by quiesce (any thread), read by the loop */
+    int running;
+    int started;                   /* the loop runs (engine thread only) */
+    int pending;                   /* calls queued or in flight */
+    /* engine thread only */
+    dict *interest;                /* channels subscribed: name -> rchan */
+    uv_timer_t tick;               /* times calls out, sweeps presence, refreshes slots */
+    int64_t timeout_ms;
+    int64_t next_sweep_ms, next_refresh_ms;
+    char sha_publish[41], sha_history[41], sha_presence[41];
+    uint64_t rng;
+    /* cluster */
+    uint16_t *slot_node;           /* REDIS_SLOTS entries: node index + 1, 0 = unknown */
+    int slots_known;
+    int refreshing;                /* a CLUSTER SLOTS is in flight */
+    rshard *control_on;            /* the node whose pub/sub connection has the control channel */
+    char health[300];              /* "" when healthy; set by the loop, read under lock */
+    int up_count;                  /* servers up; the same */
+} redis_engine;
+
+/* engine_redis.c */
+void redis_finish(rcall *c, engine_result *res, int err);
+void redis_finish_flight(rcall *c);
+void redis_send_call(redis_engine *re, rcall *c);
+void redis_answer_waiting(rchan *rc);
+void redis_deliver(redis_engine *re, const char *channel, const char *msg, size_t len);
+void redis_key(const redis_engine *re, const char *channel, const char *suffix, char *out, size_t size);
+void redis_pubsub_name(const redis_engine *re, const char *channel, char *out, size_t size);
+const char *redis_pubsub_channel(const redis_engine *re, const char *name, size_t len, size_t *out_len);
+void redis_control_name(const redis_engine *re, char *out, size_t size);
+
+/* engine_redis_conn.c */
+void redis_connect(rshard *sh);
+void redis_close(rshard *sh);
+int redis_sub_send(rshard *sh, const char *verb, const char *name);
+void redis_subscribe_channel(redis_engine *re, const char *channel, rchan *rc, rshard *on);
+void redis_pick_control(redis_engine *re);
+
+/* engine_redis_cluster.c */
+unsigned redis_key_slot(const char *key, size_t len);
+rshard *redis_route(redis_engine *re, const char *channel);
+rshard *redis_node(redis_engine *re, const char *host, int port);
+void redis_cluster_refresh(redis_engine *re);
+int redis_redirected(rcall *c, const redisReply *r);
+int redis_cluster_health(redis_engine *re, char *why, size_t size);   /* engine thread */
+
+#endif
