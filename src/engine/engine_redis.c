@@ -976,6 +976,7 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     uv_timer_init(&re->loop, &re->tick);
     re->tick.data = re;
     uv_timer_start(&re->tick, on_tick, 50, 50);
+    int seeds = re->nshards;                          /* the thread adds cluster nodes */
     if (!bad && uv_thread_create(&re->thread, thread_main, re)) {
         snprintf(err, errlen, "engine.type \"redis\": cannot start its thread");
         bad = 1;
@@ -991,8 +992,8 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
         return NULL;
     }
     re->running = 1;
-    log_info("engine: redis%s, %d %s (%s), prefix \"%s\"", re->cluster ? " cluster" : "", re->nshards,
-             re->cluster ? "seed(s)" : re->nshards > 1 ? "servers" : "server", cfg->engine_redis_address,
+    log_info("engine: redis%s, %d %s (%s), prefix \"%s\"", re->cluster ? " cluster" : "", seeds,
+             re->cluster ? "seed(s)" : seeds > 1 ? "servers" : "server", cfg->engine_redis_address,
              re->prefix);
     return &re->base;
 }
