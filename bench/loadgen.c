@@ -1,12 +1,14 @@
 /* loadgen: a load generator for Plaza and its peers (nginx + Nchan, a Node
  * `ws` broadcast server), for side-by-side runs on one machine.
  *
- *   loadgen --server plaza|plaza-map|plaza-board|nchan|node --port P --scenario NAME [options]
+ *   loadgen --server plaza|plaza-presence|plaza-map|plaza-board|nchan|node --port P --scenario NAME [options]
  *
  * It opens N WebSocket subscribers (ramped, source addresses spread over
  * 127.0.0.1..250, in as many forked processes as the fd limit asks), spreads
  * them over C channels, then publishes M messages/s for D seconds through the
  * server's HTTP publish endpoint on a few pipelined keep-alive connections.
+ * With --ports the subscribers and publisher connections are spread over
+ * several nodes (subscriber i and connection i on port i % n).
  * Every payload carries its channel, a per-channel sequence number and the
  * CLOCK_MONOTONIC time it was written, so each subscriber measures
  * publish-to-deliver latency and checks for gaps, duplicates and reordering.
@@ -68,12 +70,14 @@ static void scenario_defaults(const char *name) {
 
 static void usage(void) {
     fprintf(stderr,
-        "usage: loadgen --server plaza|plaza-map|plaza-board|nchan|node --port P [--scenario NAME] [options]\n"
+        "usage: loadgen --server plaza|plaza-presence|plaza-map|plaza-board|nchan|node --port P [--scenario NAME] [options]\n"
         "  --scenario fanout|channels|idle|storm|sweep|large   (default fanout)\n"
+        "  --ports P1,P2,.. (several nodes: subscribers and publisher connections spread)\n"
         "  --host ADDR (127.0.0.1)   --subs N   --channels C   --rate MSG/S   --seconds D\n"
         "  --payload BYTES   --pubconns N (4)   --procs N (by fd limit)   --ramp N (500)\n"
         "  --pid PID[,PID..] (repeatable)   --api-key KEY (bench)   --label TEXT\n"
         "  --settle-ms MS (1000)   --drain-ms MS (5000)   --connect-timeout-ms MS (30000)\n"
+        "  --hook CMD (runs \"CMD begin\" before each step's publishing, \"CMD end\" after its drain)\n"
         "  --no-publish   --sweep   --sweep-factor F (1.5)   --sweep-steps N (15)\n"
         "  --sweep-p99-ms MS (50)   --sweep-min-delivery FRACTION (0.99)\n"
         "  loadgen --free-port      prints a free port on 127.0.0.1\n");
@@ -92,12 +96,26 @@ static void add_pids(const char *s) {
     }
 }
 
+static void add_ports(const char *s) {
+    char *end;
+    while (*s) {
+        long port = strtol(s, &end, 10);
+        if (end == s || port <= 0 || port > 65535 || O.nports == 16) die("bad --ports %s", s);
+        O.ports[O.nports++] = (int)port;
+        if (*end && *end != ',') die("bad --ports list");
+        s = *end == ',' ? end + 1 : end;
+    }
+    O.port = O.ports[0];
+}
+
 static int set_option(const char *k, const char *v) {
     if (!strcmp(k, "--server")) O.server = v;
     else if (!strcmp(k, "--scenario")) O.scenario = v;
     else if (!strcmp(k, "--label")) O.label = v;
+    else if (!strcmp(k, "--hook")) O.hook = v;
     else if (!strcmp(k, "--host")) O.host = v;
     else if (!strcmp(k, "--port")) O.port = atoi(v);
+    else if (!strcmp(k, "--ports")) add_ports(v);
     else if (!strcmp(k, "--api-key")) O.api_key = v;
     else if (!strcmp(k, "--subs")) O.subs = atoi(v);
     else if (!strcmp(k, "--channels")) O.channels = atoi(v);
@@ -134,7 +152,7 @@ static void parse_args(int argc, char **argv) {
         if (i + 1 >= argc || set_option(argv[i], argv[i + 1]) != 0) usage();
         i++;
     }
-    if (!O.server || !(AD = adapter_find(O.server))) die("--server plaza, plaza-map, plaza-board, nchan or node");
+    if (!O.server || !(AD = adapter_find(O.server))) die("--server plaza, plaza-presence, plaza-map, plaza-board, nchan or node");
     if (O.port <= 0) die("--port is required");
     if (O.subs < 1 || O.channels < 1 || O.rate <= 0 || O.seconds <= 0) die("bad sizes");
     if (!O.procs) O.procs = (O.subs + LG_MAX_SOCKETS_PER_CHILD - 1) / LG_MAX_SOCKETS_PER_CHILD;
@@ -410,12 +428,20 @@ static int step_passes(const step *s) {
            s->dropped == 0 && (double)s->sent >= 0.99 * want;
 }
 
+static void hook(const char *what) {
+    if (!O.hook) return;
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s", O.hook, what);
+    if (system(cmd) != 0) say("hook failed: %s", cmd);
+}
+
 static void run_step(step *s, int n, double rate) {
     memset(s, 0, sizeof(*s));
     s->n = n;
     s->rate = rate;
     ask_with_pubs("reset");
     pub_reset_stats(PUB);
+    hook("begin");
     proc_cpu cpu0 = proc_cpu_read(O.pids, O.npids);
     uint64_t self0 = self_cpu_us(), t0 = now_ns();
     pub_start(PUB, rate);
@@ -423,6 +449,7 @@ static void run_step(step *s, int n, double rate) {
     pub_stop(PUB);
     run_until(L, pub_idle, PUB, (uint64_t)O.drain_ms);
     run_until(L, drained, NULL, (uint64_t)O.drain_ms);
+    hook("end");
     s->wall = (double)(now_ns() - t0) / 1e9;
     proc_cpu cpu1 = proc_cpu_read(O.pids, O.npids);
     s->srv_user_us = cpu1.user_us - cpu0.user_us;

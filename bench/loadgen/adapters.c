@@ -6,6 +6,8 @@
  *          "pub":{"data":PAYLOAD,..}}}, several replies may share a frame
  *          (one per line), and the server's {} ping is answered with {}.
  *          Publish: POST /api/publish {"channel":"bench:K","data":PAYLOAD}.
+ *   plaza-presence  the same server and protocol on channels "pbench:K"
+ *          (a namespace with presence: every subscriber is a presence entry).
  *   plaza-map    the same server, a map channel: subscribe {"channel":
  *          "mbench:K","type":1,"phase":2} (an empty map: the live reply at
  *          once); publish POST /api/map_publish {"channel":"mbench:K",
@@ -83,13 +85,16 @@ static void plaza_board_open(sub *s) {
     plaza_subscribe(s, cmd);
 }
 
-static void plaza_open(sub *s) {
+static void plaza_open_ns(sub *s, const char *ns) {
     char cmd[128];
-    int n = snprintf(cmd, sizeof(cmd), "{\"id\":2,\"subscribe\":{\"channel\":\"bench:%d\"}}", s->chan);
+    int n = snprintf(cmd, sizeof(cmd), "{\"id\":2,\"subscribe\":{\"channel\":\"%s:%d\"}}", ns, s->chan);
     static const char connect[] = "{\"id\":1,\"connect\":{}}";
     sub_send_text(s, connect, sizeof(connect) - 1);
     sub_send_text(s, cmd, (size_t)n);
 }
+
+static void plaza_open(sub *s) { plaza_open_ns(s, "bench"); }
+static void plaza_presence_open(sub *s) { plaza_open_ns(s, "pbench"); }
 
 /* A board's batch: its pixels are counted. */
 static void board_pub(sub *s, const char *p, size_t n) {
@@ -137,14 +142,23 @@ static void plaza_message(sub *s, const char *p, size_t n) {
     }
 }
 
-static void plaza_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+static void plaza_publish_ns(lgbuf *out, const lg_opts *o, const char *ns, int k, const char *payload,
+                             size_t n) {
     char head[64], extra[160];
-    int hl = snprintf(head, sizeof(head), "{\"channel\":\"bench:%d\",\"data\":", k);
+    int hl = snprintf(head, sizeof(head), "{\"channel\":\"%s:%d\",\"data\":", ns, k);
     snprintf(extra, sizeof(extra), "X-API-Key: %s\r\n", o->api_key);
     http_post(out, o, "/api/publish", extra, (size_t)hl + n + 1);
     buf_add(out, head, (size_t)hl);
     buf_add(out, payload, n);
     buf_add(out, "}", 1);
+}
+
+static void plaza_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+    plaza_publish_ns(out, o, "bench", k, payload, n);
+}
+
+static void plaza_presence_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+    plaza_publish_ns(out, o, "pbench", k, payload, n);
 }
 
 static void plaza_map_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
@@ -220,6 +234,7 @@ static void node_message(sub *s, const char *p, size_t n) {
 
 static const adapter ADAPTERS[] = {
     {"plaza", plaza_path, plaza_open, plaza_message, plaza_publish, plaza_ok, 0},
+    {"plaza-presence", plaza_path, plaza_presence_open, plaza_message, plaza_presence_publish, plaza_ok, 0},
     {"plaza-map", plaza_path, plaza_map_open, plaza_message, plaza_map_publish, plaza_ok, 0},
     {"plaza-board", plaza_path, plaza_board_open, plaza_message, plaza_board_publish, plaza_ok, 1},
     {"nchan", nchan_path, nchan_open, raw_message, peer_publish, ok_2xx, 0},

@@ -33,6 +33,8 @@ typedef struct lg_opts {
     const char *label;         /* free text copied into the result line */
     const char *host;
     int port;
+    int ports[16];             /* --ports: several nodes; subscriber i and publisher connection i use */
+    int nports;                /* ports[i % nports] (0: only port) */
     const char *api_key;       /* plaza: X-API-Key */
     int subs, channels;        /* N subscribers over C channels (sub i: channel i % C) */
     double rate;               /* publications per second, all channels together */
@@ -47,12 +49,17 @@ typedef struct lg_opts {
     int pids[LG_MAX_PIDS];     /* server processes for /proc accounting */
     int npids;
     int publish;               /* 0: connect only (idle, storm) */
+    const char *hook;          /* --hook CMD: run as "CMD begin" / "CMD end" around each step's publishing */
     int sweep;                 /* rising rates until the server breaks */
     double sweep_factor;
     int sweep_steps;
     double sweep_max_p99_ms;
     double sweep_min_delivery; /* fraction, e.g. 0.99 */
 } lg_opts;
+
+/* The port of the i-th subscriber or publisher connection (--ports spreads
+ * them over several nodes). */
+static inline int lg_port(const lg_opts *o, int i) { return o->nports ? o->ports[i % o->nports] : o->port; }
 
 /* ---- small helpers (util.c) --------------------------------------------- */
 

@@ -147,7 +147,7 @@ static void on_connect(uv_connect_t *req, int status) {
 static void conn_open(pubconn *pc) {
     publisher *p = pc->p;
     struct sockaddr_in dst;
-    uv_ip4_addr(p->o->host, p->o->port, &dst);
+    uv_ip4_addr(p->o->host, lg_port(p->o, (int)(pc - p->conns)), &dst);
     uv_tcp_init(p->loop, &pc->tcp);
     pc->tcp.data = pc;
     pc->state = PC_CONNECTING;

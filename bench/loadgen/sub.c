@@ -293,7 +293,7 @@ static void start_one(subset *ss, sub *s) {
         rc = uv_tcp_bind(&s->tcp, (const struct sockaddr *)&sa, 0);
     }
     struct sockaddr_in dst;
-    uv_ip4_addr(ss->o->host, ss->o->port, &dst);
+    uv_ip4_addr(ss->o->host, lg_port(ss->o, s->idx), &dst);
     uv_connect_t *req = malloc(sizeof(*req));
     if (!req) die("out of memory");
     req->data = s;
