@@ -77,7 +77,7 @@ static void usage(void) {
         "  --payload BYTES   --pubconns N (4)   --procs N (by fd limit)   --ramp N (500)\n"
         "  --pid PID[,PID..] (repeatable)   --api-key KEY (bench)   --label TEXT\n"
         "  --settle-ms MS (1000)   --drain-ms MS (5000)   --connect-timeout-ms MS (30000)\n"
-        "  --hook CMD (runs \"CMD begin\" before each step's publishing, \"CMD end\" after its drain)\n"
+        "  --hook CMD (runs \"CMD begin STEP\" before each step's publishing, \"CMD end STEP\" after its drain)\n"
         "  --no-publish   --sweep   --sweep-factor F (1.5)   --sweep-steps N (15)\n"
         "  --sweep-p99-ms MS (50)   --sweep-min-delivery FRACTION (0.99)\n"
         "  loadgen --free-port      prints a free port on 127.0.0.1\n");
@@ -428,10 +428,10 @@ static int step_passes(const step *s) {
            s->dropped == 0 && (double)s->sent >= 0.99 * want;
 }
 
-static void hook(const char *what) {
+static void hook(const char *what, int n) {
     if (!O.hook) return;
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "%s %s", O.hook, what);
+    snprintf(cmd, sizeof(cmd), "%s %s %d", O.hook, what, n);
     if (system(cmd) != 0) say("hook failed: %s", cmd);
 }
 
@@ -441,7 +441,7 @@ static void run_step(step *s, int n, double rate) {
     s->rate = rate;
     ask_with_pubs("reset");
     pub_reset_stats(PUB);
-    hook("begin");
+    hook("begin", n);
     proc_cpu cpu0 = proc_cpu_read(O.pids, O.npids);
     uint64_t self0 = self_cpu_us(), t0 = now_ns();
     pub_start(PUB, rate);
@@ -449,7 +449,7 @@ static void run_step(step *s, int n, double rate) {
     pub_stop(PUB);
     run_until(L, pub_idle, PUB, (uint64_t)O.drain_ms);
     run_until(L, drained, NULL, (uint64_t)O.drain_ms);
-    hook("end");
+    hook("end", n);
     s->wall = (double)(now_ns() - t0) / 1e9;
     proc_cpu cpu1 = proc_cpu_read(O.pids, O.npids);
     s->srv_user_us = cpu1.user_us - cpu0.user_us;

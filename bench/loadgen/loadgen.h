@@ -49,7 +49,7 @@ typedef struct lg_opts {
     int pids[LG_MAX_PIDS];     /* server processes for /proc accounting */
     int npids;
     int publish;               /* 0: connect only (idle, storm) */
-    const char *hook;          /* --hook CMD: run as "CMD begin" / "CMD end" around each step's publishing */
+    const char *hook;          /* --hook CMD: run as "CMD begin N" / "CMD end N" around step N's publishing */
     int sweep;                 /* rising rates until the server breaks */
     double sweep_factor;
     int sweep_steps;

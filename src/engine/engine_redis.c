@@ -47,14 +47,18 @@ static const engine_op OP_OF[] = {
     ENGINE_OP_PUBLISH, ENGINE_OP_JOIN, ENGINE_OP_LEAVE, ENGINE_OP_HISTORY,
     ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
     ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE, ENGINE_OP_UNSUBSCRIBE,
-    ENGINE_OP_CONTROL, ENGINE_OP_PRESENCE,
+    ENGINE_OP_CONTROL, ENGINE_OP_PRESENCE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE, ENGINE_OP_MAP_STATS,
+    ENGINE_OP_MAP_CLEAR, ENGINE_OP_MAP_STATS,
 };
+
+engine_op redis_op_of(r_kind kind) { return OP_OF[kind]; }
 
 static redis_engine *R(engine *e) { return (redis_engine *)e; }
 
 /* ------------------------------------------------------------- answers */
 
-static void call_free(rcall *c) {
+void redis_call_free(rcall *c) {
+    redis_map_free(c->map);
     free(c->channel);
     rcbuf_unref(c->payload);
     free(c->text);
@@ -99,7 +103,7 @@ void redis_finish(rcall *c, engine_result *res, int err) {
     uv_mutex_lock(&re->lock);
     re->pending--;
     uv_mutex_unlock(&re->lock);
-    call_free(c);
+    redis_call_free(c);
 }
 
 /* ------------------------------------------------------------ names */
@@ -137,7 +141,7 @@ void redis_control_name(const redis_engine *re, char *out, size_t size) {
     snprintf(out, size, "%s#control", re->prefix);
 }
 
-static void new_epoch(redis_engine *re, char *out) {
+void redis_new_epoch(redis_engine *re, char *out) {
     static const char A[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     uint64_t z = (re->rng += 0x9e3779b97f4a7c15ULL) ^ (uint64_t)clock_now_ms();
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -151,14 +155,14 @@ static void new_epoch(redis_engine *re, char *out) {
 
 static int reply_failed(const redisReply *r) { return !r || r->type == REDIS_REPLY_ERROR; }
 
-static uint64_t reply_u64(const redisReply *r) {
+uint64_t redis_reply_u64(const redisReply *r) {
     if (!r) return 0;
     if (r->type == REDIS_REPLY_INTEGER) return (uint64_t)r->integer;
     if (r->type == REDIS_REPLY_STRING) return strtoull(r->str, NULL, 10);
     return 0;
 }
 
-static void reply_epoch(const redisReply *r, char *out) {
+void redis_reply_epoch(const redisReply *r, char *out) {
     size_t n = r && r->type == REDIS_REPLY_STRING ? r->len : 0;
     if (n > ENGINE_EPOCH_MAX) n = ENGINE_EPOCH_MAX;
     if (n) memcpy(out, r->str, n);
@@ -181,8 +185,8 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
     }
     engine_result *res = engine_result_new(ENGINE_OP_PUBLISH, ENGINE_OK);
     if (res && c->history_size > 0) {
-        res->top.offset = reply_u64(r->element[0]);
-        reply_epoch(r->element[1], res->top.epoch);
+        res->top.offset = redis_reply_u64(r->element[0]);
+        redis_reply_epoch(r->element[1], res->top.epoch);
     }
     redis_finish(c, res, res ? 0 : ENGINE_ERR_INTERNAL);
 }
@@ -204,7 +208,7 @@ static void on_simple(redisAsyncContext *ac, void *reply, void *priv) {
 static int history_entries(rcall *c, const redisReply *list, engine_result *res) {
     if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0) return 0;
     const ns_options *ns = ns_lookup(&c->re->cfg->namespaces, c->channel);
-    int64_t ttl = ns ? ns->history_ttl_ms : 0;
+    int64_t ttl = !ns ? 0 : ns->subscription_type != NS_SUB_STREAM ? ns_map_stream_ttl_ms(ns) : ns->history_ttl_ms;
     res->pubs = calloc(list->elements, sizeof(engine_pub));
     if (!res->pubs) return -1;
     for (size_t i = 0; i < list->elements; i++) {
@@ -212,15 +216,17 @@ static int history_entries(rcall *c, const redisReply *list, engine_result *res)
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
         const redisReply *f = e->element[1];
         engine_pub p = {.offset = strtoull(e->element[0]->str, NULL, 10)};
-        const redisReply *payload = NULL;
+        const redisReply *payload = NULL, *key = NULL;
         for (size_t k = 0; k + 1 < f->elements; k += 2) {
             const char *name = f->element[k]->str;
             if (strcmp(name, "p") == 0) payload = f->element[k + 1];
-            else if (strcmp(name, "t") == 0) p.time_ms = (int64_t)reply_u64(f->element[k + 1]);
-            else if (strcmp(name, "f") == 0) p.flags = (uint32_t)reply_u64(f->element[k + 1]);
+            else if (strcmp(name, "k") == 0) key = f->element[k + 1];
+            else if (strcmp(name, "t") == 0) p.time_ms = (int64_t)redis_reply_u64(f->element[k + 1]);
+            else if (strcmp(name, "f") == 0) p.flags = (uint32_t)redis_reply_u64(f->element[k + 1]);
         }
         if (ttl > 0 && p.time_ms + ttl <= c->now_ms) continue;       /* expired in the stream */
         p.payload = rcbuf_copy(payload ? payload->str : "", payload ? payload->len : 0);
+        if (key && !(p.key = redis_map_key(key->str, key->len))) { engine_pub_unref(&p); return -1; }
         if (!p.payload) return -1;
         res->pubs[res->npubs++] = p;
     }
@@ -239,8 +245,8 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv) {
     }
     engine_result *res = engine_result_new(ENGINE_OP_HISTORY, ENGINE_OK);
     if (!res) { redis_finish(c, NULL, ENGINE_ERR_INTERNAL); return; }
-    res->top.offset = reply_u64(r->element[0]);
-    reply_epoch(r->element[1], res->top.epoch);
+    res->top.offset = redis_reply_u64(r->element[0]);
+    redis_reply_epoch(r->element[1], res->top.epoch);
     if (c->text && c->text[0] && strcmp(c->text, res->top.epoch) != 0) {
         redis_finish(c, res, ENGINE_ERR_EPOCH);
         return;
@@ -305,8 +311,8 @@ static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
 
 /* ----------------------------------------------------------- sending */
 
-static int send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, const char **argv,
-                     const size_t *lens) {
+int redis_send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, const char **argv,
+                    const size_t *lens) {
     (void)re;
     if (!c->sh->cmd || redisAsyncCommandArgv(c->sh->cmd, fn, c, argc, argv, lens) != REDIS_OK) return -1;
     flight_add(c);
@@ -316,6 +322,10 @@ static int send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, 
 static const char *publish_verb(const redis_engine *re) { return re->cluster ? "SPUBLISH" : "PUBLISH"; }
 
 void redis_send_call(redis_engine *re, rcall *c) {
+    if (c->kind >= R_MAP_WRITE) {
+        if (redis_map_send(re, c)) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        return;
+    }
     char meta[512], stream[512], pres[512], zset[512], ch[512], n1[32], n2[32], n3[32], n4[32],
          n5[32], epoch[ENGINE_EPOCH_MAX + 1];
     redis_key(re, c->channel, "m", meta, sizeof(meta));
@@ -333,11 +343,11 @@ void redis_send_call(redis_engine *re, rcall *c) {
             sb_append(&msg, c->payload->data, c->payload->len);
             const char *argv[] = {publish_verb(re), ch, msg.p};
             size_t lens[] = {strlen(argv[0]), strlen(ch), msg.len};
-            rc = msg.oom ? -1 : send_argv(re, on_publish, c, 3, argv, lens);
+            rc = msg.oom ? -1 : redis_send_argv(re, on_publish, c, 3, argv, lens);
             sb_free(&msg);
             break;
         }
-        new_epoch(re, epoch);
+        redis_new_epoch(re, epoch);
         snprintf(n1, sizeof(n1), "%d", c->history_size);
         snprintf(n2, sizeof(n2), "%lld", (long long)c->ttl_ms);
         snprintf(n3, sizeof(n3), "%lld", (long long)c->now_ms);
@@ -348,7 +358,7 @@ void redis_send_call(redis_engine *re, rcall *c) {
                                   n1, n2, n3, ch, n4, epoch, n5, publish_verb(re)};
             size_t lens[14];
             for (int i = 0; i < 14; i++) lens[i] = i == 5 ? c->payload->len : strlen(argv[i]);
-            rc = send_argv(re, on_publish, c, 14, argv, lens);
+            rc = redis_send_argv(re, on_publish, c, 14, argv, lens);
         }
         break;
     case R_JOIN:
@@ -359,12 +369,12 @@ void redis_send_call(redis_engine *re, rcall *c) {
         sb_append(&msg, c->text, c->text_len);
         const char *argv[] = {publish_verb(re), ch, msg.p};
         size_t lens[] = {strlen(argv[0]), strlen(ch), msg.len};
-        rc = msg.oom ? -1 : send_argv(re, on_simple, c, 3, argv, lens);
+        rc = msg.oom ? -1 : redis_send_argv(re, on_simple, c, 3, argv, lens);
         sb_free(&msg);
         break;
     }
     case R_HISTORY: {
-        new_epoch(re, epoch);
+        redis_new_epoch(re, epoch);
         snprintf(n1, sizeof(n1), "%d", c->limit);
         snprintf(n2, sizeof(n2), "%llu", (unsigned long long)c->since);
         snprintf(n5, sizeof(n5), "%lld", (long long)re->meta_ttl_ms);
@@ -372,13 +382,13 @@ void redis_send_call(redis_engine *re, rcall *c) {
                               n2, c->reverse ? "1" : "0", epoch, n5};
         size_t lens[11];
         for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
-        rc = send_argv(re, on_history, c, 11, argv, lens);
+        rc = redis_send_argv(re, on_history, c, 11, argv, lens);
         break;
     }
     case R_HISTORY_REMOVE: {
         const char *argv[] = {"DEL", stream};
         size_t lens[] = {3, strlen(stream)};
-        rc = send_argv(re, on_simple, c, 2, argv, lens);
+        rc = redis_send_argv(re, on_simple, c, 2, argv, lens);
         break;
     }
     case R_PRESENCE_ADD: {
@@ -393,7 +403,7 @@ void redis_send_call(redis_engine *re, rcall *c) {
                               n1, n2};
         size_t lens[10];
         for (int i = 0; i < 10; i++) lens[i] = i == 7 ? v.len : strlen(argv[i]);
-        rc = v.oom ? -1 : send_argv(re, on_simple, c, 10, argv, lens);
+        rc = v.oom ? -1 : redis_send_argv(re, on_simple, c, 10, argv, lens);
         sb_free(&v);
         break;
     }
@@ -401,7 +411,7 @@ void redis_send_call(redis_engine *re, rcall *c) {
         const char *argv[] = {"EVALSHA", re->sha_presence, "2", pres, zset, "remove", c->text};
         size_t lens[7];
         for (int i = 0; i < 7; i++) lens[i] = strlen(argv[i]);
-        rc = send_argv(re, on_simple, c, 7, argv, lens);
+        rc = redis_send_argv(re, on_simple, c, 7, argv, lens);
         break;
     }
     case R_PRESENCE:
@@ -414,7 +424,7 @@ void redis_send_call(redis_engine *re, rcall *c) {
                               n1, leave ? ch : "", publish_verb(re)};
         size_t lens[9];
         for (int i = 0; i < 9; i++) lens[i] = strlen(argv[i]);
-        rc = send_argv(re, c->kind == R_SWEEP ? on_simple : on_presence, c, 9, argv, lens);
+        rc = redis_send_argv(re, c->kind == R_SWEEP ? on_simple : on_presence, c, 9, argv, lens);
         break;
     }
     case R_CONTROL: {
@@ -422,12 +432,17 @@ void redis_send_call(redis_engine *re, rcall *c) {
         redis_control_name(re, name, sizeof(name));
         const char *argv[] = {"PUBLISH", name, c->text};
         size_t lens[] = {7, strlen(name), c->text_len};
-        rc = send_argv(re, on_simple, c, 3, argv, lens);
+        rc = redis_send_argv(re, on_simple, c, 3, argv, lens);
         break;
     }
     case R_SUBSCRIBE:
-    case R_UNSUBSCRIBE:
-        break;                                        /* send_interest */
+    case R_UNSUBSCRIBE:                               /* send_interest */
+    case R_MAP_WRITE:
+    case R_MAP_STATE:
+    case R_MAP_STATS:
+    case R_MAP_CLEAR:
+    case R_MAP_SWEEP:                                 /* redis_map_send */
+        break;
     }
     if (rc) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
 }
@@ -441,8 +456,9 @@ void redis_deliver(redis_engine *re, const char *channel, const char *msg, size_
         if (fn) fn(ev->ud, channel, msg + 1, len - 1);
         return;
     }
-    if (!len || msg[0] != 'P' || !ev->on_publication) return;
-    /* P<offset> <epoch> <time> <flags> <payload> */
+    if (!len || (msg[0] != 'P' && msg[0] != 'M') || !ev->on_publication) return;
+    /* P<offset> <epoch> <time> <flags> <payload>, or a map change:
+     * M<offset> <epoch> <time> <flags> <key length> <key><payload> */
     const char *p = msg + 1, *end = msg + len;
     char *q;
     engine_pub pub = {.offset = strtoull(p, &q, 10)};
@@ -454,10 +470,20 @@ void redis_deliver(redis_engine *re, const char *channel, const char *msg, size_
     pub.flags = (uint32_t)strtoul(q + 1, &q, 10);
     if (q >= end || *q != ' ') return;
     q++;
+    if (msg[0] == 'M') {
+        size_t klen = strtoull(q, &q, 10);
+        if (q >= end || *q != ' ' || (size_t)(end - q - 1) < klen) return;
+        if (!(pub.key = redis_map_key(q + 1, klen))) goto oom;
+        q += 1 + klen;
+    }
     pub.payload = rcbuf_copy(q, (size_t)(end - q));
-    if (!pub.payload) { log_error("redis: out of memory; a publication of %s is lost", channel); return; }
+    if (!pub.payload) goto oom;
     ev->on_publication(ev->ud, channel, &pub);
-    rcbuf_unref(pub.payload);
+    engine_pub_unref(&pub);
+    return;
+oom:
+    engine_pub_unref(&pub);
+    log_error("redis: out of memory; a publication of %s is lost", channel);
 }
 
 void redis_answer_waiting(rchan *rc) {
@@ -465,7 +491,7 @@ void redis_answer_waiting(rchan *rc) {
     rcall *c = rc->waiting;
     rc->waiting = NULL;
     engine_answer(c->cb, c->ud, ENGINE_OP_SUBSCRIBE, engine_result_new(ENGINE_OP_SUBSCRIBE, ENGINE_OK));
-    call_free(c);
+    redis_call_free(c);
 }
 
 /* Interest: a subscribe on the pub/sub connection of the channel's server.
@@ -512,21 +538,24 @@ static void send_interest(redis_engine *re, rcall *c) {
 
 /* Expired presence entries of the channels this node is interested in are
  * removed (and their leave published when the namespace has join/leave),
- * so a client whose node died leaves everywhere within the presence TTL.
+ * so a client whose node died leaves everywhere within the presence TTL;
+ * so are the expired keys of its map channels (their removals published),
+ * every engine.sweep_interval_ms.
  * Several nodes may sweep a channel: the script is atomic, one of them
  * finds each expired entry. */
-static void sweep_presence(redis_engine *re, int64_t now) {
+static void sweep(redis_engine *re, int64_t now, int presence, int maps) {
     dict_iter it;
     const char *name;
     void *v;
     dict_iter_init(&it, re->interest);
     while (dict_next(&it, &name, &v)) {
         const ns_options *ns = ns_lookup(&re->cfg->namespaces, name);
-        if (!ns || !ns->presence) continue;
+        int map = ns && ns->subscription_type != NS_SUB_STREAM && ns->map_key_ttl_ms > 0;
+        if (!ns || !(map ? maps : presence && ns->presence)) continue;
         rcall *c = calloc(1, sizeof(*c));
         if (!c || !(c->channel = strdup(name))) { free(c); return; }
         c->re = re;
-        c->kind = R_SWEEP;
+        c->kind = map ? R_MAP_SWEEP : R_SWEEP;
         c->now_ms = now;
         c->flags = (uint32_t)ns->join_leave;
         uv_mutex_lock(&re->lock);
@@ -575,12 +604,14 @@ static void on_tick(uv_timer_t *t) {
                           engine_result_new(OP_OF[c->kind], ENGINE_ERR_TIMEOUT));
         }
     }
-    if (now >= re->next_sweep_ms) {
+    int presence = now >= re->next_sweep_ms, maps = now >= re->next_map_sweep_ms;
+    if (presence) {                                   /* a quarter of the TTL is soon enough */
         int64_t every = re->cfg->channel_presence_ttl_ms / 4;
         if (every < re->cfg->engine_sweep_interval_ms) every = re->cfg->engine_sweep_interval_ms;
         re->next_sweep_ms = now + every;
-        sweep_presence(re, now);
     }
+    if (maps) re->next_map_sweep_ms = now + re->cfg->engine_sweep_interval_ms;
+    if (presence || maps) sweep(re, now, presence, maps);
     if (re->cluster && now >= re->next_refresh_ms) {
         re->next_refresh_ms = now + 5000;
         redis_cluster_refresh(re);
@@ -646,7 +677,7 @@ static void thread_main(void *arg) {
 }
 
 /* Queues c (any thread); fails it at once when too much waits. */
-static void submit(redis_engine *re, rcall *c, r_kind kind, engine_cb cb, void *ud) {
+void redis_submit(redis_engine *re, rcall *c, r_kind kind, engine_cb cb, void *ud) {
     if (!c) { engine_answer(cb, ud, OP_OF[kind], NULL); return; }
     uv_mutex_lock(&re->lock);
     int refuse = re->stopping ? ENGINE_ERR_SHUTDOWN
@@ -660,13 +691,13 @@ static void submit(redis_engine *re, rcall *c, r_kind kind, engine_cb cb, void *
     uv_mutex_unlock(&re->lock);
     if (refuse) {
         engine_answer(cb, ud, OP_OF[kind], engine_result_new(OP_OF[kind], refuse));
-        call_free(c);
+        redis_call_free(c);
         return;
     }
     uv_async_send(&re->wake);
 }
 
-static rcall *call_new(redis_engine *re, r_kind kind, const char *channel, engine_cb cb, void *ud) {
+rcall *redis_call_new(redis_engine *re, r_kind kind, const char *channel, engine_cb cb, void *ud) {
     rcall *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     c->re = re;
@@ -690,7 +721,7 @@ static int set_text(rcall *c, const char *s, size_t len) {
 /* ------------------------------------------------------------ the ops */
 
 static void r_publish(engine *e, const engine_publish_req *req, engine_cb cb, void *ud) {
-    rcall *c = call_new(R(e), R_PUBLISH, req->channel, cb, ud);
+    rcall *c = redis_call_new(R(e), R_PUBLISH, req->channel, cb, ud);
     if (c) {
         c->payload = rcbuf_ref(req->payload);
         c->history_size = req->history_size;
@@ -698,14 +729,14 @@ static void r_publish(engine *e, const engine_publish_req *req, engine_cb cb, vo
         c->now_ms = req->now_ms;
         c->flags = req->flags;
     }
-    submit(R(e), c, R_PUBLISH, cb, ud);
+    redis_submit(R(e), c, R_PUBLISH, cb, ud);
 }
 
 static void r_join_leave(engine *e, r_kind kind, const char *channel, const char *info, size_t len,
                          engine_cb cb, void *ud) {
-    rcall *c = call_new(R(e), kind, channel, cb, ud);
-    if (c && set_text(c, info, len)) { call_free(c); c = NULL; }
-    submit(R(e), c, kind, cb, ud);
+    rcall *c = redis_call_new(R(e), kind, channel, cb, ud);
+    if (c && set_text(c, info, len)) { redis_call_free(c); c = NULL; }
+    redis_submit(R(e), c, kind, cb, ud);
 }
 
 static void r_publish_join(engine *e, const char *ch, const char *info, size_t len, engine_cb cb, void *ud) {
@@ -717,7 +748,7 @@ static void r_publish_leave(engine *e, const char *ch, const char *info, size_t 
 }
 
 static void r_history(engine *e, const engine_history_req *req, engine_cb cb, void *ud) {
-    rcall *c = call_new(R(e), R_HISTORY, req->channel, cb, ud);
+    rcall *c = redis_call_new(R(e), R_HISTORY, req->channel, cb, ud);
     if (c) {
         c->limit = req->limit;
         c->has_since = req->has_since;
@@ -725,15 +756,15 @@ static void r_history(engine *e, const engine_history_req *req, engine_cb cb, vo
         c->reverse = req->reverse;
         c->now_ms = req->now_ms;
         if (req->since_epoch && set_text(c, req->since_epoch, strlen(req->since_epoch))) {
-            call_free(c);
+            redis_call_free(c);
             c = NULL;
         }
     }
-    submit(R(e), c, R_HISTORY, cb, ud);
+    redis_submit(R(e), c, R_HISTORY, cb, ud);
 }
 
 static void r_channel_call(engine *e, r_kind kind, const char *channel, engine_cb cb, void *ud) {
-    submit(R(e), call_new(R(e), kind, channel, cb, ud), kind, cb, ud);
+    redis_submit(R(e), redis_call_new(R(e), kind, channel, cb, ud), kind, cb, ud);
 }
 
 static void r_history_remove(engine *e, const char *ch, engine_cb cb, void *ud) {
@@ -742,30 +773,30 @@ static void r_history_remove(engine *e, const char *ch, engine_cb cb, void *ud) 
 
 static void r_presence_add(engine *e, const char *channel, const engine_presence_entry *en,
                            int64_t ttl_ms, int64_t now_ms, engine_cb cb, void *ud) {
-    rcall *c = call_new(R(e), R_PRESENCE_ADD, channel, cb, ud);
+    rcall *c = redis_call_new(R(e), R_PRESENCE_ADD, channel, cb, ud);
     if (c) {
         c->ttl_ms = ttl_ms;
         c->now_ms = now_ms;
         c->payload = rcbuf_copy(en->info, en->info_len);
         if (set_text(c, en->client, strlen(en->client)) || !(c->user = strdup(en->user)) || !c->payload) {
-            call_free(c);
+            redis_call_free(c);
             c = NULL;
         }
     }
-    submit(R(e), c, R_PRESENCE_ADD, cb, ud);
+    redis_submit(R(e), c, R_PRESENCE_ADD, cb, ud);
 }
 
 static void r_presence_remove(engine *e, const char *channel, const char *client, engine_cb cb, void *ud) {
-    rcall *c = call_new(R(e), R_PRESENCE_REMOVE, channel, cb, ud);
-    if (c && set_text(c, client, strlen(client))) { call_free(c); c = NULL; }
-    submit(R(e), c, R_PRESENCE_REMOVE, cb, ud);
+    rcall *c = redis_call_new(R(e), R_PRESENCE_REMOVE, channel, cb, ud);
+    if (c && set_text(c, client, strlen(client))) { redis_call_free(c); c = NULL; }
+    redis_submit(R(e), c, R_PRESENCE_REMOVE, cb, ud);
 }
 
 static void r_presence_read(engine *e, r_kind kind, const char *channel, int64_t now_ms, engine_cb cb,
                             void *ud) {
-    rcall *c = call_new(R(e), kind, channel, cb, ud);
+    rcall *c = redis_call_new(R(e), kind, channel, cb, ud);
     if (c) c->now_ms = now_ms;
-    submit(R(e), c, kind, cb, ud);
+    redis_submit(R(e), c, kind, cb, ud);
 }
 
 static void r_presence(engine *e, const char *ch, int64_t now_ms, engine_cb cb, void *ud) {
@@ -784,33 +815,8 @@ static void r_unsubscribe(engine *e, const char *ch, engine_cb cb, void *ud) {
     r_channel_call(e, R_UNSUBSCRIBE, ch, cb, ud);
 }
 
-/* Maps and boards are refused by the configuration check with this engine
+/* Boards are refused by the configuration check with this engine
  * (config_ns_check_redis); a call that comes anyway is a bug, answered. */
-static void r_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud) {
-    (void)e;
-    (void)req;
-    engine_answer(cb, ud, ENGINE_OP_MAP_WRITE, engine_result_new(ENGINE_OP_MAP_WRITE, ENGINE_ERR_INTERNAL));
-}
-
-static void r_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud) {
-    (void)e;
-    (void)req;
-    engine_answer(cb, ud, ENGINE_OP_MAP_STATE, engine_result_new(ENGINE_OP_MAP_STATE, ENGINE_ERR_INTERNAL));
-}
-
-static void r_map_channel(engine *e, const char *ch, int64_t now_ms, engine_cb cb, void *ud) {
-    (void)e;
-    (void)ch;
-    (void)now_ms;
-    engine_answer(cb, ud, ENGINE_OP_MAP_STATS, engine_result_new(ENGINE_OP_MAP_STATS, ENGINE_ERR_INTERNAL));
-}
-
-static void r_map_clear(engine *e, const char *ch, engine_cb cb, void *ud) {
-    (void)e;
-    (void)ch;
-    engine_answer(cb, ud, ENGINE_OP_MAP_CLEAR, engine_result_new(ENGINE_OP_MAP_CLEAR, ENGINE_ERR_INTERNAL));
-}
-
 static void r_board_put(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud) {
     (void)e;
     (void)req;
@@ -837,9 +843,9 @@ static int r_health(engine *e, char *why, size_t size) {
 }
 
 static void r_control(engine *e, const char *msg, size_t len, engine_cb cb, void *ud) {
-    rcall *c = call_new(R(e), R_CONTROL, "", cb, ud);
-    if (c && set_text(c, msg, len)) { call_free(c); c = NULL; }
-    submit(R(e), c, R_CONTROL, cb, ud);
+    rcall *c = redis_call_new(R(e), R_CONTROL, "", cb, ud);
+    if (c && set_text(c, msg, len)) { redis_call_free(c); c = NULL; }
+    redis_submit(R(e), c, R_CONTROL, cb, ud);
 }
 
 static void r_gauges(engine *e, engine_gauge_fn fn, void *ud) {
@@ -866,7 +872,7 @@ static void r_quiesce(engine *e) {
 
 static void free_interest(void *v) {
     rchan *rc = v;
-    if (rc->waiting) call_free(rc->waiting);
+    if (rc->waiting) redis_call_free(rc->waiting);
     free(rc);
 }
 
@@ -898,10 +904,10 @@ static const engine_ops redis_ops = {
     .presence_stats = r_presence_stats,
     .subscribe = r_subscribe,
     .unsubscribe = r_unsubscribe,
-    .map_write = r_map_write,
-    .map_state = r_map_state,
-    .map_stats = r_map_channel,
-    .map_clear = r_map_clear,
+    .map_write = redis_map_write,
+    .map_state = redis_map_state,
+    .map_stats = redis_map_stats,
+    .map_clear = redis_map_clear,
     .board_put = r_board_put,
     .board_snapshot = r_board_snapshot,
     .control = r_control,
@@ -962,6 +968,8 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     sha1_hex(REDIS_LUA_PUBLISH, re->sha_publish);
     sha1_hex(REDIS_LUA_HISTORY, re->sha_history);
     sha1_hex(REDIS_LUA_PRESENCE, re->sha_presence);
+    sha1_hex(REDIS_LUA_MAP_WRITE, re->sha_map_write);
+    sha1_hex(REDIS_LUA_MAP_READ, re->sha_map_read);
     if (uv_loop_init(&re->loop)) {
         free(re);
         snprintf(err, errlen, "engine.type \"redis\": cannot start");

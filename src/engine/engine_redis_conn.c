@@ -411,6 +411,8 @@ static redisAsyncContext *cmd_open(rshard *sh) {
     redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PUBLISH);
     redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_HISTORY);
     redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PRESENCE);
+    redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_MAP_WRITE);
+    redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_MAP_READ);
     return ac;
 }
 

@@ -6,7 +6,8 @@
  *   engine_redis_conn.c     connections: hiredis on the engine's libuv loop,
  *                           the pub/sub connection, reconnects, resubscribes
  *   engine_redis_cluster.c  Redis Cluster: slots, CLUSTER SLOTS, MOVED/ASK,
- *                           and which server a channel lives on */
+ *                           and which server a channel lives on
+ *   engine_redis_map.c      map channels */
 #ifndef PLAZA_ENGINE_REDIS_INT_H
 #define PLAZA_ENGINE_REDIS_INT_H
 
@@ -26,8 +27,21 @@
 typedef enum {
     R_PUBLISH, R_JOIN, R_LEAVE, R_HISTORY, R_HISTORY_REMOVE, R_PRESENCE_ADD,
     R_PRESENCE_REMOVE, R_PRESENCE, R_PRESENCE_STATS, R_SUBSCRIBE, R_UNSUBSCRIBE, R_CONTROL,
-    R_SWEEP,
+    R_SWEEP, R_MAP_WRITE, R_MAP_STATE, R_MAP_STATS, R_MAP_CLEAR, R_MAP_SWEEP,
 } r_kind;
+
+/* A map call's own arguments (engine_redis_map.c). */
+typedef struct rmap {
+    char *key;                     /* NUL-terminated; key_len bytes */
+    size_t key_len;
+    int remove, key_mode, refresh, has_expected;
+    uint64_t version, expected_offset;
+    char *version_epoch, *expected_epoch, *idem;
+    int64_t idem_ttl_ms;
+    engine_map_opts opts;
+    int single, limit;             /* map_state: one key; entries per page */
+    char *cursor, *epoch;          /* map_state */
+} rmap;
 
 struct redis_engine;
 struct rshard;
@@ -53,6 +67,7 @@ typedef struct rcall {
     int64_t ttl_ms, now_ms;
     uint64_t since;
     uint32_t flags;
+    rmap *map;                     /* map calls */
 } rcall;
 
 /* The pub/sub connection of a server: a plain hiredis context read and
@@ -111,8 +126,8 @@ typedef struct redis_engine {
     dict *interest;                /* channels subscribed: name -> rchan */
     uv_timer_t tick;               /* times calls out, sweeps presence, refreshes slots */
     int64_t timeout_ms;
-    int64_t next_sweep_ms, next_refresh_ms;
-    char sha_publish[41], sha_history[41], sha_presence[41];
+    int64_t next_sweep_ms, next_map_sweep_ms, next_refresh_ms;
+    char sha_publish[41], sha_history[41], sha_presence[41], sha_map_write[41], sha_map_read[41];
     uint64_t rng;
     /* cluster */
     uint16_t *slot_node;           /* REDIS_SLOTS entries: node index + 1, 0 = unknown */
@@ -124,6 +139,15 @@ typedef struct redis_engine {
 } redis_engine;
 
 /* engine_redis.c */
+engine_op redis_op_of(r_kind kind);
+rcall *redis_call_new(redis_engine *re, r_kind kind, const char *channel, engine_cb cb, void *ud);
+void redis_call_free(rcall *c);
+void redis_submit(redis_engine *re, rcall *c, r_kind kind, engine_cb cb, void *ud);
+int redis_send_argv(redis_engine *re, redisCallbackFn *fn, rcall *c, int argc, const char **argv,
+                    const size_t *lens);
+uint64_t redis_reply_u64(const redisReply *r);
+void redis_reply_epoch(const redisReply *r, char *out);
+void redis_new_epoch(redis_engine *re, char *out);
 void redis_finish(rcall *c, engine_result *res, int err);
 void redis_finish_flight(rcall *c);
 void redis_send_call(redis_engine *re, rcall *c);
@@ -133,6 +157,15 @@ void redis_key(const redis_engine *re, const char *channel, const char *suffix, 
 void redis_pubsub_name(const redis_engine *re, const char *channel, char *out, size_t size);
 const char *redis_pubsub_channel(const redis_engine *re, const char *name, size_t len, size_t *out_len);
 void redis_control_name(const redis_engine *re, char *out, size_t size);
+
+/* engine_redis_map.c */
+int redis_map_send(redis_engine *re, rcall *c);
+void redis_map_free(rmap *m);
+rcbuf *redis_map_key(const char *key, size_t len);
+void redis_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud);
+void redis_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud);
+void redis_map_stats(engine *e, const char *channel, int64_t now_ms, engine_cb cb, void *ud);
+void redis_map_clear(engine *e, const char *channel, engine_cb cb, void *ud);
 
 /* engine_redis_conn.c */
 void redis_connect(rshard *sh);

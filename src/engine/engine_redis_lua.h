@@ -95,4 +95,154 @@
     "if op == 'sweep' then return #gone end\n"                                         \
     "return redis.call('HGETALL', h)\n"
 
+/* Maps. KEYS, per channel: meta, stream, state (hash: key -> "<offset>
+ * <time> <version> <version epoch length> <version epoch><payload>"), keys
+ * (a sorted set of the keys, score 0: pages in byte order by ZRANGEBYLEX),
+ * expiry (a sorted set: key -> expires at, ms). The meta hash also keeps
+ * the map's stream size (ss) and TTL (st) from its last write, for the
+ * changes that expiry makes. Every change (write, removal, expiry, clear)
+ * takes the next offset, goes to the stream when the map keeps one (field
+ * k: the key; f: 1 a removal), else is flagged unstreamed (2), and is
+ * published as "M<offset> <epoch> <time> <flags> <key length> <key><payload>".
+ * The suppression codes are engine.h's ENGINE_SUPPRESS_* (1 idempotency,
+ * 2 version, 3 key exists, 4 key not found, 5 position mismatch). */
+#define REDIS_LUA_MAP_COMMON \
+    "local meta, stream, h, ks, x = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]\n" \
+    "local function epoch_of(new)\n" \
+    "  local e = redis.call('HGET', meta, 'e')\n" \
+    "  if not e then\n" \
+    "    e = new\n" \
+    "    redis.call('HSET', meta, 'e', e, 't', 0)\n" \
+    "    redis.call('DEL', stream)\n" \
+    "  end\n" \
+    "  return e\n" \
+    "end\n" \
+    "local function change(epoch, now, key, payload, flags, pubch, verb)\n" \
+    "  local top = redis.call('HINCRBY', meta, 't', 1)\n" \
+    "  local ss = tonumber(redis.call('HGET', meta, 'ss') or '0')\n" \
+    "  if ss > 0 then\n" \
+    "    redis.call('XADD', stream, 'MAXLEN', ss, top .. '-1', 'p', payload, 't', now, 'f', flags, 'k', key)\n" \
+    "  else\n" \
+    "    flags = flags + 2\n" \
+    "  end\n" \
+    "  redis.call(verb, pubch, 'M' .. top .. ' ' .. epoch .. ' ' .. now .. ' ' .. flags .. ' ' .. #key .. ' ' .. key .. payload)\n" \
+    "  return top\n" \
+    "end\n" \
+    "local function expire(epoch, now, pubch, verb)\n" \
+    "  local gone = redis.call('ZRANGEBYSCORE', x, '-inf', now)\n" \
+    "  for i = 1, #gone do\n" \
+    "    redis.call('HDEL', h, gone[i])\n" \
+    "    redis.call('ZREM', ks, gone[i])\n" \
+    "    redis.call('ZREM', x, gone[i])\n" \
+    "    change(epoch, now, gone[i], '', 1, pubch, verb)\n" \
+    "  end\n" \
+    "end\n" \
+    "local function keep(mttl)\n" \
+    "  local st = tonumber(redis.call('HGET', meta, 'st') or '0')\n" \
+    "  if st > 0 then redis.call('PEXPIRE', stream, st) elseif mttl > 0 then redis.call('PEXPIRE', stream, mttl) end\n" \
+    "  if mttl > 0 then\n" \
+    "    for _, k in ipairs({meta, h, ks, x}) do redis.call('PEXPIRE', k, mttl) end\n" \
+    "  end\n" \
+    "end\n" \
+    "local function newer(a, b)\n" \
+    "  return #a > #b or (#a == #b and a > b)\n" \
+    "end\n" \
+    ""
+
+/* map_write. KEYS: meta, stream, state, keys, expiry, the idempotency key.
+ * ARGV: key, remove (1/0), payload, stream size, stream TTL (ms), key TTL
+ * (ms), key mode (0 any, 1 if new, 2 if exists), refresh the TTL when
+ * suppressed as existing (1/0), version ("0" = none), version epoch, has
+ * expected (1/0), expected offset, expected epoch, use the idempotency key
+ * (1/0), its TTL (ms), now (ms), a new epoch, meta TTL (ms), pub/sub
+ * channel, publish command. Returns {top, epoch, suppressed}. */
+#define REDIS_LUA_MAP_WRITE REDIS_LUA_MAP_COMMON \
+    "local now = ARGV[16]\n" \
+    "redis.call('HSET', meta, 'ss', ARGV[4], 'st', ARGV[5])\n" \
+    "local epoch = epoch_of(ARGV[17])\n" \
+    "expire(epoch, now, ARGV[19], ARGV[20])\n" \
+    "local key = ARGV[1]\n" \
+    "local why = 0\n" \
+    "if ARGV[14] == '1' and redis.call('EXISTS', KEYS[6]) == 1 then why = 1 end\n" \
+    "local cur = redis.call('HGET', h, key)\n" \
+    "local off, ver, vep = '0', '0', ''\n" \
+    "if cur then\n" \
+    "  local o, t, v, n, rest = string.match(cur, '^(%d+) (%d+) (%d+) (%d+) ()')\n" \
+    "  off, ver, vep = o, v, string.sub(cur, rest, rest + tonumber(n) - 1)\n" \
+    "end\n" \
+    "if why == 0 then\n" \
+    "  if ARGV[11] == '1' and (not cur or off ~= ARGV[12] or (ARGV[13] ~= '' and ARGV[13] ~= epoch)) then why = 5\n" \
+    "  elseif ARGV[2] == '1' then if not cur then why = 4 end\n" \
+    "  elseif ARGV[7] == '1' and cur then why = 3\n" \
+    "  elseif ARGV[7] == '2' and not cur then why = 4\n" \
+    "  elseif ARGV[9] ~= '0' and cur and ver ~= '0' and vep == ARGV[10] and not newer(ARGV[9], ver) then why = 2\n" \
+    "  end\n" \
+    "end\n" \
+    "local top = redis.call('HGET', meta, 't')\n" \
+    "if why ~= 0 then\n" \
+    "  if why == 3 and ARGV[8] == '1' and tonumber(ARGV[6]) > 0 then\n" \
+    "    redis.call('ZADD', x, tonumber(now) + tonumber(ARGV[6]), key)\n" \
+    "  end\n" \
+    "  return {top, epoch, why}\n" \
+    "end\n" \
+    "if ARGV[2] == '1' then\n" \
+    "  redis.call('HDEL', h, key)\n" \
+    "  redis.call('ZREM', ks, key)\n" \
+    "  redis.call('ZREM', x, key)\n" \
+    "  top = change(epoch, now, key, '', 1, ARGV[19], ARGV[20])\n" \
+    "else\n" \
+    "  top = change(epoch, now, key, ARGV[3], 0, ARGV[19], ARGV[20])\n" \
+    "  local v, vp = ARGV[9], ARGV[10]\n" \
+    "  if v == '0' then v, vp = ver, vep end\n" \
+    "  redis.call('HSET', h, key, top .. ' ' .. now .. ' ' .. v .. ' ' .. #vp .. ' ' .. vp .. ARGV[3])\n" \
+    "  redis.call('ZADD', ks, 0, key)\n" \
+    "  if tonumber(ARGV[6]) > 0 then redis.call('ZADD', x, tonumber(now) + tonumber(ARGV[6]), key)\n" \
+    "  else redis.call('ZREM', x, key) end\n" \
+    "end\n" \
+    "if ARGV[14] == '1' then redis.call('SET', KEYS[6], '1', 'PX', ARGV[15]) end\n" \
+    "keep(tonumber(ARGV[18]))\n" \
+    "return {top, epoch, 0}\n"
+
+/* map reads. KEYS: meta, stream, state, keys, expiry. ARGV: op (state,
+ * stats, clear), now, a new epoch, pub/sub channel, publish command; for
+ * state: one key only (1/0), limit (-1 all, 0 none), the key, the cursor
+ * (the last key of the previous page, "" = from the first). Expired keys
+ * go first (changes of their own); clear removes every key, each a change.
+ * Returns {top, epoch, entries {key, value, ...}, next cursor or ""} for
+ * state, {top, epoch, number of keys} for stats and clear. */
+#define REDIS_LUA_MAP_READ REDIS_LUA_MAP_COMMON \
+    "local op, now = ARGV[1], ARGV[2]\n" \
+    "local epoch = epoch_of(ARGV[3])\n" \
+    "expire(epoch, now, ARGV[4], ARGV[5])\n" \
+    "if op == 'clear' then\n" \
+    "  local all = redis.call('ZRANGEBYLEX', ks, '-', '+')\n" \
+    "  for i = 1, #all do change(epoch, now, all[i], '', 1, ARGV[4], ARGV[5]) end\n" \
+    "  redis.call('DEL', h, ks, x)\n" \
+    "end\n" \
+    "local top = redis.call('HGET', meta, 't')\n" \
+    "if op ~= 'state' then return {top, epoch, redis.call('ZCARD', ks)} end\n" \
+    "local keys, more = {}, ''\n" \
+    "local limit = tonumber(ARGV[7])\n" \
+    "if ARGV[6] == '1' then\n" \
+    "  keys = {ARGV[8]}\n" \
+    "elseif limit ~= 0 then\n" \
+    "  local lo = '-'\n" \
+    "  if ARGV[9] ~= '' then lo = '(' .. ARGV[9] end\n" \
+    "  if limit < 0 then\n" \
+    "    keys = redis.call('ZRANGEBYLEX', ks, lo, '+')\n" \
+    "  else\n" \
+    "    keys = redis.call('ZRANGEBYLEX', ks, lo, '+', 'LIMIT', 0, limit + 1)\n" \
+    "    if #keys > limit then keys[#keys] = nil; more = keys[#keys] end\n" \
+    "  end\n" \
+    "end\n" \
+    "local out = {}\n" \
+    "for i = 1, #keys, 1000 do\n" \
+    "  local part = {unpack(keys, i, math.min(i + 999, #keys))}\n" \
+    "  local vals = redis.call('HMGET', h, unpack(part))\n" \
+    "  for j = 1, #part do\n" \
+    "    if vals[j] then out[#out + 1] = part[j]; out[#out + 1] = vals[j] end\n" \
+    "  end\n" \
+    "end\n" \
+    "return {top, epoch, out, more}\n"
+
 #endif

@@ -28,6 +28,7 @@ const config = {
       { name: 'chat', ...open, presence: true, join_leave: true, force_push_join_leave: true,
         history_size: 1000, history_ttl_ms: 600000, force_recovery: true, allow_presence_for_anonymous: true,
         allow_presence_for_subscriber: true, allow_history_for_subscriber: true, allow_history_for_anonymous: true },
+      { name: 'lots', ...open, subscription_type: 'map', map: { mode: 'recoverable', key_ttl_ms: 1500, stream_size: 100 } },
     ],
   },
 };
@@ -148,6 +149,35 @@ describe('three nodes on a 3-master Redis Cluster', () => {
     await until(() => w.leaves.length >= 1, 8000, 'leave on node 0');
     y.c.disconnect();
     w.c.disconnect();
+  });
+
+  test('a map channel across nodes: writes on two nodes, a subscriber on the third, TTL removals', async () => {
+    const c = new Centrifuge(nodes[2].wsUrl, { websocket: WebSocket });
+    const s = c.newMapSubscription('lots:a');
+    const view = new Map(), removed = [];
+    let subscribed = 0;
+    s.on('subscribed', (ctx) => { subscribed++; for (const e of ctx.state || []) view.set(e.key, e.data); });
+    s.on('update', (ctx) => { if (ctx.removed) { view.delete(ctx.key); removed.push(ctx.key); } else view.set(ctx.key, ctx.data); });
+    c.connect();
+    s.subscribe();
+    await until(() => subscribed === 1, 8000, 'map subscribed');
+    const w = async (n, key, data, extra = {}) => (await api(n, 'map_publish', { channel: 'lots:a', key, data, ...extra })).body;
+    const r1 = await w(nodes[0], 'k1', { v: 1 });
+    const r2 = await w(nodes[1], 'k2', { v: 2 });
+    assert.equal(r2.result.offset, r1.result.offset + 1);
+    // compare-and-set on the key's offset, from another node
+    const stale = await w(nodes[1], 'k1', { v: 9 }, { expected_offset: r1.result.offset + 5 });
+    assert.equal(stale.result.suppress_reason, 'position_mismatch');
+    const cas = await w(nodes[1], 'k1', { v: 3 }, { expected_offset: r1.result.offset });
+    assert.equal(cas.result.suppressed, undefined);
+    await until(() => view.get('k1')?.v === 3 && view.get('k2')?.v === 2, 8000, 'updates on node 2');
+    for (const n of nodes) {
+      const st = (await api(n, 'map_read_state', { channel: 'lots:a' })).body.result;
+      assert.deepEqual(st.publications.map((p) => [p.key, p.data.v]), [['k1', 3], ['k2', 2]]);
+    }
+    await until(() => removed.length === 2, 8000, 'both keys expired and their removals pushed');
+    assert.equal(view.size, 0);
+    c.disconnect();
   });
 
   test('a slot moved to another master while publishing: nothing lost, nothing twice, the channel follows', async () => {

@@ -29,7 +29,7 @@ process.once('exit', (code) => {
 // redis-server this file starts): srv.wsUrl is the first node's WebSocket,
 // srv.url (the server API, HTTP) the second's, so every test drives its
 // clients and its API calls through different nodes. A configuration the
-// Redis engine does not serve (maps, boards, presence maps) runs on the
+// Redis engine does not serve (boards) runs on the
 // memory engine, one node, as it would in production.
 let redisPromise = null;
 let redisPrefixes = 0;
@@ -41,8 +41,7 @@ async function sharedRedis() {
 function redisServes(config) {
   const ch = config?.channel || {};
   const spaces = [ch.options || {}, ...(ch.namespaces || [])];
-  return !spaces.some((n) => (n.subscription_type && n.subscription_type !== 'stream') || n.board ||
-    n.map_clients_presence_channel_prefix || n.map_users_presence_channel_prefix);
+  return !spaces.some((n) => n.board);
 }
 
 function engineArgs() {
