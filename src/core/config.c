@@ -972,8 +972,6 @@ int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
                     "(\"%s\" is empty)", has_cert ? "tls.key" : "tls.cert");
     /* An empty api.key without api.insecure is fine: the API is disabled. */
     if (config_ns_check_options(&c->namespaces.top, "channel.options", err) < 0) return -1;
-    if (strcmp(c->engine_type, "redis") == 0 && config_ns_check_redis(&c->namespaces, err) < 0)
-        return -1;
     return config_ns_check_prefixes(&c->namespaces, err);
 }
 

@@ -381,19 +381,3 @@ void config_ns_free(ns_registry *r) {
     r->nspaces = 0;
 }
 
-/* The Redis engine serves stream and map channels (presence maps too);
- * boards live in the memory engine for now, so a configuration that has
- * them is refused at start rather than failing call by call. */
-int config_ns_check_redis(const ns_registry *r, char *err) {
-    for (int i = -1; i < r->nspaces; i++) {
-        const ns_options *o = i < 0 ? &r->top : &r->spaces[i];
-        const char *what = ns_is_board(o) ? "boards" : NULL;
-        if (!what) continue;
-        char path[128];
-        if (i < 0) snprintf(path, sizeof(path), "channel.options");
-        else snprintf(path, sizeof(path), "channel.namespaces[%d]", i);
-        return config_fail(err, "key \"engine.type\": the redis engine does not serve %s "
-                           "(\"%s\"); use the memory engine for them", what, path);
-    }
-    return 0;
-}

@@ -126,9 +126,6 @@
       "when it changed, so replay and restore read only what came after; "    \
       "0 = 60.")
 
-/* With engine.type redis: refuses namespaces the Redis engine does not
- * serve (maps, boards, presence maps), naming them. 0 or -1 with err. */
-int config_ns_check_redis(const ns_registry *r, char *err);
 
 /* Parses a JSON array of namespace objects ({"name": ..., <options>}) into a
  * new array *out of *n entries. key names the array in errors

@@ -107,6 +107,37 @@ size_t engine_board_bytes(uint32_t width, uint32_t height, int bits) {
     return ((size_t)width * (size_t)bits + 7) / 8 * height;
 }
 
+static void put_le(uint8_t *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++, v >>= 8) p[i] = (uint8_t)v;
+}
+
+size_t engine_board_user_len(const char *user) {
+    size_t n = strlen(user);
+    return n > ENGINE_BOARD_USER_MAX ? ENGINE_BOARD_USER_MAX : n;
+}
+
+size_t engine_board_encode(uint8_t *out, const engine_board_put_req *req) {
+    size_t ulen = engine_board_user_len(req->user);
+    put_le(out, req->x, 2);
+    put_le(out + 2, req->y, 2);
+    out[4] = (uint8_t)req->color;
+    out[5] = (uint8_t)ulen;
+    put_le(out + 6, (uint64_t)req->now_ms, 8);
+    memcpy(out + ENGINE_BOARD_PIXEL_SIZE, req->user, ulen);
+    return ENGINE_BOARD_PIXEL_SIZE + ulen;
+}
+
+int engine_board_opts_valid(const engine_board_opts *o) {
+    return o->width && o->height && o->width <= 65535 && o->height <= 65535 && (o->bits == 4 || o->bits == 8) &&
+           o->batch_ms > 0 && o->history_size > 0;
+}
+
+int engine_board_valid(const engine_board_put_req *req) {
+    const engine_board_opts *o = &req->board;
+    return engine_board_opts_valid(o) && req->x < o->width && req->y < o->height && req->color < 1u << o->bits &&
+           req->user;
+}
+
 /* ---- the table ---- */
 
 typedef struct engine_type {

@@ -257,6 +257,16 @@ int engine_board_next(const uint8_t *p, size_t len, size_t *pos, engine_board_pi
 /* Bytes of a board's bitfield. */
 size_t engine_board_bytes(uint32_t width, uint32_t height, int bits);
 
+/* A put's record in a batch payload: writes ENGINE_BOARD_PIXEL_SIZE +
+ * engine_board_user_len(req->user) bytes at out and returns that count. */
+size_t engine_board_user_len(const char *user);
+size_t engine_board_encode(uint8_t *out, const engine_board_put_req *req);
+
+/* A put an engine can take: options in range, the pixel on the board, the
+ * colour in `bits` (the caller checked them; 0 is a bug of the caller's). */
+int engine_board_valid(const engine_board_put_req *req);
+int engine_board_opts_valid(const engine_board_opts *o);
+
 /* What the engine tells the hub. The payload and info are valid during the
  * call; take a reference (rcbuf_ref) or a copy to keep them. */
 typedef struct engine_events {

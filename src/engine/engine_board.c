@@ -142,14 +142,8 @@ int mem_board_load(mem_channel *ch, uint32_t width, uint32_t height, int bits,
 
 /* ------------------------------------------------------------------- put */
 
-static void put_le(uint8_t *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++, v >>= 8) p[i] = (uint8_t)v;
-}
-
 static int batch_add(mem_board *b, const engine_board_put_req *req) {
-    size_t ulen = strlen(req->user);
-    if (ulen > ENGINE_BOARD_USER_MAX) ulen = ENGINE_BOARD_USER_MAX;
-    size_t need = b->batch_len + ENGINE_BOARD_PIXEL_SIZE + ulen;
+    size_t need = b->batch_len + ENGINE_BOARD_PIXEL_SIZE + engine_board_user_len(req->user);
     if (need > b->batch_cap) {
         size_t cap = b->batch_cap ? b->batch_cap * 2 : 1024;
         while (cap < need) cap *= 2;
@@ -158,14 +152,7 @@ static int batch_add(mem_board *b, const engine_board_put_req *req) {
         b->batch = p;
         b->batch_cap = cap;
     }
-    uint8_t *r = b->batch + b->batch_len;
-    put_le(r, req->x, 2);
-    put_le(r + 2, req->y, 2);
-    r[4] = (uint8_t)req->color;
-    r[5] = (uint8_t)ulen;
-    put_le(r + 6, (uint64_t)req->now_ms, 8);
-    memcpy(r + ENGINE_BOARD_PIXEL_SIZE, req->user, ulen);
-    b->batch_len = need;
+    b->batch_len += engine_board_encode(b->batch + b->batch_len, req);
     b->batch_n++;
     return 0;
 }
@@ -205,17 +192,11 @@ static int due(mem_engine *me, const char *channel, int64_t at) {
     return 0;
 }
 
-static int valid_opts(const engine_board_opts *o) {
-    return o->width && o->height && o->width <= 65535 && o->height <= 65535 &&
-           (o->bits == 4 || o->bits == 8) && o->batch_ms > 0 && o->history_size > 0;
-}
-
 void mem_board_put(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
     engine_result *res = engine_result_new(ENGINE_OP_BOARD_PUT, ENGINE_ERR_INTERNAL);
     board_wait *w = malloc(sizeof(*w));
-    if (!res || !w || !valid_opts(&req->board) || req->x >= req->board.width ||
-        req->y >= req->board.height || req->color >= 1u << req->board.bits) {
+    if (!res || !w || !engine_board_valid(req)) {
         free(w);
         engine_answer(cb, ud, ENGINE_OP_BOARD_PUT, res);   /* a bug of the caller's */
         return;
@@ -266,7 +247,7 @@ void mem_board_snapshot(engine *e, const char *channel, const engine_board_opts 
                         int64_t now_ms, engine_cb cb, void *ud) {
     mem_engine *me = (mem_engine *)e;
     engine_result *res = engine_result_new(ENGINE_OP_BOARD_SNAPSHOT, ENGINE_ERR_INTERNAL);
-    if (!res || !valid_opts(o)) { engine_answer(cb, ud, ENGINE_OP_BOARD_SNAPSHOT, res); return; }
+    if (!res || !engine_board_opts_valid(o)) { engine_answer(cb, ud, ENGINE_OP_BOARD_SNAPSHOT, res); return; }
     mem_shard *sh = mem_lock_shard(me, channel);
     mem_channel *ch = mem_channel_open(sh, channel, strlen(channel));
     mem_board *b = ch ? mem_board_open(ch, o->width, o->height, o->bits) : NULL;
@@ -316,10 +297,8 @@ static void snapshot_record(mem_engine *me, const char *channel, mem_channel *ch
                             int force) {
     mem_board *b = ch->board;
     if (!me->store || !b->dirty || (!force && now_ms < b->snap_due)) return;
-    uint8_t hdr[5];
-    put_le(hdr, b->width, 2);
-    put_le(hdr + 2, b->height, 2);
-    hdr[4] = (uint8_t)b->bits;
+    uint8_t hdr[5] = {(uint8_t)b->width, (uint8_t)(b->width >> 8), (uint8_t)b->height,
+                      (uint8_t)(b->height >> 8), (uint8_t)b->bits};     /* u16 LE, u16 LE, u8 */
     mem_stream *st = ch->stream;
     store_rec r = {.kind = STORE_BOARD_SNAP, .time_ms = now_ms, .channel = channel,
                    .offset = st ? st->next : 0, .epoch = st ? st->epoch : "",

@@ -48,8 +48,10 @@ static const engine_op OP_OF[] = {
     ENGINE_OP_HISTORY_REMOVE, ENGINE_OP_PRESENCE_ADD, ENGINE_OP_PRESENCE_REMOVE,
     ENGINE_OP_PRESENCE, ENGINE_OP_PRESENCE_STATS, ENGINE_OP_SUBSCRIBE, ENGINE_OP_UNSUBSCRIBE,
     ENGINE_OP_CONTROL, ENGINE_OP_PRESENCE, ENGINE_OP_MAP_WRITE, ENGINE_OP_MAP_STATE, ENGINE_OP_MAP_STATS,
-    ENGINE_OP_MAP_CLEAR, ENGINE_OP_MAP_STATS,
+    ENGINE_OP_MAP_CLEAR, ENGINE_OP_MAP_STATS, ENGINE_OP_BOARD_PUT, ENGINE_OP_BOARD_PUT,
+    ENGINE_OP_BOARD_SNAPSHOT,
 };
+_Static_assert(sizeof(OP_OF) / sizeof(OP_OF[0]) == R_BOARD_SNAPSHOT + 1, "an op per call kind");
 
 engine_op redis_op_of(r_kind kind) { return OP_OF[kind]; }
 
@@ -59,6 +61,8 @@ static redis_engine *R(engine *e) { return (redis_engine *)e; }
 
 void redis_call_free(rcall *c) {
     redis_map_free(c->map);
+    if (c->board) free(c->board->user);
+    free(c->board);
     free(c->channel);
     rcbuf_unref(c->payload);
     free(c->text);
@@ -323,7 +327,8 @@ static const char *publish_verb(const redis_engine *re) { return re->cluster ? "
 
 void redis_send_call(redis_engine *re, rcall *c) {
     if (c->kind >= R_MAP_WRITE) {
-        if (redis_map_send(re, c)) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
+        int rc = c->kind >= R_BOARD_PUT ? redis_board_send(re, c) : redis_map_send(re, c);
+        if (rc) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
         return;
     }
     char meta[512], stream[512], pres[512], zset[512], ch[512], n1[32], n2[32], n3[32], n4[32],
@@ -442,6 +447,9 @@ void redis_send_call(redis_engine *re, rcall *c) {
     case R_MAP_STATS:
     case R_MAP_CLEAR:
     case R_MAP_SWEEP:                                 /* redis_map_send */
+    case R_BOARD_PUT:
+    case R_BOARD_BATCH:
+    case R_BOARD_SNAPSHOT:                            /* redis_board_send */
         break;
     }
     if (rc) redis_finish(c, NULL, ENGINE_ERR_UNAVAILABLE);
@@ -663,6 +671,7 @@ static void on_wake(uv_async_t *a) {
         void *v;
         dict_iter_init(&it, re->interest);
         while (dict_next(&it, &name, &v)) redis_answer_waiting(v);
+        redis_boards_stop(re);                        /* open batches out before the close */
         for (int i = 0; i < re->nshards; i++) redis_close(re->shards[i]);
         uv_close((uv_handle_t *)&re->tick, NULL);
         uv_close((uv_handle_t *)&re->wake, NULL);
@@ -815,24 +824,6 @@ static void r_unsubscribe(engine *e, const char *ch, engine_cb cb, void *ud) {
     r_channel_call(e, R_UNSUBSCRIBE, ch, cb, ud);
 }
 
-/* Boards are refused by the configuration check with this engine
- * (config_ns_check_redis); a call that comes anyway is a bug, answered. */
-static void r_board_put(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud) {
-    (void)e;
-    (void)req;
-    engine_answer(cb, ud, ENGINE_OP_BOARD_PUT, engine_result_new(ENGINE_OP_BOARD_PUT, ENGINE_ERR_INTERNAL));
-}
-
-static void r_board_snapshot(engine *e, const char *ch, const engine_board_opts *o, int64_t now_ms,
-                             engine_cb cb, void *ud) {
-    (void)e;
-    (void)ch;
-    (void)o;
-    (void)now_ms;
-    engine_answer(cb, ud, ENGINE_OP_BOARD_SNAPSHOT,
-                  engine_result_new(ENGINE_OP_BOARD_SNAPSHOT, ENGINE_ERR_INTERNAL));
-}
-
 static int r_health(engine *e, char *why, size_t size) {
     redis_engine *re = R(e);
     uv_mutex_lock(&re->lock);
@@ -878,6 +869,7 @@ static void free_interest(void *v) {
 
 static void free_all(redis_engine *re) {
     dict_free(re->interest, free_interest);
+    dict_free(re->boards, NULL);                      /* empty once stopped */
     for (int i = 0; i < re->nshards; i++) free(re->shards[i]);
     free(re->shards);
     free(re->slot_node);
@@ -908,8 +900,8 @@ static const engine_ops redis_ops = {
     .map_state = redis_map_state,
     .map_stats = redis_map_stats,
     .map_clear = redis_map_clear,
-    .board_put = r_board_put,
-    .board_snapshot = r_board_snapshot,
+    .board_put = redis_board_put,
+    .board_snapshot = redis_board_snapshot,
     .control = r_control,
     .health = r_health,
     .gauges = r_gauges,
@@ -970,12 +962,15 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     sha1_hex(REDIS_LUA_PRESENCE, re->sha_presence);
     sha1_hex(REDIS_LUA_MAP_WRITE, re->sha_map_write);
     sha1_hex(REDIS_LUA_MAP_READ, re->sha_map_read);
+    sha1_hex(REDIS_LUA_BOARD_BATCH, re->sha_board_batch);
+    sha1_hex(REDIS_LUA_BOARD_SNAPSHOT, re->sha_board_snapshot);
+    sha1_hex(REDIS_LUA_COOLDOWN, re->sha_cooldown);
     if (uv_loop_init(&re->loop)) {
         free(re);
         snprintf(err, errlen, "engine.type \"redis\": cannot start");
         return NULL;
     }
-    int bad = !(re->interest = dict_new()) || !(re->slot_node = calloc(REDIS_SLOTS, sizeof(uint16_t)));
+    int bad = !(re->interest = dict_new()) || !(re->boards = dict_new()) || !(re->slot_node = calloc(REDIS_SLOTS, sizeof(uint16_t)));
     if (bad) snprintf(err, errlen, "engine.type \"redis\": out of memory");
     if (!bad && parse_addresses(re, cfg->engine_redis_address, err, errlen)) bad = 1;
     uv_mutex_init(&re->lock);

@@ -413,6 +413,9 @@ static redisAsyncContext *cmd_open(rshard *sh) {
     redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_PRESENCE);
     redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_MAP_WRITE);
     redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_MAP_READ);
+    redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_BOARD_BATCH);
+    redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_BOARD_SNAPSHOT);
+    redisAsyncCommand(ac, NULL, NULL, "SCRIPT LOAD %s", REDIS_LUA_COOLDOWN);
     return ac;
 }
 

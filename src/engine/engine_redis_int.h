@@ -7,7 +7,8 @@
  *                           the pub/sub connection, reconnects, resubscribes
  *   engine_redis_cluster.c  Redis Cluster: slots, CLUSTER SLOTS, MOVED/ASK,
  *                           and which server a channel lives on
- *   engine_redis_map.c      map channels */
+ *   engine_redis_map.c      map channels
+ *   engine_redis_board.c    boards */
 #ifndef PLAZA_ENGINE_REDIS_INT_H
 #define PLAZA_ENGINE_REDIS_INT_H
 
@@ -28,7 +29,15 @@ typedef enum {
     R_PUBLISH, R_JOIN, R_LEAVE, R_HISTORY, R_HISTORY_REMOVE, R_PRESENCE_ADD,
     R_PRESENCE_REMOVE, R_PRESENCE, R_PRESENCE_STATS, R_SUBSCRIBE, R_UNSUBSCRIBE, R_CONTROL,
     R_SWEEP, R_MAP_WRITE, R_MAP_STATE, R_MAP_STATS, R_MAP_CLEAR, R_MAP_SWEEP,
+    R_BOARD_PUT, R_BOARD_BATCH, R_BOARD_SNAPSHOT,
 } r_kind;
+
+/* A board call's own arguments (engine_redis_board.c). */
+typedef struct rbput {
+    engine_board_put_req req;      /* a put: its user is `user`, its channel the call's */
+    char *user;
+    engine_board_opts opts;        /* a snapshot: the board's size */
+} rbput;
 
 /* A map call's own arguments (engine_redis_map.c). */
 typedef struct rmap {
@@ -68,6 +77,7 @@ typedef struct rcall {
     uint64_t since;
     uint32_t flags;
     rmap *map;                     /* map calls */
+    rbput *board;                  /* board calls */
 } rcall;
 
 /* The pub/sub connection of a server: a plain hiredis context read and
@@ -127,7 +137,9 @@ typedef struct redis_engine {
     uv_timer_t tick;               /* times calls out, sweeps presence, refreshes slots */
     int64_t timeout_ms;
     int64_t next_sweep_ms, next_map_sweep_ms, next_refresh_ms;
-    char sha_publish[41], sha_history[41], sha_presence[41], sha_map_write[41], sha_map_read[41];
+    char sha_publish[41], sha_history[41], sha_presence[41], sha_map_write[41], sha_map_read[41],
+         sha_board_batch[41], sha_board_snapshot[41], sha_cooldown[41];
+    dict *boards;                  /* open batches: channel -> rboard (engine_redis_board.c) */
     uint64_t rng;
     /* cluster */
     uint16_t *slot_node;           /* REDIS_SLOTS entries: node index + 1, 0 = unknown */
@@ -166,6 +178,13 @@ void redis_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, v
 void redis_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud);
 void redis_map_stats(engine *e, const char *channel, int64_t now_ms, engine_cb cb, void *ud);
 void redis_map_clear(engine *e, const char *channel, engine_cb cb, void *ud);
+
+/* engine_redis_board.c */
+int redis_board_send(redis_engine *re, rcall *c);
+void redis_boards_stop(redis_engine *re);
+void redis_board_put(engine *e, const engine_board_put_req *req, engine_cb cb, void *ud);
+void redis_board_snapshot(engine *e, const char *channel, const engine_board_opts *o, int64_t now_ms,
+                          engine_cb cb, void *ud);
 
 /* engine_redis_conn.c */
 void redis_connect(rshard *sh);

@@ -245,4 +245,49 @@
     "end\n" \
     "return {top, epoch, out, more}\n"
 
+/* Boards. KEYS: meta, stream, the bitfield (a string, rows of packed
+ * pixels as engine.h describes: BITFIELD's bit offsets count from a byte's
+ * high bit, as PNG packs indexed colours). */
+
+/* board batch: the pixels set, then the batch published as the publish
+ * script publishes (flags 4: a board's batch). ARGV: the publish script's
+ * nine (payload = the batch's records), the BITFIELD type (u4 or u8), then
+ * bit offset and colour per pixel, in write order. */
+#define REDIS_LUA_BOARD_BATCH \
+    "local bf = KEYS[3]\n" \
+    "if redis.call('HEXISTS', KEYS[1], 'e') == 0 then redis.call('DEL', bf) end\n" \
+    "local args = {}\n" \
+    "for i = 11, #ARGV, 2 do\n" \
+    "  args[#args + 1] = 'SET'\n" \
+    "  args[#args + 1] = ARGV[10]\n" \
+    "  args[#args + 1] = ARGV[i]\n" \
+    "  args[#args + 1] = ARGV[i + 1]\n" \
+    "  if #args >= 4000 then redis.call('BITFIELD', bf, unpack(args)); args = {} end\n" \
+    "end\n" \
+    "if #args > 0 then redis.call('BITFIELD', bf, unpack(args)) end\n" \
+    "if tonumber(ARGV[8]) > 0 then redis.call('PEXPIRE', bf, ARGV[8]) end\n" \
+    REDIS_LUA_PUBLISH
+
+/* board snapshot. ARGV: a new epoch (a board never written gets it, top
+ * 0), meta TTL (ms). Returns {top, epoch, bitfield}: every batch up to top
+ * is in the bitfield (one atomic read). */
+#define REDIS_LUA_BOARD_SNAPSHOT \
+    "local meta, stream, bf = KEYS[1], KEYS[2], KEYS[3]\n" \
+    "local epoch = redis.call('HGET', meta, 'e')\n" \
+    "if not epoch then\n" \
+    "  epoch = ARGV[1]\n" \
+    "  redis.call('HSET', meta, 'e', epoch, 't', 0)\n" \
+    "  redis.call('DEL', stream, bf)\n" \
+    "  if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', meta, ARGV[2]) end\n" \
+    "end\n" \
+    "return {tonumber(redis.call('HGET', meta, 't') or '0'), epoch, redis.call('GET', bf) or ''}\n"
+
+/* cooldown. KEYS: the user's cooldown key. ARGV: the cooldown (ms).
+ * Returns 0 (they may write: it starts again) or the ms they must wait. */
+#define REDIS_LUA_COOLDOWN \
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end\n" \
+    "local left = redis.call('PTTL', KEYS[1])\n" \
+    "if left < 1 then left = 1 end\n" \
+    "return left\n"
+
 #endif

@@ -146,8 +146,7 @@ int redis_map_send(redis_engine *re, rcall *c) {
                               m && m->single ? "1" : "0", num(n[1], m ? m->limit : 0),
                               m && m->key ? m->key : "", m && m->cursor ? m->cursor : ""};
         size_t lens[17];
-        for (int i = 0; i < 17; i++) lens[i] = strlen(argv[i]);
-        if (m && m->key) lens[15] = m->key_len;
+        for (int i = 0; i < 17; i++) lens[i] = i == 15 && m && m->key ? m->key_len : strlen(argv[i]);
         return redis_send_argv(re, on_read, c, 17, argv, lens);
     }
     snprintf(idem, sizeof(idem), "%s.%s", k[0], m->idem ? m->idem : "");
@@ -164,9 +163,8 @@ int redis_map_send(redis_engine *re, rcall *c) {
                           expected, m->expected_epoch ? m->expected_epoch : "", m->idem ? "1" : "0",
                           num(n[4], idem_ttl), num(n[5], c->now_ms), epoch, num(n[6], re->meta_ttl_ms), ch, verb};
     size_t lens[29];
-    for (int i = 0; i < 29; i++) lens[i] = strlen(argv[i]);
-    lens[9] = m->key_len;
-    lens[11] = c->payload ? c->payload->len : 0;
+    for (int i = 0; i < 29; i++)                      /* the key and payload are bytes */
+        lens[i] = i == 9 ? m->key_len : i == 11 ? (c->payload ? c->payload->len : 0) : strlen(argv[i]);
     return redis_send_argv(re, on_write, c, 29, argv, lens);
 }
 

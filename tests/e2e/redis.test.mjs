@@ -6,9 +6,9 @@
 // subscribe/unsubscribe/disconnect reach a connection on another node; a stalled Redis
 // (SIGSTOP) fails calls with a timeout; Redis stopped makes
 // publishes fail at once with a clear error while clients stay connected,
-// and Redis back (empty) makes them work again with a new epoch; boards,
-// which the Redis engine does not serve, are refused at start (maps are
-// served: maps.test.mjs runs on two nodes on Redis in scripts/test).
+// and Redis back (empty) makes them work again with a new epoch. (Maps and
+// boards: maps.test.mjs and board.test.mjs run on two nodes on Redis in
+// scripts/test.)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -335,15 +335,4 @@ test('calls in flight are bounded: past engine.redis.max_pending they fail at on
     await n.stop();
     await r.stop();
   }
-});
-
-test('namespaces the Redis engine does not serve are refused at start, naming them', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'plaza-redis-'));
-  const file = path.join(dir, 'plaza.json');
-  writeFileSync(file, JSON.stringify({ engine: { type: 'redis' }, channel: { namespaces: [
-    { name: 'chat' }, { name: 'lots', subscription_type: 'map', map: { mode: 'persistent' } },
-    { name: 'place', history_size: 100, board: { width: 64, height: 64 } }] } }));
-  const r = spawnSync(plazaBin, ['checkconfig', file], { encoding: 'utf8' });
-  assert.equal(r.status, 1, r.stdout + r.stderr);
-  assert.match(r.stderr, /key "engine.type": the redis engine does not serve boards \("channel.namespaces\[2\]"\)/);
 });

@@ -28,20 +28,13 @@ process.once('exit', (code) => {
 // E2E_ENGINE=redis runs every server as two Plaza nodes on one Redis (a
 // redis-server this file starts): srv.wsUrl is the first node's WebSocket,
 // srv.url (the server API, HTTP) the second's, so every test drives its
-// clients and its API calls through different nodes. A configuration the
-// Redis engine does not serve (boards) runs on the
-// memory engine, one node, as it would in production.
+// clients and its API calls through different nodes. A test of the durable
+// store (opts.store: the memory engine's) runs on one node.
 let redisPromise = null;
 let redisPrefixes = 0;
 async function sharedRedis() {
   if (!redisPromise) redisPromise = import('./redis.mjs').then((m) => m.startRedis());
   return redisPromise;
-}
-
-function redisServes(config) {
-  const ch = config?.channel || {};
-  const spaces = [ch.options || {}, ...(ch.namespaces || [])];
-  return !spaces.some((n) => n.board);
 }
 
 function engineArgs() {
@@ -60,7 +53,7 @@ process.once('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } 
 
 // startPlaza({ args: [...], env: {...}, config: {...}, store: dir }) -> { port, url, wsUrl, proc, logs(), stop() }
 export async function startPlaza(opts = {}) {
-  if (engineType === 'redis' && opts.noEcho && !opts.single && redisServes(opts.config)) {
+  if (engineType === 'redis' && opts.noEcho && !opts.single && !opts.store) {
     const r = await sharedRedis();
     const redisArgs = ['--set', 'engine.type=redis', '--set', `engine.redis.address=${r.address}`,
       '--set', `engine.redis.prefix=t${process.pid}-${++redisPrefixes}`];
