@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Three Plaza nodes on Redis, on this machine: Plaza on ports 8001, 8002 and
-# 8003 with the demo's stream namespaces (deploy/demo.json without its map
-# and board namespaces, which the Redis engine does not serve yet) and
-# engine.type redis, on one redis-server on port 6379 or, with --cluster, a
-# Redis Cluster of three masters on ports 7001-7003 (Debian's redis-server,
+# 8003 with the demo's configuration (deploy/demo.json) and engine.type
+# redis, on one redis-server on port 6379 or, with --cluster, a Redis
+# Cluster of three masters on ports 7001-7003 (Debian's redis-server,
 # installed if missing; no persistence: a demo). Open http://localhost:8001/
-# and http://localhost:8002/ side by side: the lobby, presence and history
-# are shared. Ctrl-C stops everything.
+# and http://localhost:8002/ side by side: the lobby, presence, history,
+# maps and the board are shared. Ctrl-C stops everything.
 #
 #   deploy/three-nodes.sh [--cluster] [REDIS_PORT]
 set -euo pipefail
@@ -23,7 +22,6 @@ scripts/build build -DPLAZA_TEST_ENGINES=OFF
 work=$(mktemp -d /tmp/plaza-three.XXXXXX)
 node -e '
   const c = JSON.parse(require("fs").readFileSync("deploy/demo.json", "utf8"));
-  c.channel.namespaces = c.channel.namespaces.filter((n) => !n.subscription_type && !n.board);
   delete c.port;
   console.log(JSON.stringify(c));' >"$work/plaza.json"
 pids=()
