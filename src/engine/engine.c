@@ -73,6 +73,15 @@ void engine_result_free(engine_result *res) {
     free(res);
 }
 
+rcbuf *engine_key_new(const char *key, size_t len) {
+    rcbuf *b = rcbuf_new(len + 1);
+    if (!b) return NULL;
+    memcpy(b->data, key, len);
+    b->data[len] = '\0';
+    b->len = (uint32_t)len;
+    return b;
+}
+
 void engine_answer(engine_cb cb, void *ud, engine_op op, engine_result *res) {
     if (!res) res = engine_result_new(op, ENGINE_ERR_INTERNAL);
     if (!res) res = &oom_result;

@@ -78,6 +78,9 @@ typedef struct engine_pub {
     uint32_t flags;              /* ENGINE_PUB_* */
 } engine_pub;
 
+/* A map entry's key buffer: the bytes, NUL-terminated (not counted in len). */
+rcbuf *engine_key_new(const char *key, size_t len);
+
 /* References / releases a publication's buffers (payload and key). */
 void engine_pub_ref(engine_pub *p);
 void engine_pub_unref(engine_pub *p);

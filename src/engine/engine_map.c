@@ -84,16 +84,6 @@ void mem_map_delete(mem_map *m, uint32_t at) {
     if (m->n == 0) { free(m->v); m->v = NULL; m->cap = 0; }
 }
 
-/* A key buffer: the bytes, NUL-terminated (not counted in len). */
-rcbuf *mem_map_key(const char *key, size_t len) {
-    rcbuf *b = rcbuf_new(len + 1);
-    if (!b) return NULL;
-    memcpy(b->data, key, len);
-    b->data[len] = '\0';
-    b->len = (uint32_t)len;
-    return b;
-}
-
 int mem_map_set_version(mem_map_entry *e, uint64_t version, const char *epoch) {
     if (!version) return 0;
     char *ep = epoch && epoch[0] ? strdup(epoch) : NULL;
@@ -147,7 +137,7 @@ static int change_now(mem_engine *me, mem_stream *st, mem_map *m, const mem_map_
         e = NULL;
     } else {
         if (!e) {
-            rcbuf *key = mem_map_key(c->key, c->key_len);
+            rcbuf *key = engine_key_new(c->key, c->key_len);
             e = key ? calloc(1, sizeof(*e)) : NULL;
             if (!e || mem_map_insert(m, c->at, e) != 0) {
                 if (key) rcbuf_unref(key);

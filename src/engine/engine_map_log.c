@@ -159,7 +159,7 @@ int mem_map_stage(mem_engine *me, mem_channel *ch, const mem_map_change *c,
     d->gen = st->gen;
     d->pub = (engine_pub){.offset = st->next + 1, .time_ms = c->now_ms,
                           .payload = c->payload ? rcbuf_ref(c->payload) : rcbuf_new(0),
-                          .key = e ? rcbuf_ref(e->pub.key) : mem_map_key(c->key, c->key_len),
+                          .key = e ? rcbuf_ref(e->pub.key) : engine_key_new(c->key, c->key_len),
                           .flags = c->payload ? 0 : ENGINE_PUB_REMOVED};
     uint8_t aux[8 + 64];
     size_t aux_len = c->payload ? aux_encode(aux, sizeof(aux), c->version, c->version_epoch) : 0;
@@ -205,12 +205,12 @@ static int replay_change(mem_map *m, const store_rec *r, int64_t key_ttl_ms, eng
     int found;
     uint32_t at = mem_map_find(m, r->key, r->key_len, &found);
     if (r->kind == STORE_MAP_REMOVE) {          /* in the ring even if the key is unknown */
-        pub->key = found ? rcbuf_ref(m->v[at]->pub.key) : mem_map_key(r->key, r->key_len);
+        pub->key = found ? rcbuf_ref(m->v[at]->pub.key) : engine_key_new(r->key, r->key_len);
         if (found) mem_map_delete(m, at);
         return pub->key ? 0 : -1;
     }
     mem_map_entry *e = found ? m->v[at] : calloc(1, sizeof(*e));
-    if (!e || (!found && !(e->pub.key = mem_map_key(r->key, r->key_len)))) { free(e); return -1; }
+    if (!e || (!found && !(e->pub.key = engine_key_new(r->key, r->key_len)))) { free(e); return -1; }
     if (!found && mem_map_insert(m, at, e) != 0) { rcbuf_unref(e->pub.key); free(e); return -1; }
     char epoch[65];
     uint64_t v = aux_version(r->aux, r->aux_len, epoch, sizeof(epoch));

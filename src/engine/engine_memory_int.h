@@ -156,7 +156,6 @@ void mem_map_clear(engine *e, const char *channel, engine_cb cb, void *ud);
 uint32_t mem_map_find(const mem_map *m, const char *key, size_t len, int *found);
 int mem_map_insert(mem_map *m, uint32_t at, mem_map_entry *e);
 void mem_map_delete(mem_map *m, uint32_t at);
-rcbuf *mem_map_key(const char *key, size_t len);
 /* Sets the entry's version from a write (0: left as it is). -1 if out of memory. */
 int mem_map_set_version(mem_map_entry *e, uint64_t version, const char *epoch);
 /* A committed change: into the stream's ring (if the map keeps one) and

@@ -230,7 +230,7 @@ static int history_entries(rcall *c, const redisReply *list, engine_result *res)
         }
         if (ttl > 0 && p.time_ms + ttl <= c->now_ms) continue;       /* expired in the stream */
         p.payload = rcbuf_copy(payload ? payload->str : "", payload ? payload->len : 0);
-        if (key && !(p.key = redis_map_key(key->str, key->len))) { engine_pub_unref(&p); return -1; }
+        if (key && !(p.key = engine_key_new(key->str, key->len))) { engine_pub_unref(&p); return -1; }
         if (!p.payload) return -1;
         res->pubs[res->npubs++] = p;
     }
@@ -481,7 +481,7 @@ void redis_deliver(redis_engine *re, const char *channel, const char *msg, size_
     if (msg[0] == 'M') {
         size_t klen = strtoull(q, &q, 10);
         if (q >= end || *q != ' ' || (size_t)(end - q - 1) < klen) return;
-        if (!(pub.key = redis_map_key(q + 1, klen))) goto oom;
+        if (!(pub.key = engine_key_new(q + 1, klen))) goto oom;
         q += 1 + klen;
     }
     pub.payload = rcbuf_copy(q, (size_t)(end - q));

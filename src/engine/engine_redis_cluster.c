@@ -104,7 +104,7 @@ rshard *redis_node(redis_engine *re, const char *host, int port) {
 
 /* Each channel of interest on the node of its slot (subscribed there if it
  * was elsewhere). */
-static void place_channels(redis_engine *re) {
+void redis_place_channels(redis_engine *re) {
     dict_iter it;
     const char *name;
     void *v;
@@ -146,7 +146,7 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv) {
     free(map);
     if (!re->slots_known) log_info("redis: cluster slot map read from %s:%d", asked->host, asked->port);
     re->slots_known = 1;
-    place_channels(re);
+    redis_place_channels(re);
     redis_pick_control(re);
 }
 

@@ -194,15 +194,7 @@ static void sub_error(redis_engine *re, rshard *sh, const redisReply *r) {
             rshard *to = redis_node(re, addr[0] ? addr : sh->host, atoi(colon + 1));
             if (to) re->slot_node[slot] = (uint16_t)(to->index + 1);
         }
-        dict_iter it;
-        const char *name;
-        void *v;
-        dict_iter_init(&it, re->interest);
-        while (dict_next(&it, &name, &v)) {
-            rchan *rc = v;
-            rshard *owner = redis_route(re, name);
-            if (rc->on == sh && !rc->confirmed && owner && owner != sh) redis_subscribe_channel(re, name, rc, owner);
-        }
+        redis_place_channels(re);
         redis_cluster_refresh(re);
         return;
     }

@@ -173,7 +173,6 @@ void redis_control_name(const redis_engine *re, char *out, size_t size);
 /* engine_redis_map.c */
 int redis_map_send(redis_engine *re, rcall *c);
 void redis_map_free(rmap *m);
-rcbuf *redis_map_key(const char *key, size_t len);
 void redis_map_write(engine *e, const engine_map_write_req *req, engine_cb cb, void *ud);
 void redis_map_state(engine *e, const engine_map_state_req *req, engine_cb cb, void *ud);
 void redis_map_stats(engine *e, const char *channel, int64_t now_ms, engine_cb cb, void *ud);
@@ -198,6 +197,7 @@ unsigned redis_key_slot(const char *key, size_t len);
 rshard *redis_route(redis_engine *re, const char *channel);
 rshard *redis_node(redis_engine *re, const char *host, int port);
 void redis_cluster_refresh(redis_engine *re);
+void redis_place_channels(redis_engine *re);
 int redis_redirected(rcall *c, const redisReply *r);
 int redis_cluster_health(redis_engine *re, char *why, size_t size);   /* engine thread */
 

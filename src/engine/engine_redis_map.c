@@ -36,16 +36,6 @@ void redis_map_free(rmap *m) {
     free(m);
 }
 
-/* A NUL-terminated key buffer (len bytes counted), as map entries carry. */
-rcbuf *redis_map_key(const char *key, size_t len) {
-    rcbuf *b = rcbuf_new(len + 1);
-    if (!b) return NULL;
-    memcpy(b->data, key, len);
-    b->data[len] = '\0';
-    b->len = (uint32_t)len;
-    return b;
-}
-
 /* ------------------------------------------------------------- replies */
 
 static void on_write(redisAsyncContext *ac, void *reply, void *priv) {
@@ -80,7 +70,7 @@ static int entry_decode(const redisReply *k, const redisReply *v, engine_pub *p)
     if (q >= end || *q != ' ' || (size_t)(end - q - 1) < n) return -1;
     q += 1 + n;
     p->payload = rcbuf_copy(q, (size_t)(end - q));
-    p->key = redis_map_key(k->str, k->len);
+    p->key = engine_key_new(k->str, k->len);
     return p->payload && p->key ? 0 : -1;
 }
 
