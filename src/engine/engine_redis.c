@@ -279,7 +279,7 @@ static void on_presence(redisAsyncContext *ac, void *reply, void *priv) {
         for (size_t i = 0; i < n; i++) {
             const redisReply *v = r->element[2 * i + 1];
             const char *nul = memchr(v->str, '\0', v->len);
-            if (nul && nul > v->str) dict_setn(users, v->str, (size_t)(nul - v->str), users);
+            if (nul) dict_setn(users, v->str, (size_t)(nul - v->str), users);   /* "" (anonymous) is a user too */
         }
         res->num_clients = (uint32_t)n;
         res->num_users = (uint32_t)dict_size(users);

@@ -39,7 +39,6 @@ typedef struct rboard {
 
 typedef struct rbatch {            /* a batch on its way: whom to answer */
     rcall *waits;
-    char *channel;
 } rbatch;
 
 static void board_free_cb(uv_handle_t *h) {
@@ -54,16 +53,19 @@ static void board_free_cb(uv_handle_t *h) {
 
 /* The batch's call answered: each put gets the batch's position (or its
  * error). Engine thread: from the reply, a timeout or a dropped connection. */
+static void answer_waits(rcall *waits, const engine_result *res, int err) {
+    for (rcall *w = waits, *next; w; w = next) {
+        next = w->next;
+        engine_result *r = res ? engine_result_new(ENGINE_OP_BOARD_PUT, res->err) : NULL;
+        if (r) r->top = res->top;
+        redis_finish(w, r, r ? 0 : err);
+    }
+}
+
 static void batch_done(void *ud, engine_result *res) {
     rbatch *bt = ud;
-    for (rcall *w = bt->waits, *next; w; w = next) {
-        next = w->next;
-        engine_result *r = engine_result_new(ENGINE_OP_BOARD_PUT, res->err);
-        if (r) r->top = res->top;
-        redis_finish(w, r, r ? 0 : ENGINE_ERR_INTERNAL);
-    }
+    answer_waits(bt->waits, res, ENGINE_ERR_INTERNAL);
     engine_result_free(res);
-    free(bt->channel);
     free(bt);
 }
 
@@ -129,13 +131,11 @@ static void flush(rboard *b) {
     rcall *waits = b->waits;
     b->waits = NULL;
     b->waits_tail = &b->waits;
-    if (!nums || !(c->channel = strdup(b->channel)) || !(bt->channel = strdup(b->channel)) ||
-        !(c->payload = rcbuf_copy(b->rec, b->len))) {
-        log_error("redis: out of memory; a batch of board %s is lost", b->channel);
-        engine_result *res = engine_result_new(ENGINE_OP_BOARD_PUT, ENGINE_ERR_INTERNAL);
-        if (bt) { bt->waits = waits; batch_done(bt, res ? res : engine_result_new(ENGINE_OP_BOARD_PUT, 1)); }
-        if (c) { free(c->channel); rcbuf_unref(c->payload); free(c); }
-        free(argv); free(lens); free(nums);
+    if (!nums || !(c->channel = strdup(b->channel)) || !(c->payload = rcbuf_copy(b->rec, b->len))) {
+        log_error("redis: out of memory; a batch of board %s fails", b->channel);
+        answer_waits(waits, NULL, ENGINE_ERR_INTERNAL);  /* its puts are told */
+        if (c) { free(c->channel); free(c); }
+        free(bt); free(argv); free(lens); free(nums);
         b->len = b->n = 0;
         return;
     }

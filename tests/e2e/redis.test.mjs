@@ -11,13 +11,9 @@
 // scripts/test.)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Centrifuge } from 'centrifuge';
 import WebSocket from 'ws';
-import { startPlaza, plazaBin } from './lib/server.mjs';
+import { startPlaza } from './lib/server.mjs';
 import { startRedis, redisCommand } from './lib/redis.mjs';
 import { apiCall } from './lib/proto.mjs';
 import { sleep } from './lib/raw.mjs';
@@ -135,6 +131,7 @@ describe('two nodes on one Redis', () => {
     assert.equal(Object.keys(p.body.result.presence).length, 2);
     const st = await api(a, 'presence_stats', { channel: 'chat:room' });
     assert.equal(st.body.result.num_clients, 2);
+    assert.equal(st.body.result.num_users, 1, 'the anonymous user "" counts once, as on one node');
     x.c.disconnect();
     await until(() => watcher.leaves.length >= 1, 5000, 'leave on b');
     await until(async () => Object.keys((await api(a, 'presence', { channel: 'chat:room' })).body.result.presence).length === 1,
