@@ -141,9 +141,6 @@ const char *redis_pubsub_channel(const redis_engine *re, const char *name, size_
     return name + pl + 1;
 }
 
-void redis_control_name(const redis_engine *re, char *out, size_t size) {
-    snprintf(out, size, "%s#control", re->prefix);
-}
 
 void redis_new_epoch(redis_engine *re, char *out) {
     static const char A[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -433,10 +430,8 @@ void redis_send_call(redis_engine *re, rcall *c) {
         break;
     }
     case R_CONTROL: {
-        char name[128];
-        redis_control_name(re, name, sizeof(name));
-        const char *argv[] = {"PUBLISH", name, c->text};
-        size_t lens[] = {7, strlen(name), c->text_len};
+        const char *argv[] = {"PUBLISH", re->control, c->text};
+        size_t lens[] = {7, strlen(re->control), c->text_len};
         rc = redis_send_argv(re, on_simple, c, 3, argv, lens);
         break;
     }
@@ -560,10 +555,8 @@ static void sweep(redis_engine *re, int64_t now, int presence, int maps) {
         const ns_options *ns = ns_lookup(&re->cfg->namespaces, name);
         int map = ns && ns->subscription_type != NS_SUB_STREAM && ns->map_key_ttl_ms > 0;
         if (!ns || !(map ? maps : presence && ns->presence)) continue;
-        rcall *c = calloc(1, sizeof(*c));
-        if (!c || !(c->channel = strdup(name))) { free(c); return; }
-        c->re = re;
-        c->kind = map ? R_MAP_SWEEP : R_SWEEP;
+        rcall *c = redis_call_new(re, map ? R_MAP_SWEEP : R_SWEEP, name, NULL, NULL);
+        if (!c) return;
         c->now_ms = now;
         c->flags = (uint32_t)ns->join_leave;
         uv_mutex_lock(&re->lock);
@@ -951,6 +944,7 @@ engine *engine_redis_new(const config *cfg, const engine_events *events, char *e
     re->cfg = cfg;
     re->cluster = cfg->engine_redis_cluster;
     snprintf(re->prefix, sizeof(re->prefix), "%s", cfg->engine_redis_prefix);
+    snprintf(re->control, sizeof(re->control), "%s#control", re->prefix);
     re->meta_ttl_ms = (int64_t)cfg->engine_redis_meta_ttl_s * 1000;
     re->max_pending = cfg->engine_redis_max_pending;
     re->timeout_ms = cfg->engine_redis_timeout_ms;

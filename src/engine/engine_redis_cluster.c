@@ -144,6 +144,12 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv) {
     }
     memcpy(re->slot_node, map, REDIS_SLOTS * sizeof(*map));
     free(map);
+    for (int i = 0; i < re->nshards; i++) re->shards[i]->owns_slots = 0;
+    re->slot_gap = -1;
+    for (unsigned s = 0; s < REDIS_SLOTS; s++) {
+        if (re->slot_node[s]) re->shards[re->slot_node[s] - 1]->owns_slots = 1;
+        else if (re->slot_gap < 0) re->slot_gap = (int)s;
+    }
     if (!re->slots_known) log_info("redis: cluster slot map read from %s:%d", asked->host, asked->port);
     re->slots_known = 1;
     redis_place_channels(re);
@@ -187,6 +193,7 @@ int redis_redirected(rcall *c, const redisReply *r) {
     rshard *to = redis_node(re, host, port);
     if (!ask && to) {
         re->slot_node[slot] = (uint16_t)(to->index + 1);
+        to->owns_slots = 1;
         redis_cluster_refresh(re);
     }
     if (c->answered) { redis_finish(c, NULL, 0); return 1; }
@@ -203,23 +210,22 @@ int redis_redirected(rcall *c, const redisReply *r) {
     return 1;
 }
 
-/* Healthy when every slot has a node and every such node is connected. */
+/* Healthy when every slot has a node and every node serving slots is
+ * connected (what the last slot map said: on_slots keeps both). */
 int redis_cluster_health(redis_engine *re, char *why, size_t size) {
     if (!re->slots_known) {
         snprintf(why, size, "redis cluster slot map not read yet (seeds %s)", re->cfg->engine_redis_address);
         return -1;
     }
-    for (unsigned s = 0; s < REDIS_SLOTS; s++) {
-        unsigned n = re->slot_node[s];
-        if (!n) {
-            snprintf(why, size, "redis cluster slot %u has no node", s);
-            return -1;
-        }
-        rshard *sh = re->shards[n - 1];
-        if (!atomic_load(&sh->up)) {
-            snprintf(why, size, "redis cluster node %s:%d unreachable", sh->host, sh->port);
-            return -1;
-        }
+    if (re->slot_gap >= 0) {
+        snprintf(why, size, "redis cluster slot %d has no node", re->slot_gap);
+        return -1;
+    }
+    for (int i = 0; i < re->nshards; i++) {
+        rshard *sh = re->shards[i];
+        if (!sh->owns_slots || atomic_load(&sh->up)) continue;
+        snprintf(why, size, "redis cluster node %s:%d unreachable", sh->host, sh->port);
+        return -1;
     }
     return 0;
 }

@@ -155,11 +155,9 @@ void redis_subscribe_channel(redis_engine *re, const char *channel, rchan *rc, r
 void redis_pick_control(redis_engine *re) {
     if (re->control_on && re->control_on->sub_up) return;
     re->control_on = NULL;
-    char name[128];
-    redis_control_name(re, name, sizeof(name));
     for (int i = 0; i < (re->cluster ? re->nshards : 1); i++) {
         rshard *sh = re->shards[i];
-        if (sh->sub_up && sub_command(sh, "SUBSCRIBE", name) == 0) {
+        if (sh->sub_up && sub_command(sh, "SUBSCRIBE", re->control) == 0) {
             re->control_on = sh;
             return;
         }
@@ -192,7 +190,10 @@ static void sub_error(redis_engine *re, rshard *sh, const redisReply *r) {
         if (colon) {
             *colon = '\0';
             rshard *to = redis_node(re, addr[0] ? addr : sh->host, atoi(colon + 1));
-            if (to) re->slot_node[slot] = (uint16_t)(to->index + 1);
+            if (to) {
+                re->slot_node[slot] = (uint16_t)(to->index + 1);
+                to->owns_slots = 1;
+            }
         }
         redis_place_channels(re);
         redis_cluster_refresh(re);
@@ -210,9 +211,7 @@ static void sub_dispatch(rshard *sh, const redisReply *r) {
     const char *type = r->element[0]->str;
     const redisReply *name = r->element[1], *m = r->element[2];
     int message = strcmp(type, "message") == 0 || strcmp(type, "smessage") == 0;
-    char control[128];
-    redis_control_name(re, control, sizeof(control));
-    if (strcmp(name->str, control) == 0) {
+    if (strcmp(name->str, re->control) == 0) {
         if (message && m->type == REDIS_REPLY_STRING && re->base.events.on_control)
             re->base.events.on_control(re->base.events.ud, m->str, m->len);
         return;

@@ -97,6 +97,7 @@ typedef struct rshard {
     struct rsubio *sub;            /* NULL: not connected */
     int cmd_up, sub_up;
     int ever_up;                   /* connected once (a new cluster node: calls may wait for it) */
+    int owns_slots;                /* cluster: serves slots in the slot map */
     _Atomic int up;                /* both connections up (read by /healthz) */
     int sub_lost;                  /* the pub/sub connection dropped: events may be lost */
     int64_t backoff_ms;
@@ -121,6 +122,7 @@ typedef struct redis_engine {
     int nshards, cap;
     int cluster;                   /* engine.redis.cluster */
     char prefix[64];
+    char control[80];              /* the control channel: <prefix>#control */
     int64_t meta_ttl_ms;
     int max_pending;
     uv_thread_t thread;
@@ -144,6 +146,7 @@ typedef struct redis_engine {
     /* cluster */
     uint16_t *slot_node;           /* REDIS_SLOTS entries: node index + 1, 0 = unknown */
     int slots_known;
+    int slot_gap;                  /* a slot with no node in the map, or -1 */
     int refreshing;                /* a CLUSTER SLOTS is in flight */
     rshard *control_on;            /* the node whose pub/sub connection has the control channel */
     char health[300];              /* "" when healthy; set by the loop, read under lock */
@@ -168,7 +171,6 @@ void redis_deliver(redis_engine *re, const char *channel, const char *msg, size_
 void redis_key(const redis_engine *re, const char *channel, const char *suffix, char *out, size_t size);
 void redis_pubsub_name(const redis_engine *re, const char *channel, char *out, size_t size);
 const char *redis_pubsub_channel(const redis_engine *re, const char *name, size_t len, size_t *out_len);
-void redis_control_name(const redis_engine *re, char *out, size_t size);
 
 /* engine_redis_map.c */
 int redis_map_send(redis_engine *re, rcall *c);
