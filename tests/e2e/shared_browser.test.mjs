@@ -95,11 +95,11 @@ test('a board: snapshot + batches, the other page\'s writes live, a bad write re
   await new Promise((r) => setTimeout(r, 150));
   await b.page.evaluate(() => window.plazaShared.watchBoard('board:1'));
   assert.equal(await b.page.evaluate(() => window.plazaShared.pixel('board:1', 4, 0)), 3);
-  const t0 = Date.now();
   const put = await a.page.evaluate(() => window.plazaShared.put('board:1', 10, 20, 7));
   assert.equal(put.ok, true);
+  // live: the other page sees it without a reload (how fast is bench/shared's
+  // business; a wall-clock bound here failed under ASan on a loaded CI machine)
   await b.page.waitForFunction(() => window.plazaShared.pixel('board:1', 10, 20) === 7, null, WAIT);
-  assert.ok(Date.now() - t0 < 1000, `seen within a second (${Date.now() - t0} ms)`);
   const bad = await b.page.evaluate(() => window.plazaShared.put('board:1', 64, 0, 1));
   assert.equal(bad.ok, false);
   assert.equal(bad.code, 107);
