@@ -279,6 +279,7 @@ test('channels sharded over two Redis servers: each channel on one of them, the 
   const n1 = await startPlaza({ noEcho: true, config, args, single: true });
   const n2 = await startPlaza({ noEcho: true, config, args, single: true });
   try {
+    for (const n of [n1, n2]) await until(async () => (await fetch(n.url + '/healthz')).status === 200, 5000, 'connected');
     const chans = Array.from({ length: 12 }, (_, i) => `chat:shard-${i}`);
     const c = new Centrifuge(n2.wsUrl, { websocket: WebSocket });
     const got = new Map();
@@ -319,6 +320,8 @@ test('calls in flight are bounded: past engine.redis.max_pending they fail at on
     '--set', 'engine.redis.max_pending=20', '--set', 'engine.redis.timeout_ms=3000'];
   const n = await startPlaza({ noEcho: true, config, args, single: true });
   try {
+    // a node listens before its Redis connection is up: wait for it
+    await until(async () => (await fetch(n.url + '/healthz')).status === 200, 5000, 'connected to Redis');
     assert.equal((await api(n, 'publish', { channel: 'chat:b', data: {} })).status, 200);
     r.pause();
     const t0 = Date.now();
