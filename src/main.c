@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/ssl.h>
+#include "apps/auction.h"
 #include "apps/board.h"
+#include "apps/signin.h"
+#include "apps/spaces.h"
 #include "core/config.h"
 #include "core/version.h"
 #include "auth/token.h"
@@ -162,6 +165,9 @@ static int stack_start(stack *st, server *srv, const config *cfg) {
     server_add_route(srv, "/api", api_route, st->hub);
     if (!(st->boards = board_app_new(&st->env, srv))) return -1;
     server_add_route(srv, "/boards/", board_route, st->boards);
+    server_add_route(srv, "/v1/sign-in", signin_route, &st->env);
+    server_add_route(srv, "/v1/spaces/", spaces_route, &st->env);
+    if (auction_register(&st->env)) { log_error("auction: cannot register its RPC methods"); return -1; }
     server_add_metrics(srv, proto_render_metrics, st->hub);
     if (st->eng->ops->health) server_set_health(srv, engine_health, st->eng);
     return 0;

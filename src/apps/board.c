@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <jansson.h>
+#include "apps/app_http.h"
 #include "apps/board.h"
 #include "apps/board_png.h"
 #include "core/clock.h"
@@ -245,34 +246,6 @@ static int rpc_board_put(void *ud, const rpc_call *call, sbuf *out, const char *
 
 /* ----------------------------------------------------------------- HTTP */
 
-static void json_error(sbuf *sb, int code, const char *msg, int64_t retry_after) {
-    sb_printf(sb, "{\"error\":{\"code\":%d,\"message\":", code);
-    sb_json_str(sb, msg, strlen(msg));
-    if (retry_after >= 0) { sb_puts(sb, ",\"retry_after\":"); sb_i64(sb, retry_after); }
-    sb_puts(sb, "}}");
-}
-
-static int http_status_of(int code) {
-    switch (code) {
-    case ERR_UNAUTHORIZED: return 401;
-    case ERR_PERMISSION_DENIED: return 403;
-    case ERR_UNKNOWN_CHANNEL: case ERR_NOT_AVAILABLE: return 404;
-    case ERR_TOO_MANY_REQUESTS: return 429;
-    case ERR_INTERNAL: return 503;
-    default: return 400;
-    }
-}
-
-static int respond_error(conn *c, const http_request *req, int code, const char *msg) {
-    sbuf sb;
-    sb_init(&sb);
-    json_error(&sb, code, msg, -1);
-    http_respond(c, req, http_status_of(code), "application/json", "Cache-Control: no-store\r\n",
-                 sb.p ? sb.p : "", sb.len);
-    sb_free(&sb);
-    return HTTP_ROUTE_DONE;
-}
-
 static void http_put_done(void *ud, engine_result *r) {
     put_ctx *ctx = ud;
     sbuf sb;
@@ -282,12 +255,12 @@ static void http_put_done(void *ud, engine_result *r) {
     if (r->err) {
         METRIC_ADD(ctx->pl->metrics.engine_failures, 1);
         status = 503;
-        json_error(&sb, ERR_INTERNAL, engine_strerror(r->err), -1);
+        app_json_error(&sb, ERR_INTERNAL, engine_strerror(r->err), -1);
     } else if (r->suppressed) {
         char msg[96];
         status = 429;
         snprintf(msg, sizeof(msg), "cooldown: retry after %lld ms", (long long)r->retry_after_ms);
-        json_error(&sb, ERR_TOO_MANY_REQUESTS, msg, r->retry_after_ms);
+        app_json_error(&sb, ERR_TOO_MANY_REQUESTS, msg, r->retry_after_ms);
         snprintf(hdr, sizeof(hdr), "Cache-Control: no-store\r\nRetry-After: %lld\r\n",
                  (long long)((r->retry_after_ms + 999) / 1000));
     } else {
@@ -302,50 +275,28 @@ static void http_put_done(void *ud, engine_result *r) {
     free(ctx);
 }
 
-/* Who writes: the API key (no cooldown), or a user's connection token. */
-static int http_writer(board_app *app, const http_request *req, char *user, size_t size,
-                       int *api, char *err, size_t errlen) {
-    const config *cfg = app->env->cfg;
-    *api = 0;
-    if (cfg->api_key[0] && api_key_ok(cfg, req)) { *api = 1; snprintf(user, size, "api"); return 0; }
-    const http_header *auth = http_request_header(req, "Authorization");
-    if (!auth || auth->value_len <= 7 || strncasecmp(auth->value, "Bearer ", 7) != 0) {
-        snprintf(err, errlen, "unauthorized: send the API key or a user's connection token "
-                 "(Authorization: Bearer <token>)");
-        return -1;
-    }
-    conn_token t;
-    char why[120];
-    if (token_verify_conn(app->env->keys, auth->value + 7, clock_now_s(), &t, why, sizeof(why))) {
-        snprintf(err, errlen, "unauthorized: %s", why);
-        return -1;
-    }
-    int ok = t.user[0] != '\0';
-    snprintf(user, size, "%s", t.user);
-    conn_token_free(&t);
-    if (!ok) snprintf(err, errlen, "unauthorized: an anonymous token cannot write");
-    return ok ? 0 : -1;
-}
-
 static int route_put(board_app *app, conn *c, const http_request *req, const char *channel) {
     int code = 0;
     const char *why = NULL;
     const ns_options *ns = board_ns(app, channel, &code, &why);
-    if (!ns) return respond_error(c, req, code, why);
-    char user[ENGINE_BOARD_USER_MAX + 1], err[200];
-    int api;
-    if (http_writer(app, req, user, sizeof(user), &api, err, sizeof(err)))
-        return respond_error(c, req, ERR_UNAUTHORIZED, err);
+    if (!ns) return app_respond_error(c, req, code, why);
+    char err[200];
+    app_caller who;
+    if (app_http_caller(app->env, req, &who, err, sizeof(err)))
+        return app_respond_error(c, req, ERR_UNAUTHORIZED, err);
+    int api = who.api;
+    char user[ENGINE_BOARD_USER_MAX + 1];
+    snprintf(user, sizeof(user), "%s", api ? "api" : who.user);
     if (!api && !ns->allow_publish_for_client && !ns->allow_publish_for_subscriber)
-        return respond_error(c, req, ERR_PERMISSION_DENIED, "writing to this board is not allowed");
+        return app_respond_error(c, req, ERR_PERMISSION_DENIED, "writing to this board is not allowed");
     board_put_params p;
     if (board_parse_put((const char *)req->body, req->body_len, &p, err, sizeof(err)) ||
         check_pixel(ns, palette_of(app, ns), &p, err, sizeof(err)))
-        return respond_error(c, req, ERR_BAD_REQUEST, err);
+        return app_respond_error(c, req, ERR_BAD_REQUEST, err);
     put_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx || !(ctx->later = http_later_begin(c, req))) {
         free(ctx);
-        return respond_error(c, req, ERR_INTERNAL, "out of memory");
+        return app_respond_error(c, req, ERR_INTERNAL, "out of memory");
     }
     ctx->pl = proto_local_of(c);
     hub_local *hl = c->w->ext;
@@ -490,16 +441,16 @@ static int route_get(board_app *app, conn *c, const http_request *req, const cha
     int code = 0;
     const char *why = NULL;
     const ns_options *ns = board_ns(app, channel, &code, &why);
-    if (!ns) return respond_error(c, req, code, why);
+    if (!ns) return app_respond_error(c, req, code, why);
     size_t fl = 0;
     const char *f = api_query_param(req->query, "format", &fl);
     int png = f && fl == 3 && strncmp(f, "png", 3) == 0;
     if (f && !png && !(fl == 3 && strncmp(f, "raw", 3) == 0))
-        return respond_error(c, req, ERR_BAD_REQUEST, "format: png or raw");
+        return app_respond_error(c, req, ERR_BAD_REQUEST, "format: png or raw");
     const http_header *inm = http_request_header(req, "If-None-Match");
     int wid = c->w->id;
     bcache *bc = cache_of(app, wid, channel, ns);
-    if (!bc) return respond_error(c, req, ERR_INTERNAL, "out of memory");
+    if (!bc) return app_respond_error(c, req, ERR_INTERNAL, "out of memory");
     if (bc->raw && clock_now_ms() - bc->built_ms < ns_board_max_age_ms(ns)) {
         serve(bc, png, inm ? inm->value : NULL, c, req, NULL);
         return HTTP_ROUTE_DONE;
@@ -507,7 +458,7 @@ static int route_get(board_app *app, conn *c, const http_request *req, const cha
     bwait *w = calloc(1, sizeof(*w));
     if (!w || !(w->later = http_later_begin(c, req))) {
         free(w);
-        return respond_error(c, req, ERR_INTERNAL, "out of memory");
+        return app_respond_error(c, req, ERR_INTERNAL, "out of memory");
     }
     w->png = png;
     if (inm) snprintf(w->inm, sizeof(w->inm), "%s", inm->value);
@@ -561,7 +512,7 @@ int board_route(conn *c, const http_request *req, void *ud) {
     if (pixels) len -= sizeof(PX) - 1;
     char channel[256];
     if (len == 0 || url_decode(rest, len, channel, sizeof(channel)))
-        return respond_error(c, req, ERR_BAD_REQUEST, "channel: a board's channel after /boards/");
+        return app_respond_error(c, req, ERR_BAD_REQUEST, "channel: a board's channel after /boards/");
     if (pixels && is_put) return route_put(app, c, req, channel);
     if (!pixels && is_get) return route_get(app, c, req, channel);
     static const char NA[] = "{\"error\":{\"code\":107,\"message\":\"method not allowed\"}}";

@@ -567,3 +567,26 @@ void token_keys_free(token_keys *k) {
     k->rsa_public_pem = NULL;
     k->ec_public_pem = NULL;
 }
+
+/* ---- signing (POST /v1/sign-in) ---- */
+
+char *token_sign_conn(const char *secret, const char *user, const char *info_json,
+                      int64_t exp) {
+    jwt_t *jwt = NULL;
+    char *out = NULL, *grants = NULL;
+    if (jwt_new(&jwt)) return NULL;
+    if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) ||
+        jwt_add_grant(jwt, "sub", user) || jwt_add_grant_int(jwt, "exp", (long)exp))
+        goto out;
+    if (info_json) {
+        size_t n = strlen(info_json) + 16;
+        if (!(grants = malloc(n))) goto out;
+        snprintf(grants, n, "{\"info\":%s}", info_json);
+        if (jwt_add_grants_json(jwt, grants)) goto out;
+    }
+    out = jwt_encode_str(jwt);      /* malloc'd (no custom allocator is set) */
+out:
+    free(grants);
+    jwt_free(jwt);
+    return out;
+}

@@ -61,6 +61,12 @@ int token_verify_sub(const token_keys *k, const char *jwt, int64_t now,
                      sub_token *out, char *err, size_t errlen);
 
 void conn_token_free(conn_token *t);
+
+/* Signs a connection token (HS256 with secret): sub = user, exp, and
+ * info (compact JSON object text, or NULL). Returns the JWT (free()), or
+ * NULL if out of memory or info is not a JSON object. */
+char *token_sign_conn(const char *secret, const char *user, const char *info_json,
+                      int64_t exp);
 void sub_token_free(sub_token *t);
 
 #endif

@@ -91,6 +91,8 @@ static const key_spec keys[] = {
          "write per socket."),
     BOOL("debug_echo", debug_echo, 0,
          "Serve an echo handler on /connection/websocket (tests only)."),
+    STR("region", region, "local", 1,
+        "This node's region, as pages show it (the sign-in token's info.region)."),
 
     INT("http.max_header_bytes", http_max_header_bytes, 256, INT_MAX, 16384,
         "Largest request head (request line and headers) accepted."),
@@ -139,6 +141,10 @@ static const key_spec keys[] = {
         "Required iss claim of tokens; empty does not check it."),
     BOOL("client.allow_anonymous_connect_without_token", client_allow_anonymous, 0,
          "Accept a connect without a token, as an anonymous user (\"\")."),
+    BOOL("client.sign_in", client_sign_in, 0,
+         "Serve POST /v1/sign-in, which gives anyone a token (HS256, with "
+         "client.token_hmac_secret_key) for the user and name they choose: for "
+         "demos and development only."),
     INT("client.ping_interval_ms", client_ping_interval_ms, 1, 86400000, 25000,
         "Interval between the protocol's {} pings to a client."),
     INT("client.pong_timeout_ms", client_pong_timeout_ms, 0, INT_MAX, 10000,
@@ -178,6 +184,11 @@ static const key_spec keys[] = {
     NS_OPTION_KEYS(NS_KEY)
     NSLIST("channel.namespaces", namespaces,
            "Namespaces: a channel \"ns:rest\" takes the options of namespace ns."),
+
+    STR("spaces.namespace", spaces_namespace, "", 0,
+        "Serve the HTTP presence API /v1/spaces/<space>/users on the channels "
+        "<namespace>:<space>, whose presence map (map_clients_presence_channel_prefix) "
+        "holds the entries; empty turns it off."),
 
     STR("api.key", api_key, "", 0,
         "Key the server API on /api requires; empty disables the API."),
@@ -962,6 +973,23 @@ static int check_key(config *c, const key_spec *k, char *err) {
     return 0;
 }
 
+/* spaces.namespace names a stream namespace with a presence map of clients. */
+static int check_spaces(const config *c, char *err) {
+    const char *name = c->spaces_namespace;
+    if (!name[0]) return 0;
+    for (int i = 0; i < c->namespaces.nspaces; i++) {
+        const ns_options *o = &c->namespaces.spaces[i];
+        if (strcmp(o->name, name) != 0) continue;
+        if (o->subscription_type != NS_SUB_STREAM || !o->map_clients_presence_channel_prefix ||
+            !o->map_clients_presence_channel_prefix[0])
+            return config_fail(err, "key \"spaces.namespace\": namespace \"%s\" must be a "
+                               "stream namespace with map_clients_presence_channel_prefix", name);
+        return 0;
+    }
+    return config_fail(err, "key \"spaces.namespace\": no namespace \"%s\" in "
+                       "\"channel.namespaces\"", name);
+}
+
 int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
     config *m = (config *)c; /* the accessors are not const; nothing is written */
     for (size_t i = 0; i < NKEYS; i++)
@@ -972,7 +1000,11 @@ int config_validate(const config *c, char err[CONFIG_ERR_MAX]) {
                     "(\"%s\" is empty)", has_cert ? "tls.key" : "tls.cert");
     /* An empty api.key without api.insecure is fine: the API is disabled. */
     if (config_ns_check_options(&c->namespaces.top, "channel.options", err) < 0) return -1;
-    return config_ns_check_prefixes(&c->namespaces, err);
+    if (config_ns_check_prefixes(&c->namespaces, err) < 0) return -1;
+    if (c->client_sign_in && !c->client_token_hmac_secret_key[0])
+        return config_fail(err, "key \"client.sign_in\": signing tokens needs "
+                           "\"client.token_hmac_secret_key\"");
+    return check_spaces(c, err);
 }
 
 void config_lint(const config *c, config_warnings *warn) {

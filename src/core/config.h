@@ -43,6 +43,7 @@ typedef struct config {
     int max_connections;            /* "max_connections": 0 = no limit */
     int io_uring;                   /* "io_uring": batch socket writes (fallback: one write each) */
     int debug_echo;                 /* "debug_echo": echo handler on /connection/websocket (tests only) */
+    char *region;                   /* "region": this node's region name, "local" */
 
     /* http.* */
     int http_max_header_bytes;      /* "http.max_header_bytes": 16384 */
@@ -75,6 +76,7 @@ typedef struct config {
     char *client_token_audience;            /* "client.token_audience": "" = not checked */
     char *client_token_issuer;              /* "client.token_issuer": "" = not checked */
     int client_allow_anonymous;             /* "client.allow_anonymous_connect_without_token": false */
+    int client_sign_in;                     /* "client.sign_in": false; true = POST /v1/sign-in issues tokens */
     int client_ping_interval_ms;            /* "client.ping_interval_ms": 25000 (app-level {} pings), at most a day */
     int client_pong_timeout_ms;             /* "client.pong_timeout_ms": 10000 (0 = pongs not required) */
     int client_stale_close_delay_ms;        /* "client.stale_close_delay_ms": 10000 (connect must arrive within) */
@@ -94,6 +96,9 @@ typedef struct config {
     int channel_presence_ttl_ms;            /* "channel.presence_ttl_ms": 60000; refreshed every ttl/3 */
     int channel_max_queued_events;          /* "channel.max_queued_events": 65536 in one worker's inbox (past it: disconnect 3010) */
     ns_registry namespaces;                 /* "channel.options" (top) and "channel.namespaces": [ {name, ...} ] */
+
+    /* spaces.* : the HTTP presence API on /v1/spaces */
+    char *spaces_namespace;                 /* "spaces.namespace": "" = the API is off */
 
     /* api.* : the server HTTP API on /api */
     char *api_key;                          /* "api.key": "" = API disabled (every call 401) */

@@ -164,6 +164,20 @@ static int check_board(const ns_options *o, const char *prefix, char *err) {
     return 0;
 }
 
+/* An auction is a persistent map that clients do not write directly. */
+static int check_auction(const ns_options *o, const char *prefix, char *err) {
+    if (!o->auction_enabled) return 0;
+    if (o->subscription_type != NS_SUB_MAP || o->map_mode != NS_MAP_PERSISTENT)
+        return config_fail(err, "key \"%s.auction.enabled\": an auction is a map channel "
+                           "with map.mode persistent", prefix);
+    if (o->allow_publish_for_client || o->allow_publish_for_subscriber ||
+        o->allow_remove_for_client || o->allow_remove_for_subscriber)
+        return config_fail(err, "key \"%s.auction.enabled\": clients write lots only through "
+                           "auction.open and auction.bid; turn allow_publish_* and "
+                           "allow_remove_* off", prefix);
+    return 0;
+}
+
 int config_ns_check_options(const ns_options *o, const char *prefix, char *err) {
     ns_options *m = (ns_options *)o; /* opt_at is not const; nothing is written */
     char exp[160];
@@ -181,7 +195,8 @@ int config_ns_check_options(const ns_options *o, const char *prefix, char *err) 
     if (o->force_recovery && o->history_size == 0)
         return config_fail(err, "key \"%s.force_recovery\": needs %s.history_size > 0 "
                     "(recovery needs history)", prefix, prefix);
-    return check_map(o, prefix, err) < 0 ? -1 : check_board(o, prefix, err);
+    if (check_map(o, prefix, err) < 0 || check_board(o, prefix, err) < 0) return -1;
+    return check_auction(o, prefix, err);
 }
 
 /* A presence prefix must name a namespace of the right map type. */

@@ -124,7 +124,28 @@
     X("board.snapshot_every_s", board_snapshot_every_s, INT, 0, 86400,        \
       "Boards with the durable store: the whole board is logged this often "  \
       "when it changed, so replay and restore read only what came after; "    \
-      "0 = 60.")
+      "0 = 60.")                                                              \
+    X("publish_rate_limit", publish_rate_limit, INT, 0, 1000000,              \
+      "Publications (and map writes) per second one user may make in the "    \
+      "namespace on average, per node (anonymous clients: per connection); "  \
+      "more get error 111. 0 = no limit.")                                    \
+    X("publish_rate_burst", publish_rate_burst, INT, 0, 1000000,              \
+      "Publications one user may make at once above publish_rate_limit; "     \
+      "0 = 1.")                                                               \
+    X("max_publication_bytes", max_publication_bytes, INT, 0, INT_MAX,        \
+      "Largest data of a client's publication or map write, in bytes of "     \
+      "JSON; larger gets error 107 saying so. 0 = no limit but "              \
+      "websocket.max_message_bytes.")                                         \
+    X("auction.enabled", auction_enabled, BOOL, 0, 1,                         \
+      "Auctions: the channels are auction maps (key = lot), written only "    \
+      "through the RPC methods auction.open and auction.bid, which check "    \
+      "every bid; the namespace must be a persistent map.")                   \
+    X("auction.extend_ms", auction_extend_ms, INT, 0, 3600000,                \
+      "Auctions: a bid in the last extend_ms of a lot moves its end to "      \
+      "extend_ms after the bid (anti-sniping); 0 = never.")                   \
+    X("auction.bid_interval_ms", auction_bid_interval_ms, INT, 0, 3600000,    \
+      "Auctions: least time between two bids of one user, per node; "         \
+      "0 = none.")
 
 
 /* Parses a JSON array of namespace objects ({"name": ..., <options>}) into a

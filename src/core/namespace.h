@@ -80,6 +80,14 @@ typedef struct ns_options {
     int board_batch_ms;                 /* 0 = NS_BOARD_BATCH_DEFAULT_MS */
     int board_max_age_ms;               /* 0 = NS_BOARD_MAX_AGE_DEFAULT_MS */
     int board_snapshot_every_s;         /* 0 = NS_BOARD_SNAPSHOT_DEFAULT_S */
+    /* what a client may write (publications and map writes) */
+    int publish_rate_limit;             /* per user per second; 0 = none */
+    int publish_rate_burst;             /* 0 = 1 */
+    int max_publication_bytes;          /* 0 = none */
+    /* auctions (auction_enabled): persistent maps of lots, written by RPC */
+    int auction_enabled;
+    int auction_extend_ms;              /* anti-sniping window; 0 = none */
+    int auction_bid_interval_ms;        /* per user; 0 = none */
 } ns_options;
 
 typedef struct ns_registry {

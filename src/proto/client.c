@@ -13,10 +13,12 @@
 #include "proto/actions.h"
 #include "proto/client_int.h"
 #include "proto/push.h"
+#include "core/keylimit.h"
 
 proto_local *proto_local_of(conn *c) { return ((hub_local *)c->w->ext)->ext; }
 
 int proto_setup(proto_env *env, server *srv) {
+    if (!(env->limits = keylimit_new())) return -1;
     for (int i = 0; i < srv->nworkers; i++) {
         hub_local *hl = env->hub->locals[i];
         proto_local *pl = calloc(1, sizeof(*pl));
@@ -30,6 +32,8 @@ int proto_setup(proto_env *env, server *srv) {
 }
 
 void proto_teardown(proto_env *env) {
+    keylimit_free(env->limits);
+    env->limits = NULL;
     if (!env->hub) return;
     for (int i = 0; i < env->hub->nlocals; i++) {
         free(env->hub->locals[i]->ext);

@@ -24,6 +24,7 @@ typedef struct proto_env {
     const config *cfg;
     const token_keys *keys;
     rpc_registry rpc;
+    struct keylimit *limits;       /* per-user publish limits (publish_rate_limit) */
 } proto_env;
 
 /* Per-worker protocol counters (written by the worker, summed by

@@ -65,6 +65,11 @@ void reply_error(client *cl, uint32_t id, int code);
 /* The same with the reason after the standard message: "internal server
  * error (durable store unavailable ...)". why: plain text, no quotes. */
 void reply_error_why(client *cl, uint32_t id, int code, const char *why);
+
+/* A publication's or map write's size and per-user rate limits
+ * (max_publication_bytes, publish_rate_limit): 0, or -1 with the error
+ * replied (107 naming the size, 111 with the wait). */
+int cmd_publish_limits(client *cl, proto_cmd *cmd, const ns_options *ns);
 /* An engine failure: error 100 with the engine's reason, counted. */
 void reply_engine_error(client *cl, uint32_t id, int err);
 /* Sends what is batched now. */

@@ -361,6 +361,7 @@ int cmd_map_publish(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t
     const char *key = write_key(cl, cmd, ns);
     if (!key) { reply_error(cl, cmd->id, ERR_BAD_REQUEST); return CMD_DONE; }
     if (!allowed) { reply_error(cl, cmd->id, ERR_PERMISSION_DENIED); return CMD_DONE; }
+    if (cmd_publish_limits(cl, cmd, ns)) return CMD_DONE;
     rcbuf *payload = NULL;
     if (!cmd->removed) {
         hub *h = client_env(cl)->hub;

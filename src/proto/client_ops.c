@@ -4,8 +4,11 @@
  * with a reference on the client (cmd_op), so a client that disconnected
  * meanwhile is simply not answered; an engine failure is error 100
  * (temporary), counted in /metrics. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/clock.h"
+#include "core/keylimit.h"
 #include "core/version.h"
 #include "obs/log.h"
 #include "proto/client_int.h"
@@ -74,6 +77,29 @@ void cmd_publish_done(void *ud, engine_result *res) {
     engine_result_free(res);
 }
 
+/* What a client's publication or map write must also pass: the
+ * namespace's size limit and its per-user rate (anonymous clients: per
+ * connection). 0, or -1 with the error replied. */
+int cmd_publish_limits(client *cl, proto_cmd *cmd, const ns_options *ns) {
+    char why[128];
+    if (ns->max_publication_bytes > 0 && cmd->data_len > (size_t)ns->max_publication_bytes) {
+        snprintf(why, sizeof(why), "data: larger than %d bytes", ns->max_publication_bytes);
+        reply_error_why(cl, cmd->id, ERR_BAD_REQUEST, why);
+        return -1;
+    }
+    if (ns->publish_rate_limit <= 0) return 0;
+    char key[512];
+    int anon = cl->hc.user[0] == '\0';
+    snprintf(key, sizeof(key), "p|%s|%s%s", ns->name, anon ? "~" : "", anon ? cl->hc.id : cl->hc.user);
+    int64_t wait = keylimit_take(client_env(cl)->limits, key, ns->publish_rate_limit,
+                                 ns->publish_rate_burst, clock_now_ms());
+    if (!wait) return 0;
+    snprintf(why, sizeof(why), "at most %d per second: retry after %lld ms",
+             ns->publish_rate_limit, (long long)wait);
+    reply_error_why(cl, cmd->id, ERR_TOO_MANY_REQUESTS, why);
+    return -1;
+}
+
 int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0) {
     const ns_options *ns = channel_ns(cl, cmd);
     if (!ns) return CMD_DONE;
@@ -85,6 +111,7 @@ int cmd_publish(client *cl, proto_cmd *cmd, uint64_t t0) {
         reply_error(cl, cmd->id, ERR_PERMISSION_DENIED);
         return CMD_DONE;
     }
+    if (cmd_publish_limits(cl, cmd, ns)) return CMD_DONE;
     hub *h = client_env(cl)->hub;
     size_t info_len = 0;
     char *info = h->sink.client_info(&cl->hc, sub, &info_len);

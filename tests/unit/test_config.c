@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include "core/config.h"
 
-#define NKEYS 108
+#define NKEYS 117
 
 /* Fixture: a config at its defaults, freed after each test. */
 static int setup(void **state) {
