@@ -167,6 +167,7 @@ static int stack_start(stack *st, server *srv, const config *cfg) {
     server_add_route(srv, "/boards/", board_route, st->boards);
     server_add_route(srv, "/v1/sign-in", signin_route, &st->env);
     server_add_route(srv, "/v1/spaces/", spaces_route, &st->env);
+    server_add_route(srv, AUCTION_HTTP_PREFIX, auction_route, &st->env);
     if (auction_register(&st->env)) { log_error("auction: cannot register its RPC methods"); return -1; }
     server_add_metrics(srv, proto_render_metrics, st->hub);
     if (st->eng->ops->health) server_set_health(srv, engine_health, st->eng);

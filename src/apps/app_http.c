@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <jansson.h>
 #include "apps/app_http.h"
 #include "auth/token.h"
 #include "core/clock.h"
@@ -72,6 +73,10 @@ int app_http_caller(const proto_env *env, const http_request *req, app_caller *o
     }
     int ok = t.user[0] != '\0' && strlen(t.user) < sizeof(out->user);
     if (ok) snprintf(out->user, sizeof(out->user), "%s", t.user);
+    json_t *info = t.info ? json_loadb(t.info, t.info_len, 0, NULL) : NULL;
+    const char *name = json_string_value(json_object_get(info, "name"));
+    if (ok && name && strlen(name) < sizeof(out->name)) snprintf(out->name, sizeof(out->name), "%s", name);
+    json_decref(info);
     conn_token_free(&t);
     if (!ok) snprintf(err, errlen, "unauthorized: an anonymous token (no sub) cannot do this");
     return ok ? 0 : -1;

@@ -30,6 +30,7 @@ int app_respond_json(conn *c, const http_request *req, int status, const sbuf *b
 typedef struct app_caller {
     int api;                     /* 1: the server API key */
     char user[256];              /* the token's user ("" with api) */
+    char name[128];              /* the token's info.name, or "" */
 } app_caller;
 
 /* Who sent req: 0, or -1 with a message for a 401 in err (no credentials,

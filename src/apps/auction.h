@@ -9,6 +9,18 @@
  *   auction.bid  {"channel","lot","amount"}
  *     -> {"price","ends_at","offset","extended":bool}
  *
+ * The same over HTTP, for backends and clients without a socket (the
+ * server API key, with "user" and maybe "name" in the body; or a user's
+ * connection token as Bearer):
+ *
+ *   POST /auctions/<channel>/lots             the params of auction.open
+ *   POST /auctions/<channel>/lots/<lot>/bids  {"amount"}
+ *     -> 200 {"result":{...as above}}, or {"error":{"code","message"}} with
+ *        the status of the code (400, 403, 404, 429)
+ *
+ * auction.open may name the lot ("lot": 1 to 64 of A-Z a-z 0-9 _ - .);
+ * a lot that exists is not replaced (107 "lot: taken").
+ *
  * A bid must be at least the start price (first bid) or the current price
  * plus the increment, arrive before the lot ends, and not come from the
  * leader. It is a conditional write (compare-and-set on the lot's offset):
@@ -27,6 +39,8 @@
 #ifndef PLAZA_AUCTION_H
 #define PLAZA_AUCTION_H
 
+#include "net/http_reader.h"
+#include "net/server.h"
 #include "proto/client.h"
 
 #define AUCTION_TITLE_MAX 80            /* characters */
@@ -35,7 +49,12 @@
 #define AUCTION_DURATION_MAX_MS 604800000
 #define AUCTION_CAS_TRIES 16            /* reads and writes of one bid under contention */
 
+#define AUCTION_HTTP_PREFIX "/auctions/"
+
 /* Registers auction.open and auction.bid in env's RPC registry. -1 if full. */
 int auction_register(proto_env *env);
+
+/* The route handler for AUCTION_HTTP_PREFIX (ud = the proto_env). */
+int auction_route(conn *c, const http_request *req, void *ud);
 
 #endif

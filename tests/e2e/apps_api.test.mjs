@@ -305,6 +305,7 @@ describe('auctions', () => {
   test('a bid near the end extends it; after the end bids are refused; one bid per 100 ms', async () => {
     const ann = await client('ann2'), bob = await client('bob2');
     const lot = await open(ann, { duration_ms: 10000 });
+    await sleep(20);
     const r = await bid(bob, lot.lot, 100);
     assert.equal(r.extended, true, 'within extend_ms (10 s) of the end');
     assert.ok(r.ends_at >= lot.ends_at && r.ends_at > Date.now() + 9000);
@@ -318,6 +319,54 @@ describe('auctions', () => {
     const late = await bid(bob, short.lot, 5, 'fast:end');
     assert.match(late.message, /lot: ended/);
     ann.disconnect(); bob.disconnect();
+  });
+});
+
+describe('auctions over HTTP', () => {
+  const post = async (path, body, headers = {}) => {
+    const r = await fetch(srv.url + '/auctions/' + path, { method: 'POST', headers, body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json() };
+  };
+  test('a backend opens a named lot and bids for users with the API key; a user bids with its token', async () => {
+    const watcher = await client('watcher');
+    const view = watchMap(watcher, 'auction:http');
+    const key = { 'X-API-Key': KEY };
+    const opened = await post('auction:http/lots', { lot: 'vase', title: 'Vase', start_price: 50, increment: 5,
+      duration_ms: 60000, user: 'house', name: 'The house' }, key);
+    assert.equal(opened.status, 200, JSON.stringify(opened.body));
+    assert.equal(opened.body.result.lot, 'vase');
+    const taken = await post('auction:http/lots', { lot: 'vase', title: 'Vase', start_price: 1, increment: 1,
+      duration_ms: 60000, user: 'house' }, key);
+    assert.equal(taken.status, 400);
+    assert.match(taken.body.error.message, /lot: taken/);
+    const b1 = await post('auction:http/lots/vase/bids', { amount: 50, user: 'carol', name: 'Carol' }, key);
+    assert.equal(b1.status, 200, JSON.stringify(b1.body));
+    assert.equal(b1.body.result.price, 50);
+    const { body: dan } = await signIn({ user: 'dan', name: 'Dan', color: '#123123' });
+    const b2 = await post('auction:http/lots/vase/bids', { amount: 52 }, { Authorization: 'Bearer ' + dan.token });
+    assert.equal(b2.status, 400);
+    assert.match(b2.body.error.message, /at least 55/);
+    await sleep(110);
+    const b3 = await post('auction:http/lots/vase/bids', { amount: 55 }, { Authorization: 'Bearer ' + dan.token });
+    assert.equal(b3.status, 200);
+    await view.until((m) => m.get('vase')?.data.bids === 2);
+    const d = view.entries.get('vase').data;
+    assert.deepEqual([d.price, d.leader, d.leader_name, d.opened_by_name], [55, 'dan', 'Dan', 'The house']);
+    for (const [path, body, headers, status, msg] of [
+      ['auction:http/lots/vase/bids', { amount: 60 }, {}, 401, /unauthorized/],
+      ['auction:http/lots/vase/bids', { amount: 60 }, key, 400, /user: required/],
+      ['auction:http/lots/vase/bids', { amount: 'x', user: 'eve' }, key, 400, /amount: /],
+      ['auction:http/lots/nope/bids', { amount: 60, user: 'eve' }, key, 400, /no such lot/],
+      ['auction:http/lots/vase/offers', { amount: 60, user: 'eve' }, key, 400, /path: /],
+      ['chat:x/lots/vase/bids', { amount: 60, user: 'eve' }, key, 404, /not an auction/],
+    ]) {
+      const r = await post(path, body, headers);
+      assert.equal(r.status, status, path + ' ' + JSON.stringify(r.body));
+      assert.match(r.body.error.message, msg);
+    }
+    const get = await fetch(srv.url + '/auctions/auction:http/lots');
+    assert.equal(get.status, 405);
+    watcher.disconnect();
   });
 });
 
