@@ -20,6 +20,15 @@
  *          latency: the batch carries no send time; the publishers' request
  *          round trip is the write's latency). Requests are spread over all
  *          publisher connections (a connection waits for each write's batch).
+ *   plaza-auction  the same server, an auction (issue 13): subscribe to
+ *          the map "abench:K" (its lot "lot" opened beforehand, e.g. by
+ *          bench/auction); each publication is a bid, POST
+ *          /auctions/abench:K/lots/lot/bids {"amount":<seq>,"user":...}
+ *          with the API key (the lot opens at 1, increment 1, so the n-th
+ *          bid of a channel bids n); the pushes are the lot, whose "bids"
+ *          is the sequence number and "bid_at" the server's accept time
+ *          (Unix ms): the latency is accept -> receive, by the wall clock
+ *          (ms resolution: it reads up to 1 ms high).
  *   nchan  nginx + Nchan: WebSocket on /sub/bench-K (subscribed once
  *          upgraded), POST /pub/bench-K; messages are the raw payload.
  *   node   bench/peers/node-ws-server.mjs: WebSocket on /ws, then
@@ -28,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "loadgen.h"
 
 /* ---- the payload ---------------------------------------------------------- */
@@ -94,6 +104,24 @@ static void plaza_open_ns(sub *s, const char *ns) {
 }
 
 static void plaza_open(sub *s) { plaza_open_ns(s, "bench"); }
+
+static void plaza_auction_open(sub *s) {
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "{\"id\":2,\"subscribe\":{\"channel\":\"abench:%d\",\"type\":1,\"phase\":2}}",
+             s->chan);
+    plaza_subscribe(s, cmd);
+}
+
+/* A lot after a bid: "bids" is the sequence, "bid_at" the accept time. */
+static void auction_pub(sub *s, const char *p, size_t n) {
+    const char *b = find_num(p, n, "\"bids\":", 7), *t = find_num(p, n, "\"bid_at\":", 9);
+    if (!b || !t || *t == 'n') { sub_payload(s, p, n); return; }   /* reported as unreadable */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t at_us = strtoull(t, NULL, 10) * 1000u;
+    sub_measured(s, strtoull(b, NULL, 10), now_us > at_us ? now_us - at_us : 0, n);
+}
 static void plaza_presence_open(sub *s) { plaza_open_ns(s, "pbench"); }
 
 /* A board's batch: its pixels are counted. */
@@ -115,6 +143,7 @@ static void plaza_line(sub *s, const char *p, size_t n) {
     if (n > 8 && memcmp(p, "{\"push\":", 8) == 0) {
         if (memmem(p, n < 256 ? n : 256, "\"pub\":", 6)) {
             if (s->set->ad->on_open == plaza_board_open) board_pub(s, p, n);
+            else if (s->set->ad->on_open == plaza_auction_open) auction_pub(s, p, n);
             else sub_payload(s, p, n);
         } else if (memmem(p, n, "\"disconnect\":", 13) || memmem(p, n, "\"unsubscribe\":", 14))
             sub_failed(s, "plaza pushed disconnect/unsubscribe");
@@ -191,6 +220,19 @@ static void plaza_board_publish(lgbuf *out, const lg_opts *o, int k, const char 
     buf_add(out, body, (size_t)bl);
 }
 
+static void plaza_auction_publish(lgbuf *out, const lg_opts *o, int k, const char *payload, size_t n) {
+    char body[96];
+    long ch;
+    uint64_t seq = 0, ts;
+    payload_parse(payload, n, &ch, &seq, &ts);
+    int bl = snprintf(body, sizeof(body), "{\"amount\":%llu,\"user\":\"b%llu\"}",
+                      (unsigned long long)seq, (unsigned long long)(seq % 7));
+    buf_printf(out, "POST /auctions/abench:%d/lots/lot/bids HTTP/1.1\r\nHost: %s:%d\r\nX-API-Key: %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", k, o->host, o->port,
+               o->api_key, bl);
+    buf_add(out, body, (size_t)bl);
+}
+
 static int plaza_ok(int status, const char *body, size_t n) {
     return status == 200 && !(n >= 9 && memcmp(body, "{\"error\":", 9) == 0);
 }
@@ -237,6 +279,7 @@ static const adapter ADAPTERS[] = {
     {"plaza-presence", plaza_path, plaza_presence_open, plaza_message, plaza_presence_publish, plaza_ok, 0},
     {"plaza-map", plaza_path, plaza_map_open, plaza_message, plaza_map_publish, plaza_ok, 0},
     {"plaza-board", plaza_path, plaza_board_open, plaza_message, plaza_board_publish, plaza_ok, 1},
+    {"plaza-auction", plaza_path, plaza_auction_open, plaza_message, plaza_auction_publish, plaza_ok, 0},
     {"nchan", nchan_path, nchan_open, raw_message, peer_publish, ok_2xx, 0},
     {"node", node_path, node_open, node_message, peer_publish, ok_2xx, 0},
 };

@@ -133,6 +133,14 @@ void sub_payload(sub *s, const char *p, size_t n) {
     account_seq(s, seq);
 }
 
+void sub_measured(sub *s, uint64_t seq, uint64_t lat_us, size_t bytes) {
+    subset *ss = s->set;
+    ss->c.delivered++;
+    ss->c.bytes += (int64_t)bytes;
+    hist_add(&ss->lat, lat_us);
+    account_seq(s, seq);
+}
+
 void sub_pixels(sub *s, size_t n, size_t bytes) {
     subset *ss = s->set;
     ss->c.delivered += (int64_t)n;

@@ -159,6 +159,7 @@ typedef struct put_ctx {             /* a put waiting for the engine */
     void *reply;
     http_later *later;
     proto_local *pl;
+    int64_t cooldown_ms;             /* the writer's, for the answer */
 } put_ctx;
 
 static int put_start(board_app *app, hub_local *hl, const char *channel, const ns_options *ns,
@@ -166,6 +167,7 @@ static int put_start(board_app *app, hub_local *hl, const char *channel, const n
                      hub_answer_fn fn, put_ctx *ctx) {
     void *call = hub_call(hl, fn, ctx);
     if (!call) return -1;
+    ctx->cooldown_ms = cooldown_ms;
     engine_board_put_req req = {
         .channel = channel, .board = opts_of(ns), .x = (uint32_t)p->x, .y = (uint32_t)p->y,
         .color = (uint32_t)p->color, .user = user, .cooldown_ms = cooldown_ms,
@@ -177,11 +179,13 @@ static int put_start(board_app *app, hub_local *hl, const char *channel, const n
 }
 
 /* The result object of an accepted put, or the error's message. */
-static void put_result(const engine_result *r, sbuf *sb) {
+static void put_result(const engine_result *r, int64_t cooldown_ms, sbuf *sb) {
     sb_puts(sb, "{\"offset\":");
     sb_u64(sb, r->top.offset);
     sb_puts(sb, ",\"epoch\":");
     sb_json_str(sb, r->top.epoch, strlen(r->top.epoch));
+    sb_puts(sb, ",\"cooldown_ms\":");
+    sb_i64(sb, cooldown_ms);
     sb_putc(sb, '}');
 }
 
@@ -197,7 +201,7 @@ static void rpc_put_done(void *ud, engine_result *r) {
     } else {
         sbuf sb;
         sb_init(&sb);
-        put_result(r, &sb);
+        put_result(r, ctx->cooldown_ms, &sb);
         if (sb.oom) rpc_reply(ctx->reply, ERR_INTERNAL, NULL, 0, "out of memory");
         else rpc_reply(ctx->reply, 0, sb.p, sb.len, NULL);
         sb_free(&sb);
@@ -265,7 +269,7 @@ static void http_put_done(void *ud, engine_result *r) {
                  (long long)((r->retry_after_ms + 999) / 1000));
     } else {
         sb_puts(&sb, "{\"result\":");
-        put_result(r, &sb);
+        put_result(r, ctx->cooldown_ms, &sb);
         sb_putc(&sb, '}');
     }
     if (sb.oom) { status = 500; sb_free(&sb); sb_init(&sb); }
