@@ -118,9 +118,9 @@ static void auction_pub(sub *s, const char *p, size_t n) {
     if (!b || !t || *t == 'n') { sub_payload(s, p, n); return; }   /* reported as unreadable */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    uint64_t at_us = strtoull(t, NULL, 10) * 1000u;
-    sub_measured(s, strtoull(b, NULL, 10), now_us > at_us ? now_us - at_us : 0, n);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t at = strtoull(t, NULL, 10) * 1000000u;                /* ms -> ns */
+    sub_measured(s, strtoull(b, NULL, 10), now > at ? now - at : 0, n);
 }
 static void plaza_presence_open(sub *s) { plaza_open_ns(s, "pbench"); }
 

@@ -167,8 +167,8 @@ void sub_payload(sub *s, const char *p, size_t n);   /* a publication's payload 
 /* A publication that carries n items (a board's batch): counted as n
  * deliveries, without order or latency checks. */
 void sub_pixels(sub *s, size_t n, size_t bytes);
-/* A message whose sequence number and latency the adapter worked out. */
-void sub_measured(sub *s, uint64_t seq, uint64_t lat_us, size_t bytes);
+/* A message whose sequence number and latency (ns) the adapter worked out. */
+void sub_measured(sub *s, uint64_t seq, uint64_t lat_ns, size_t bytes);
 
 /* ---- protocol adapters (adapters.c) ------------------------------------- */
 

@@ -133,11 +133,11 @@ void sub_payload(sub *s, const char *p, size_t n) {
     account_seq(s, seq);
 }
 
-void sub_measured(sub *s, uint64_t seq, uint64_t lat_us, size_t bytes) {
+void sub_measured(sub *s, uint64_t seq, uint64_t lat_ns, size_t bytes) {
     subset *ss = s->set;
     ss->c.delivered++;
     ss->c.bytes += (int64_t)bytes;
-    hist_add(&ss->lat, lat_us);
+    hist_add(&ss->lat, lat_ns);
     account_seq(s, seq);
 }
 
