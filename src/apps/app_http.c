@@ -10,6 +10,18 @@
 #include "proto/api.h"
 #include "proto/codes.h"
 
+int app_label_ok(const char *s, size_t len, size_t max_chars) {
+    size_t chars = 0;
+    int visible = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f) return 0;
+        if ((ch & 0xc0) != 0x80) chars++;
+        if (ch != ' ') visible = 1;
+    }
+    return visible && chars >= 1 && chars <= max_chars;
+}
+
 int app_http_status(int code) {
     switch (code) {
     case ERR_UNAUTHORIZED: return 401;

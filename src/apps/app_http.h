@@ -5,11 +5,17 @@
 #ifndef PLAZA_APP_HTTP_H
 #define PLAZA_APP_HTTP_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "core/sbuf.h"
 #include "net/http_reader.h"
 #include "net/server.h"
 #include "proto/client.h"
+
+/* A label people see (a name, a title): UTF-8 (checked by the JSON
+ * parser) of 1 to max_chars characters, no control characters, not only
+ * spaces. */
+int app_label_ok(const char *s, size_t len, size_t max_chars);
 
 /* The HTTP status of a protocol error code (101 -> 401, 103 -> 403, ...). */
 int app_http_status(int code);

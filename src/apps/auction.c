@@ -195,17 +195,7 @@ static void opened(void *ud, engine_result *res) {
     engine_result_free(res);
 }
 
-static int title_ok(const char *s, size_t n) {
-    size_t chars = 0;
-    int visible = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f) return 0;
-        if ((ch & 0xc0) != 0x80) chars++;
-        if (ch != ' ') visible = 1;
-    }
-    return visible && chars <= AUCTION_TITLE_MAX;
-}
+static int title_ok(const char *s, size_t n) { return app_label_ok(s, n, AUCTION_TITLE_MAX); }
 
 /* Starts auction.open with params p (a JSON object): 0 (the answer comes
  * later, to ctx's reply or later, set by the caller in *out), or an error

@@ -20,19 +20,7 @@ static int user_ok(const char *s, size_t n) {
     return 1;
 }
 
-/* 1..SIGNIN_NAME_MAX characters of UTF-8 (jansson checked it), no control
- * characters, not only spaces. */
-static int name_ok(const char *s, size_t n) {
-    size_t chars = 0;
-    int visible = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f) return 0;
-        if ((ch & 0xc0) != 0x80) chars++;
-        if (ch != ' ') visible = 1;
-    }
-    return chars >= 1 && chars <= SIGNIN_NAME_MAX && visible;
-}
+static int name_ok(const char *s, size_t n) { return app_label_ok(s, n, SIGNIN_NAME_MAX); }
 
 static int color_ok(const char *s, size_t n) {
     if (n != 7 || s[0] != '#') return 0;

@@ -25,6 +25,7 @@ typedef struct space_req {           /* a parsed path */
 typedef struct later_ctx {
     http_later *later;
     int put;                         /* PUT: 201/200 by suppressed */
+    int list;                        /* GET: the entries */
     int64_t ttl_ms;
 } later_ctx;
 
@@ -87,7 +88,8 @@ static void respond_later(later_ctx *ctx, int status, sbuf *sb) {
                        sb->p ? sb->p : "", sb->len);
 }
 
-static void written(void *ud, engine_result *res) {
+/* Every answer: an engine failure is 503; else the result of the request. */
+static void answered(void *ud, engine_result *res) {
     later_ctx *ctx = ud;
     sbuf sb;
     sb_init(&sb);
@@ -95,6 +97,10 @@ static void written(void *ud, engine_result *res) {
     if (res->err) {
         status = 503;
         app_json_error(&sb, ERR_INTERNAL, engine_strerror(res->err), -1);
+    } else if (ctx->list) {
+        sb_puts(&sb, "{\"result\":{\"users\":");
+        push_write_publications(&sb, res->pubs, res->npubs);
+        sb_puts(&sb, "}}");
     } else if (ctx->put) {
         int created = !res->suppressed;
         status = created ? 201 : 200;
@@ -102,25 +108,6 @@ static void written(void *ud, engine_result *res) {
                   (long long)ctx->ttl_ms);
     } else {
         sb_puts(&sb, "{\"result\":{}}");
-    }
-    respond_later(ctx, status, &sb);
-    sb_free(&sb);
-    engine_result_free(res);
-    free(ctx);
-}
-
-static void listed(void *ud, engine_result *res) {
-    later_ctx *ctx = ud;
-    sbuf sb;
-    sb_init(&sb);
-    int status = 200;
-    if (res->err) {
-        status = 503;
-        app_json_error(&sb, ERR_INTERNAL, engine_strerror(res->err), -1);
-    } else {
-        sb_puts(&sb, "{\"result\":{\"users\":");
-        push_write_publications(&sb, res->pubs, res->npubs);
-        sb_puts(&sb, "}}");
     }
     respond_later(ctx, status, &sb);
     sb_free(&sb);
@@ -183,7 +170,7 @@ int spaces_route(conn *c, const http_request *req, void *ud) {
         rcbuf_unref(payload);
         return app_respond_error(c, req, ERR_INTERNAL, "out of memory");
     }
-    void *call = hub_call(c->w->ext, get ? listed : written, ctx);
+    void *call = hub_call(c->w->ext, answered, ctx);
     if (!call) {
         http_later_respond(ctx->later, 503, "application/json", NULL, "", 0);
         free(ctx);
@@ -191,6 +178,7 @@ int spaces_route(conn *c, const http_request *req, void *ud) {
         return HTTP_ROUTE_LATER;
     }
     ctx->put = put;
+    ctx->list = get;
     ctx->ttl_ms = r.map_ns->map_key_ttl_ms;
     engine *e = env->hub->eng;
     int64_t now = clock_now_ms();
