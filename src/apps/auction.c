@@ -424,9 +424,8 @@ static int rpc_bid(void *ud, const rpc_call *call, sbuf *out, const char **errms
 
 /* ---- the HTTP face ---- */
 
-/* /auctions/<channel>/lots[/<lot>/bids] into channel and lot ("" for an
- * open); 0, or -1. */
-static int parse_path(const char *path, char *channel, size_t chlen, char *lot, size_t lotlen) {
+int auction_parse_path(const char *path, char *channel, size_t chlen, char *lot, size_t lotlen) {
+    if (strncmp(path, AUCTION_HTTP_PREFIX, strlen(AUCTION_HTTP_PREFIX)) != 0) return -1;
     const char *p = path + strlen(AUCTION_HTTP_PREFIX);
     const char *slash = strchr(p, '/');
     if (!slash || slash == p || (size_t)(slash - p) >= chlen || strncmp(slash, "/lots", 5) != 0) return -1;
@@ -448,7 +447,7 @@ int auction_route(conn *c, const http_request *req, void *ud) {
     proto_env *env = ud;
     if (strncmp(req->path, AUCTION_HTTP_PREFIX, strlen(AUCTION_HTTP_PREFIX)) != 0) return HTTP_ROUTE_NOT_MINE;
     char channel[256], lot[LOT_MAX + 1], err[200];
-    if (parse_path(req->path, channel, sizeof(channel), lot, sizeof(lot)))
+    if (auction_parse_path(req->path, channel, sizeof(channel), lot, sizeof(lot)))
         return app_respond_error(c, req, ERR_BAD_REQUEST,
                                  "path: /auctions/<channel>/lots or /auctions/<channel>/lots/<lot>/bids");
     if (strcmp(req->method, "POST") != 0)

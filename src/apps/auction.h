@@ -54,6 +54,12 @@
 /* Registers auction.open and auction.bid in env's RPC registry. -1 if full. */
 int auction_register(proto_env *env);
 
+/* Splits /auctions/<channel>/lots[/<lot>/bids] into channel (the text
+ * between the prefix and "/lots", no '/', shorter than chlen; checked as a
+ * channel name later) and lot ("" for /lots; else 1 to lotlen - 1 of
+ * A-Z a-z 0-9 _ - .). 0, or -1 if the path is not one of those. */
+int auction_parse_path(const char *path, char *channel, size_t chlen, char *lot, size_t lotlen);
+
 /* The route handler for AUCTION_HTTP_PREFIX (ud = the proto_env). */
 int auction_route(conn *c, const http_request *req, void *ud);
 

@@ -35,30 +35,45 @@ static const char *segment(const char *p, char *out) {
     while (p[n] && p[n] != '/') {
         char ch = p[n];
         if (n >= SPACES_NAME_MAX || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
+                                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.')) {
+            out[0] = '\0';
             return NULL;
+        }
         out[n] = ch;
         n++;
     }
-    if (!n) return NULL;
     out[n] = '\0';
+    if (!n) return NULL;
     return p + n;
 }
 
-/* /v1/spaces/<space>/users[/<user>] into r; 0, or -1 with err. */
-static int parse_path(const proto_env *env, const http_request *req, space_req *r,
-                      const char **err) {
-    memset(r, 0, sizeof(*r));
-    const char *p = segment(req->path + strlen("/v1/spaces/"), r->space);
+int spaces_parse_path(const char *path, char *space, char *user, const char **err) {
+    space[0] = user[0] = '\0';
+    if (strncmp(path, SPACES_HTTP_PREFIX, strlen(SPACES_HTTP_PREFIX)) != 0) {
+        *err = "path: /v1/spaces/<space>/users[/<user>]";
+        return -1;
+    }
+    const char *p = segment(path + strlen(SPACES_HTTP_PREFIX), space);
     if (!p) { *err = "space: 1 to 64 of A-Z a-z 0-9 _ - ."; return -1; }
     if (strncmp(p, "/users", 6) != 0 || (p[6] && p[6] != '/')) {
+        space[0] = '\0';
         *err = "path: /v1/spaces/<space>/users[/<user>]";
         return -1;
     }
     p += 6;
-    if (*p == '/' && p[1]) {
-        if (!(p = segment(p + 1, r->user)) || *p) { *err = "user: 1 to 64 of A-Z a-z 0-9 _ - ."; return -1; }
+    if (*p == '/' && p[1] && (!(p = segment(p + 1, user)) || *p)) {
+        space[0] = user[0] = '\0';
+        *err = "user: 1 to 64 of A-Z a-z 0-9 _ - .";
+        return -1;
     }
+    return 0;
+}
+
+/* The path, and the channels it names, into r; 0, or -1 with err. */
+static int parse_path(const proto_env *env, const http_request *req, space_req *r,
+                      const char **err) {
+    memset(r, 0, sizeof(*r));
+    if (spaces_parse_path(req->path, r->space, r->user, err)) return -1;
     const config *cfg = env->cfg;
     const ns_registry *reg = &cfg->namespaces;
     snprintf(r->channel, sizeof(r->channel), "%s:%s", cfg->spaces_namespace, r->space);
@@ -142,7 +157,7 @@ static rcbuf *put_payload(const http_request *req, const space_req *r, const cha
 
 int spaces_route(conn *c, const http_request *req, void *ud) {
     const proto_env *env = ud;
-    if (strncmp(req->path, "/v1/spaces/", 11) != 0) return HTTP_ROUTE_NOT_MINE;
+    if (strncmp(req->path, SPACES_HTTP_PREFIX, strlen(SPACES_HTTP_PREFIX)) != 0) return HTTP_ROUTE_NOT_MINE;
     if (!env->cfg->spaces_namespace[0])
         return app_respond_error(c, req, ERR_NOT_AVAILABLE,
                                  "the spaces API is off (spaces.namespace is empty)");

@@ -28,7 +28,15 @@
 #define SPACES_NAME_MAX 64
 #define SPACES_DATA_MAX 4096
 
-/* The route handler for "/v1/spaces/" (ud = the proto_env). */
+#define SPACES_HTTP_PREFIX "/v1/spaces/"
+
+/* Splits /v1/spaces/<space>/users[/<user>] into space and user ("" for
+ * the list), each 1 to SPACES_NAME_MAX of A-Z a-z 0-9 _ - . and buffers
+ * of SPACES_NAME_MAX + 1. 0, or -1 with err naming the part (both left
+ * empty). */
+int spaces_parse_path(const char *path, char *space, char *user, const char **err);
+
+/* The route handler for SPACES_HTTP_PREFIX (ud = the proto_env). */
 int spaces_route(conn *c, const http_request *req, void *ud);
 
 #endif
