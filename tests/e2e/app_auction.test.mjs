@@ -5,45 +5,14 @@
 // refused in the page and change nothing on the server, the other page
 // measures the bid latency, a reload shows the same, and a bid in the last
 // 10 s extends the lot, which then ends and refuses bids.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { launchChromium } from './lib/browser.mjs';
-import { startPlaza, repoRoot } from './lib/server.mjs';
+import { demoServer, openApp, click, signIn, WAIT } from './lib/apps.mjs';
 
-const WAIT = { timeout: 10000 };
 
-let browser, plaza;
-before(async () => {
-  plaza = await startPlaza({ noEcho: true, args: ['--config', path.join(repoRoot, 'deploy/demo.json'),
-    '--set', 'client.command_rate_limit=0'] });
-  browser = await launchChromium();
-});
-after(async () => {
-  if (browser) await browser.close().catch(() => {});
-  if (plaza) await plaza.stop();
-});
+const env = demoServer();
 
-async function openPage(context, errors) {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => errors.push(String(e)));
-  const resp = await page.goto(plaza.url + '/auction/');
-  assert.equal(resp.status(), 200);
-  return page;
-}
-
-async function click(page, selector) {
-  await page.bringToFront();   // a page in the background gets its frames throttled: slow clicks
-  await page.click(selector);
-}
-
-async function signIn(page, name, color) {
-  await page.bringToFront();
-  await page.fill('#signin-name', name);
-  await page.fill('#signin-color', color);
-  await click(page, '#signin-go');
-  await page.waitForSelector('#signin-who', WAIT);
-}
+const openPage = (context, errors) => openApp(env.plaza, context, '/auction/', errors);
 
 const lotSel = (id) => `#lots article[data-lot="${id}"]`;
 const lotMsg = (page, id, re) => page.waitForFunction(([sel, src]) =>
@@ -64,7 +33,7 @@ async function openLot(page, title, start, step) {
 
 test('open a lot, bid both ways, bad bids and bad lots refused, latency measured, a reload the same', async () => {
   const errors = [];
-  const ca = await browser.newContext(), cb = await browser.newContext();
+  const ca = await env.browser.newContext(), cb = await env.browser.newContext();
   const a = await openPage(ca, errors), b = await openPage(cb, errors);
   await signIn(a, 'Ann', '#e50000');
   await signIn(b, 'Bob', '#0083c7');
@@ -152,7 +121,7 @@ test('open a lot, bid both ways, bad bids and bad lots refused, latency measured
 
 test('a bid in the last 10 s extends the lot; an ended lot refuses bids', async () => {
   const errors = [];
-  const ca = await browser.newContext(), cb = await browser.newContext();
+  const ca = await env.browser.newContext(), cb = await env.browser.newContext();
   const a = await openPage(ca, errors), b = await openPage(cb, errors);
   await signIn(a, 'Ann', '#e50000');
   await signIn(b, 'Bob', '#0083c7');

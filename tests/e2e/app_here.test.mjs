@@ -4,46 +4,15 @@
 // as a toast and everyone in the feed (also after a reload, from history),
 // a too-long greeting refused in the page and never delivered, and a killed
 // page (no clean close) leaving the list.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { launchChromium } from './lib/browser.mjs';
-import { startPlaza, repoRoot } from './lib/server.mjs';
+import { demoServer, openApp, click, signIn, WAIT } from './lib/apps.mjs';
 
-const WAIT = { timeout: 10000 };
 const GONE = { timeout: 15000 };    // the 10 s key TTL, if the close is not seen
 
-let browser, plaza;
-before(async () => {
-  plaza = await startPlaza({ noEcho: true, args: ['--config', path.join(repoRoot, 'deploy/demo.json'),
-    '--set', 'client.command_rate_limit=0'] });
-  browser = await launchChromium();
-});
-after(async () => {
-  if (browser) await browser.close().catch(() => {});
-  if (plaza) await plaza.stop();
-});
+const env = demoServer();
 
-async function openPage(context, errors) {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => errors.push(String(e)));
-  const resp = await page.goto(plaza.url + '/here/');
-  assert.equal(resp.status(), 200);
-  return page;
-}
-
-async function click(page, selector) {
-  await page.bringToFront();
-  await page.click(selector);
-}
-
-async function signIn(page, name, color) {
-  await page.bringToFront();   // a page in the background gets its frames throttled: slow clicks
-  await page.fill('#signin-name', name);
-  await page.fill('#signin-color', color);
-  await click(page, '#signin-go');
-  await page.waitForSelector('#signin-who', WAIT);
-}
+const openPage = (context, errors) => openApp(env.plaza, context, '/here/', errors);
 
 const person = (user) => `#regions li[data-user="${user}"]`;
 const inRegion = (region, user) => `#regions section[data-region="${region}"] li[data-user="${user}"]`;
@@ -51,7 +20,7 @@ const feedText = (page) => page.textContent('#feed');
 
 test('people by region, tabs, the light, waves, a reload, a killed page', async () => {
   const errors = [];
-  const ca = await browser.newContext(), cb = await browser.newContext();
+  const ca = await env.browser.newContext(), cb = await env.browser.newContext();
   const a = await openPage(ca, errors), b = await openPage(cb, errors);
   await signIn(a, 'Ann', '#e50000');
   await signIn(b, 'Bob', '#0083c7');
@@ -129,7 +98,7 @@ test('people by region, tabs, the light, waves, a reload, a killed page', async 
 
 test('signed out: asked to sign in, no switch; signed in again: the same people', async () => {
   const errors = [];
-  const c = await browser.newContext(), ce = await browser.newContext();
+  const c = await env.browser.newContext(), ce = await env.browser.newContext();
   const p = await openPage(c, errors);
   await p.waitForSelector('#signin-needed:not([hidden])', WAIT);
   assert.equal(await p.isVisible('#light-on'), false, 'no switch to press before signing in');

@@ -4,52 +4,22 @@
 // away within the key TTL, the HTTP presence API (/v1/spaces) round-trips
 // with the page, and bad input is refused in the page without touching
 // the server.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { launchChromium } from './lib/browser.mjs';
-import { startPlaza, repoRoot } from './lib/server.mjs';
+import { demoServer, openApp, click, signIn, WAIT } from './lib/apps.mjs';
 
-const WAIT = { timeout: 10000 };
 const GONE = { timeout: 15000 };    // the 10 s key TTL, if the close is not seen
 const KEY = { 'X-API-Key': 'demo-api-key' };
 
-let browser, plaza;
-before(async () => {
-  plaza = await startPlaza({ noEcho: true, args: ['--config', path.join(repoRoot, 'deploy/demo.json'),
-    '--set', 'client.command_rate_limit=0'] });
-  browser = await launchChromium();
-});
-after(async () => {
-  if (browser) await browser.close().catch(() => {});
-  if (plaza) await plaza.stop();
-});
+const env = demoServer();
 
-async function openPage(context, space, errors) {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => errors.push(String(e)));
-  const resp = await page.goto(plaza.url + '/presence/' + (space === undefined ? '' : '?space=' + space));
-  assert.equal(resp.status(), 200);
-  return page;
-}
-
-async function click(page, selector) {
-  await page.bringToFront();
-  await page.click(selector);
-}
-
-async function signIn(page, name, color) {
-  await page.bringToFront();   // a page in the background gets its frames throttled: slow clicks
-  await page.fill('#signin-name', name);
-  await page.fill('#signin-color', color);
-  await click(page, '#signin-go');
-  await page.waitForSelector('#signin-who', WAIT);
-}
+const openPage = (context, space, errors) =>
+  openApp(env.plaza, context, '/presence/' + (space === undefined ? '' : '?space=' + space), errors);
 
 const row = (user) => `#people li[data-user="${user}"]:not([data-leaving])`;
 
 async function api(method, p, { headers = KEY, body } = {}) {
-  const res = await fetch(plaza.url + p, {
+  const res = await fetch(env.plaza.url + p, {
     method, headers: { ...headers, ...(body ? { 'Content-Type': 'application/json' } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -63,7 +33,7 @@ async function crash(context, page) {
 
 test('two people see each other, tabs are counted, a reload shows the same, killed tabs go away', async () => {
   const errors = [];
-  const ca = await browser.newContext(), cb = await browser.newContext();
+  const ca = await env.browser.newContext(), cb = await env.browser.newContext();
   const a = await openPage(ca, 'p1', errors), b = await openPage(cb, 'p1', errors);
   await signIn(a, 'Ann', '#e50000');
   const ua = await a.evaluate(() => window.app.me());
@@ -110,7 +80,7 @@ test('two people see each other, tabs are counted, a reload shows the same, kill
 
 test('the HTTP presence API round-trips with the page', async () => {
   const errors = [];
-  const cb = await browser.newContext();
+  const cb = await env.browser.newContext();
   const b = await openPage(cb, 'p2', errors);
   await signIn(b, 'Bea', '#02be01');
   const ub = await b.evaluate(() => window.app.me());
@@ -164,7 +134,7 @@ test('the HTTP presence API round-trips with the page', async () => {
 
 test('bad input: a bad space name is refused in the page; a refused sign-in lists nobody', async () => {
   const errors = [];
-  const c = await browser.newContext();
+  const c = await env.browser.newContext();
   // a bad space in the URL: said so, the lobby instead
   const p = await openPage(c, encodeURIComponent('no spaces!'), errors);
   await p.waitForSelector('#error:not([hidden])', WAIT);

@@ -243,14 +243,7 @@
   });
 
   // ---- the connection ------------------------------------------------------------------
-  const client = Plaza.connect();
-  Plaza.bindStatus(client, '#status');
-  Plaza.signInBox('#signin', {
-    onChange: (s) => {
-      if (!s) leave();
-      Plaza.reconnect(client);
-    },
-  });
+  const client = Plaza.start({ onSignOut: leave });
 
   const sub = client.newMapSubscription(CHANNEL);
   sub.on('error', (ctx) => { if (ctx && ctx.error) Plaza.showError(ctx.error); });

@@ -18,9 +18,7 @@
   };
 
   // ---- connection -------------------------------------------------------
-  const client = Plaza.connect();
-  Plaza.bindStatus(client, '#status');
-  Plaza.signInBox('#signin', { onChange: () => Plaza.reconnect(client) });
+  const client = Plaza.start();
   Plaza.onSession(showYou);
   client.on('connected', () => { showYou(); });
 

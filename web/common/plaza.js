@@ -45,6 +45,9 @@
 //                               Plaza.showError.
 //   Plaza.reconnect(client)     connect again with a fresh token (after a
 //                               sign-in or sign-out); subscriptions resubscribe.
+//   Plaza.start({status, signin, onSignOut, connect})
+//                               connect + bindStatus + signInBox, reconnecting
+//                               after a sign-in or sign-out; returns the client
 //   Plaza.bindStatus(client, el) keeps el's text ("connecting…", "online",
 //                               "offline: <why>") and data-state in step.
 //
@@ -440,6 +443,25 @@
     Plaza.onSession(() => render());
     render();
     return { render };
+  };
+
+  // ---- a page's start -------------------------------------------------------------
+
+  // The usual start of a page: a client (Plaza.connect), its status in
+  // opts.status, the sign-in box in opts.signin, and a reconnect with the new
+  // identity after every sign-in or sign-out (opts.onSignOut runs first on a
+  // sign-out, to drop what belonged to the person). Returns the client, not
+  // yet connected.
+  Plaza.start = function (opts = {}) {
+    const client = Plaza.connect(opts.connect || {});
+    Plaza.bindStatus(client, opts.status || '#status');
+    Plaza.signInBox(opts.signin || '#signin', {
+      onChange: (s) => {
+        if (!s && opts.onSignOut) opts.onSignOut();
+        Plaza.reconnect(client);
+      },
+    });
+    return client;
   };
 
   window.Plaza = Plaza;

@@ -164,14 +164,7 @@
   $('greet-form').addEventListener('submit', (ev) => ev.preventDefault());
 
   // ---- the connection -----------------------------------------------------------
-  const client = Plaza.connect();
-  Plaza.bindStatus(client, '#status');
-  Plaza.signInBox('#signin', {
-    onChange: (s) => {
-      if (!s) leave();
-      Plaza.reconnect(client);
-    },
-  });
+  const client = Plaza.start({ onSignOut: leave });
 
   const stream = client.newSubscription(STREAM);
   const pc = client.newMapClientsSubscription(PRESENCE);
