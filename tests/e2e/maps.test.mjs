@@ -78,11 +78,11 @@ function mapView(channel, opts = {}) {
   s.on('error', (ctx) => v.errors.push(ctx));
   c.on('connected', (ctx) => { v.client = ctx.client; });
   s.on('unsubscribed', (ctx) => v.unsubscribed.push(ctx));
-  v.start = async () => {
+  v.start = async (ms = 5000) => {
     const n = v.subscribed.length;
     c.connect();
     s.subscribe();
-    await until(() => v.subscribed.length > n, 5000, 'subscribed ' + channel);
+    await until(() => v.subscribed.length > n, ms, 'subscribed ' + channel);
   };
   v.close = () => c.disconnect();
   v.obj = () => Object.fromEntries([...v.map.entries()].sort());
@@ -151,7 +151,10 @@ describe('map subscriptions with the centrifuge client', () => {
     const views = [];
     for (let n = 0; n < 5; n++) {
       const v = mapView('paged:p', { pageSize: 2 });
-      await v.start();
+      // pages of 2 chase a writer that does not stop: on the delayed engine
+      // under a sanitizer that can take more than 5 s (it ends: the pages
+      // go faster than the writes)
+      await v.start(20000);
       views.push(v);
     }
     writing = false;
