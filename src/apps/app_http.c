@@ -22,6 +22,11 @@ int app_label_ok(const char *s, size_t len, size_t max_chars) {
     return visible && chars >= 1 && chars <= max_chars;
 }
 
+int app_id_char(char ch, int dot) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '-' || (dot && ch == '.');
+}
+
 int app_http_status(int code) {
     switch (code) {
     case ERR_UNAUTHORIZED: return 401;

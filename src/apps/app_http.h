@@ -17,6 +17,10 @@
  * spaces. */
 int app_label_ok(const char *s, size_t len, size_t max_chars);
 
+/* A character of the apps' ids (users, spaces, lots): A-Z a-z 0-9 _ -
+ * and, with dot, '.'. */
+int app_id_char(char ch, int dot);
+
 /* The HTTP status of a protocol error code (101 -> 401, 103 -> 403, ...). */
 int app_http_status(int code);
 

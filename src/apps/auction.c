@@ -69,16 +69,11 @@ static void fail(bid_ctx *ctx, int code, const char *msg) {
 
 /* ---- params and rules ---- */
 
-static int name_char(char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || ch == '-' || ch == '.';
-}
-
 static int lot_ok(json_t *v) {
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (!s || n < 1 || n > LOT_MAX || strlen(s) != n) return 0;
-    for (size_t i = 0; i < n; i++) if (!name_char(s[i])) return 0;
+    for (size_t i = 0; i < n; i++) if (!app_id_char(s[i], 1)) return 0;
     return 1;
 }
 
@@ -156,8 +151,7 @@ static int write_lot(bid_ctx *ctx, json_t *data, int key_mode, const engine_pub 
     engine_map_write_req req = {
         .channel = ctx->channel, .key = ctx->lot, .key_len = strlen(ctx->lot),
         .payload = payload, .key_mode = key_mode,
-        .map = {.stream_size = ns_map_stream_size(ns), .stream_ttl_ms = ns_map_stream_ttl_ms(ns),
-                .key_ttl_ms = ns->map_key_ttl_ms},
+        .map = proto_map_opts(ns),
         .has_expected = at != NULL, .expected_offset = at ? at->offset : 0,
         .expected_epoch = epoch, .now_ms = clock_now_ms(),
     };
@@ -439,7 +433,7 @@ int auction_parse_path(const char *path, char *channel, size_t chlen, char *lot,
     if (!slash || strcmp(slash, "/bids") != 0 || slash == p + 1 || (size_t)(slash - p - 1) >= lotlen) return -1;
     memcpy(lot, p + 1, (size_t)(slash - p - 1));
     lot[slash - p - 1] = '\0';
-    for (const char *q = lot; *q; q++) if (!name_char(*q)) return -1;
+    for (const char *q = lot; *q; q++) if (!app_id_char(*q, 1)) return -1;
     return 0;
 }
 

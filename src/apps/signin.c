@@ -11,12 +11,8 @@
 
 static int user_ok(const char *s, size_t n) {
     if (n < 1 || n > SIGNIN_USER_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-'))
-            return 0;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!app_id_char(s[i], 0)) return 0;
     return 1;
 }
 

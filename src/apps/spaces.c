@@ -34,8 +34,7 @@ static const char *segment(const char *p, char *out) {
     size_t n = 0;
     while (p[n] && p[n] != '/') {
         char ch = p[n];
-        if (n >= SPACES_NAME_MAX || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.')) {
+        if (n >= SPACES_NAME_MAX || !app_id_char(ch, 1)) {
             out[0] = '\0';
             return NULL;
         }
@@ -89,11 +88,6 @@ static int parse_path(const proto_env *env, const http_request *req, space_req *
     return 0;
 }
 
-static engine_map_opts map_opts(const ns_options *ns) {
-    return (engine_map_opts){.stream_size = ns_map_stream_size(ns),
-                             .stream_ttl_ms = ns_map_stream_ttl_ms(ns),
-                             .key_ttl_ms = ns->map_key_ttl_ms};
-}
 
 /* ---- answers ---- */
 
@@ -203,7 +197,7 @@ int spaces_route(conn *c, const http_request *req, void *ud) {
     } else {
         engine_map_write_req wr = {
             .channel = r.map, .key = r.key, .key_len = strlen(r.key), .remove = del,
-            .payload = payload, .map = map_opts(r.map_ns),
+            .payload = payload, .map = proto_map_opts(r.map_ns),
             .key_mode = put ? ENGINE_KEY_IF_NEW : ENGINE_KEY_ANY, .refresh_ttl_on_suppress = put,
             .now_ms = now,
         };

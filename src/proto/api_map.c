@@ -21,12 +21,6 @@ static int map_channel(api_ctx *a, const char **ch, const ns_options **ns) {
     return 0;
 }
 
-static engine_map_opts map_opts(const ns_options *ns) {
-    engine_map_opts o = {.stream_size = ns_map_stream_size(ns),
-                         .stream_ttl_ms = ns_map_stream_ttl_ms(ns),
-                         .key_ttl_ms = ns->map_key_ttl_ms};
-    return o;
-}
 
 static void write_position(sbuf *sb, const engine_stream_top *top) {
     sb_puts(sb, "\"offset\":");
@@ -112,7 +106,7 @@ int api_map_publish(api_ctx *a) {
     free(data);
     if (!req.payload) return api_fail(a, ERR_INTERNAL, "%s", "out of memory");
     req.channel = ch;
-    req.map = map_opts(ns);
+    req.map = proto_map_opts(ns);
     req.now_ms = clock_now_ms();
     rc = write_now(a, &req);
     rcbuf_unref(req.payload);
@@ -127,7 +121,7 @@ int api_map_remove(api_ctx *a) {
     if ((rc = map_channel(a, &ch, &ns)) || (rc = key_field(a, &req)) || (rc = conditions(a, &req)))
         return rc;
     req.channel = ch;
-    req.map = map_opts(ns);
+    req.map = proto_map_opts(ns);
     req.now_ms = clock_now_ms();
     return write_now(a, &req);
 }

@@ -47,6 +47,10 @@ typedef struct proto_local {
 
 extern const ws_handler proto_client_handler;
 
+/* The engine's map options of a map namespace (stream size and TTL with
+ * their defaults, key TTL): what every map write of the namespace passes. */
+engine_map_opts proto_map_opts(const ns_options *ns);
+
 /* The hub's sink: the protocol's encoders and delivery. */
 extern const hub_sink proto_hub_sink;
 

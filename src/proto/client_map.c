@@ -55,6 +55,12 @@ static int ns_type_of(int sub_type) {
 
 static int streamed(const ns_options *ns) { return ns_map_stream_size(ns) > 0; }
 
+engine_map_opts proto_map_opts(const ns_options *ns) {
+    return (engine_map_opts){.stream_size = ns_map_stream_size(ns),
+                             .stream_ttl_ms = ns_map_stream_ttl_ms(ns),
+                             .key_ttl_ms = ns->map_key_ttl_ms};
+}
+
 /* Most changes a live transition (or a recovery) catches up in one reply:
  * the largest page. */
 static int catch_up_limit(const ns_options *ns) { return ns_map_page_size(ns, INT32_MAX); }
@@ -376,8 +382,7 @@ int cmd_map_publish(client *cl, proto_cmd *cmd, const ns_options *ns, uint64_t t
     engine_map_write_req req = {
         .channel = cmd->channel, .key = key, .key_len = strlen(key), .remove = cmd->removed,
         .payload = payload,
-        .map = {.stream_size = ns_map_stream_size(ns), .stream_ttl_ms = ns_map_stream_ttl_ms(ns),
-                .key_ttl_ms = ns->map_key_ttl_ms},
+        .map = proto_map_opts(ns),
         .now_ms = clock_now_ms(),
     };
     engine *e = client_env(cl)->hub->eng;
@@ -405,8 +410,7 @@ static void presence_map_write(client *cl, const char *prefix, const char *chann
         .channel = name, .key = key, .key_len = strlen(key), .remove = remove,
         .payload = payload, .key_mode = remove ? ENGINE_KEY_ANY : ENGINE_KEY_IF_NEW,
         .refresh_ttl_on_suppress = 1,
-        .map = {.stream_size = ns_map_stream_size(ns), .stream_ttl_ms = ns_map_stream_ttl_ms(ns),
-                .key_ttl_ms = ns->map_key_ttl_ms},
+        .map = proto_map_opts(ns),
         .now_ms = clock_now_ms(),
     };
     hub *h = env->hub;
